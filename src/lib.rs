@@ -1,0 +1,6 @@
+//! deidgate: a DICOM storage destination that de-identifies what it receives
+//! and forwards it to a research archive. See DESIGN.md for the data flow.
+
+pub mod config;
+pub mod deid;
+pub mod keystore;
