@@ -64,13 +64,12 @@ fi
 # ---------------------------------------------------------------- venv
 HAVE_DICOGNITO=0
 HAVE_DA=0
-if [ "$SKIP_PYTHON" != 1 ] || [ ! -x "$VENV/bin/python" ]; then
-    if [ ! -x "$VENV/bin/python" ]; then
-        log "creating venv $VENV"
-        python3 -m venv "$VENV"
-    else
-        log "reusing venv $VENV"
-    fi
+# pydicom is needed for the corpus even with SKIP_PYTHON=1.
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating venv $VENV"
+    python3 -m venv "$VENV"
+else
+    log "reusing venv $VENV"
 fi
 PY="$VENV/bin/python"
 if ! "$PY" -c 'import pydicom, dicognito' >/dev/null 2>&1; then
@@ -254,7 +253,7 @@ if [ "$SKIP_DEIDGATE" != 1 ]; then
         case "$name" in deidgate-*) ;; *) continue;; esac
         outdir="$OUT1"; [ "$name" = deidgate-cold ] && outdir="$OUT0"
         echo "$name: exit $rc, $nout .dcm output files (excluding quarantine) of $N"
-        nq="$(find "$outdir" "$DG_DATA" -ipath '*quarantine*' -type f 2>/dev/null | wc -l)"
+        nq="$( { find "$outdir" "$DG_DATA" -ipath '*quarantine*' -type f 2>/dev/null || true; } | wc -l)"
         [ "$nq" -eq 0 ] || echo "  ($nq files under a quarantine path)"
         if [ "$rc" -ne 0 ] || [ "$nout" -ne "$N" ]; then
             FAILED=1

@@ -4,3 +4,6 @@
 pub mod config;
 pub mod deid;
 pub mod keystore;
+pub mod cli;
+pub mod pipeline;
+pub mod runtime;

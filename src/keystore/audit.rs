@@ -309,7 +309,7 @@ impl AuditLog {
         Ok(out)
     }
 
-    /// Number of records stored.
+    /// Number of records stored (walks the tree: O(n)).
     pub fn len(&self) -> usize {
         self.records.len()
     }

@@ -1,0 +1,138 @@
+//! Offline batch mode (`deidgate anonymize IN OUT`): the gateway's pipeline
+//! over a file or a folder tree, in parallel, safe to run again.
+
+use super::output::{object_path, write_durable};
+use super::quarantine::Quarantine;
+use crate::deid::{Deidentifier, Report};
+use crate::runtime::Runtime;
+use anyhow::{Context, Result};
+use dicom_object::file::ReadPreamble;
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// What a batch run did. Counts only: safe to print and log.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub files: usize,
+    pub written: usize,
+    pub quarantined: usize,
+    pub report: Report,
+    /// Quarantine reasons with their counts.
+    pub reasons: Vec<(String, usize)>,
+}
+
+/// The result for one input file.
+pub enum FileOutcome {
+    Written { path: PathBuf, report: Report },
+    Quarantined { id: String, reason: String },
+}
+
+/// Parse a Part 10 object from bytes (with or without the 128-byte preamble).
+pub fn parse(bytes: &[u8]) -> Result<DefaultDicomObject, String> {
+    OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Auto)
+        .from_reader(bytes)
+        .map_err(|e| format!("cannot parse as DICOM Part 10: {e}"))
+}
+
+/// De-identify one object held in memory and write it under `out_root`.
+/// Anything that cannot be done safely ends in quarantine with the reason.
+pub fn process_bytes(
+    bytes: &[u8],
+    origin: &str,
+    deid: &Deidentifier,
+    filter: &crate::config::FilterConfig,
+    out_root: &Path,
+    quarantine: &Quarantine,
+) -> Result<FileOutcome> {
+    let quarantined = |reason: String| -> Result<FileOutcome> {
+        let id = quarantine.put(bytes, &reason, origin)?;
+        tracing::warn!(quarantine_id = %id, %reason, "quarantined");
+        Ok(FileOutcome::Quarantined { id, reason })
+    };
+    let obj = match parse(bytes) {
+        Ok(o) => o,
+        Err(reason) => return quarantined(reason),
+    };
+    if let Err(reason) = super::filter::check(&obj, filter) {
+        return quarantined(reason);
+    }
+    let d = match deid.deidentify(obj, &[]) {
+        Ok(d) => d,
+        Err(e) => return quarantined(format!("cannot de-identify: {e}")),
+    };
+    let mut buf = Vec::with_capacity(bytes.len() + 1024);
+    if let Err(e) = d.object.write_all(&mut buf) {
+        return quarantined(format!("cannot encode the de-identified object: {e}"));
+    }
+    let path = object_path(out_root, &d.study_uid, &d.series_uid, &d.sop_instance_uid);
+    write_durable(&path, &buf)?;
+    tracing::debug!(patient = %d.patient_pseudonym, sop = %d.sop_instance_uid, "de-identified");
+    Ok(FileOutcome::Written { path, report: d.report })
+}
+
+/// Every regular file under `input` (or `input` itself), sorted.
+pub fn collect_files(input: &Path) -> Result<Vec<PathBuf>> {
+    if input.is_file() {
+        return Ok(vec![input.to_path_buf()]);
+    }
+    anyhow::ensure!(input.is_dir(), "{} is neither a file nor a folder", input.display());
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(input)
+        .follow_links(false)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Run the batch with `jobs` worker threads (0 = one per core).
+pub fn run(rt: &Runtime, input: &Path, output: &Path, jobs: usize) -> Result<Summary> {
+    let files = collect_files(input)?;
+    std::fs::create_dir_all(output).with_context(|| format!("cannot create {}", output.display()))?;
+    let quarantine = Quarantine::new(rt.quarantine_dir());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .context("cannot start worker threads")?;
+    let summary = Mutex::new(Summary {
+        files: files.len(),
+        ..Summary::default()
+    });
+    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    pool.install(|| {
+        files.par_iter().for_each(|f| {
+            let origin = f.display().to_string();
+            let res = std::fs::read(f)
+                .with_context(|| format!("cannot read {origin}"))
+                .and_then(|bytes| process_bytes(&bytes, &origin, &rt.deid, &rt.config.filter, output, &quarantine));
+            let mut s = summary.lock().expect("summary lock");
+            match res {
+                Ok(FileOutcome::Written { report, .. }) => {
+                    s.written += 1;
+                    s.report.merge(&report);
+                }
+                Ok(FileOutcome::Quarantined { reason, .. }) => {
+                    s.quarantined += 1;
+                    let key = reason.chars().take(80).collect::<String>();
+                    match s.reasons.iter_mut().find(|(r, _)| *r == key) {
+                        Some((_, n)) => *n += 1,
+                        None => s.reasons.push((key, 1)),
+                    }
+                }
+                Err(e) => {
+                    first_error.lock().expect("error lock").get_or_insert(e);
+                }
+            }
+        })
+    });
+    crate::keystore::KeyStore::flush(rt.store.as_ref())?;
+    if let Some(e) = first_error.into_inner().expect("error lock") {
+        return Err(e.context("batch stopped: an output could not be written"));
+    }
+    Ok(summary.into_inner().expect("summary lock"))
+}

@@ -1,0 +1,6 @@
+//! Stages between receiving an object and handing it to a sink.
+
+pub mod batch;
+pub mod filter;
+pub mod output;
+pub mod quarantine;

@@ -1,0 +1,59 @@
+//! Quarantine: objects that cannot be de-identified safely are kept, with a
+//! reason, inside the data directory (which already holds PHI and is 0700),
+//! never in the research output.
+
+use super::output::write_durable;
+use anyhow::Result;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// A quarantine folder: `<dir>/<id>/object.dcm` and `<dir>/<id>/reason.txt`.
+#[derive(Debug, Clone)]
+pub struct Quarantine {
+    dir: PathBuf,
+}
+
+impl Quarantine {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Quarantine { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Keep `bytes` with `reason`. The id is the content hash, so the same
+    /// object quarantined twice is stored once. Returns the id (safe to log).
+    pub fn put(&self, bytes: &[u8], reason: &str, origin: &str) -> Result<String> {
+        let id = hex::encode(&Sha256::digest(bytes)[..8]);
+        let d = self.dir.join(&id);
+        crate::runtime::create_private_dir(&self.dir)?;
+        write_durable(&d.join("object.dcm"), bytes)?;
+        let text = format!(
+            "reason: {reason}\norigin: {origin}\nbytes: {}\nsha256: {}\ntime: {}\n",
+            bytes.len(),
+            hex::encode(Sha256::digest(bytes)),
+            chrono::Utc::now().to_rfc3339()
+        );
+        write_durable(&d.join("reason.txt"), text.as_bytes())?;
+        Ok(id)
+    }
+
+    /// (id, first line of reason) for every quarantined object.
+    pub fn list(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Ok(out);
+        };
+        for e in rd.flatten() {
+            let id = e.file_name().to_string_lossy().to_string();
+            let reason = std::fs::read_to_string(e.path().join("reason.txt"))
+                .ok()
+                .and_then(|t| t.lines().next().map(|l| l.trim_start_matches("reason: ").to_string()))
+                .unwrap_or_default();
+            out.push((id, reason));
+        }
+        out.sort();
+        Ok(out)
+    }
+}

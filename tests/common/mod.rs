@@ -1,0 +1,133 @@
+//! Helpers shared by the integration tests: the shared data, the real peer
+//! programs (DCMTK, dicom3tools), and leak scanning.
+#![allow(dead_code)]
+
+use dicom_core::header::Header;
+use dicom_core::value::Value;
+use dicom_core::VR;
+use dicom_object::InMemDicomObject;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `../shared/data` next to the repository.
+pub fn data_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    assert!(d.is_dir(), "shared test data not found at {}", d.display());
+    d
+}
+
+/// A program the tests need; missing means the test setup is broken.
+pub fn tool(name: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin", "/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: run scripts/test.sh, which installs dcmtk, dicom3tools and orthanc");
+}
+
+/// Every file under `dir`, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// dcmdump's exit status and output for a file.
+pub fn dcmdump(path: &Path) -> (bool, String) {
+    let o = Command::new(tool("dcmdump")).arg(path).output().expect("run dcmdump");
+    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    (o.status.success() && !text.contains("E: "), text)
+}
+
+/// dciodvfy's error lines for a file, with quoted values cut off so the same
+/// problem in input and output compares equal.
+pub fn dciodvfy_errors(path: &Path) -> Vec<String> {
+    let o = Command::new(tool("dciodvfy")).arg(path).output().expect("run dciodvfy");
+    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    let mut v: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("Error"))
+        .map(|l| l.split(" = <").next().unwrap_or(l).trim().to_string())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The bytes to scan for leaks: the file itself and, for the Deflated
+/// transfer syntax, the inflated data set too.
+pub fn scannable_bytes(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).expect("read output");
+    let mut all = bytes.clone();
+    if let Some(pos) = find(&bytes, b"1.2.840.10008.1.2.1.99") {
+        // Meta group ends where its group length says; the rest is deflated.
+        let len = u32::from_le_bytes(bytes[140..144].try_into().unwrap()) as usize;
+        let start = 144 + len;
+        assert!(pos < start, "deflate UID outside the meta group");
+        let mut inflated = Vec::new();
+        flate2::read::DeflateDecoder::new(&bytes[start..])
+            .read_to_end(&mut inflated)
+            .expect("inflate the deflated data set");
+        all.extend_from_slice(&inflated);
+    }
+    all
+}
+
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Every string value at every depth of a data set, decoded (so that names
+/// in any character set are compared as text), joined by newlines.
+pub fn all_text(obj: &InMemDicomObject) -> String {
+    let mut out = String::new();
+    for e in obj {
+        match e.value() {
+            Value::Sequence(s) => s.items().iter().for_each(|i| out.push_str(&all_text(i))),
+            Value::Primitive(p) if e.vr() != VR::OB && e.vr() != VR::OW && e.vr() != VR::UN => {
+                out.push_str(&p.to_str());
+                out.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Values of the given tags at every depth.
+pub fn values_of(obj: &InMemDicomObject, pick: &dyn Fn(dicom_core::Tag, VR) -> bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in obj {
+        match e.value() {
+            Value::Sequence(s) => s.items().iter().for_each(|i| out.extend(values_of(i, pick))),
+            Value::Primitive(p) if pick(e.tag(), e.vr()) => {
+                for v in p.to_str().split('\\') {
+                    let v = v.trim_end_matches(['\0', ' ']).trim();
+                    if !v.is_empty() {
+                        out.push(v.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Build a runtime over a fresh data directory.
+pub fn runtime(data: &Path, extra_toml: &str) -> deidgate::runtime::Runtime {
+    let toml = format!("[node]\ndata_dir = {:?}\n{extra_toml}", data.display().to_string());
+    let cfg = deidgate::config::Config::parse(&toml, "test.toml").expect("test config");
+    deidgate::runtime::Runtime::open(cfg).expect("open runtime")
+}
