@@ -130,12 +130,20 @@ pub fn load_config(cli: &Cli) -> Result<Config> {
 pub fn run(cli: Cli) -> Result<()> {
     let cfg = load_config(&cli)?;
     match cli.command {
-        Command::Serve => bail!("`serve` is not part of this build yet: use `anonymize` for offline de-identification"),
-        Command::Anonymize { input, output, jobs } => anonymize(cfg, &input, &output, jobs),
+        Command::Serve => bail!(
+            "`serve` is not part of this build yet: use `anonymize` for offline de-identification"
+        ),
+        Command::Anonymize {
+            input,
+            output,
+            jobs,
+        } => anonymize(cfg, &input, &output, jobs),
         Command::Keys { cmd } => keys(cfg, cmd),
         Command::Reid { cmd } => reid(cfg, cmd),
         Command::Audit { cmd } => audit(cfg, cmd),
-        Command::Quarantine { cmd: QuarantineCmd::List } => {
+        Command::Quarantine {
+            cmd: QuarantineCmd::List,
+        } => {
             let q = crate::pipeline::quarantine::Quarantine::new(cfg.data_dir().join("quarantine"));
             for (id, reason) in q.list()? {
                 println!("{id}\t{reason}");
@@ -145,7 +153,12 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn anonymize(cfg: Config, input: &std::path::Path, output: &std::path::Path, jobs: usize) -> Result<()> {
+fn anonymize(
+    cfg: Config,
+    input: &std::path::Path,
+    output: &std::path::Path,
+    jobs: usize,
+) -> Result<()> {
     let rt = Runtime::open(cfg)?;
     let t = std::time::Instant::now();
     let s = crate::pipeline::batch::run(&rt, input, output, jobs)?;
@@ -169,7 +182,11 @@ fn anonymize(cfg: Config, input: &std::path::Path, output: &std::path::Path, job
             .iter()
             .map(|((g, e), n)| format!("({g:04X},{e:04X})x{n}"))
             .collect();
-        eprintln!("unknown public elements removed: {} [{}]", r.unknown_total(), list.join(" "));
+        eprintln!(
+            "unknown public elements removed: {} [{}]",
+            r.unknown_total(),
+            list.join(" ")
+        );
     }
     for (reason, n) in &s.reasons {
         eprintln!("quarantined x{n}: {reason}");
@@ -186,7 +203,11 @@ fn keys(cfg: Config, cmd: KeysCmd) -> Result<()> {
         KeysCmd::Init => {
             crate::runtime::create_private_dir(cfg.data_dir())?;
             let s = Secrets::init(&path)?;
-            println!("created {} (mode 0600), key id {}", path.display(), s.key_id);
+            println!(
+                "created {} (mode 0600), key id {}",
+                path.display(),
+                s.key_id
+            );
             println!("Back it up: losing the pseudonym key loses longitudinal consistency, losing the encryption key makes the key store unreadable.");
         }
         KeysCmd::Id => println!("{}", Secrets::load(&path)?.key_id),
@@ -195,13 +216,16 @@ fn keys(cfg: Config, cmd: KeysCmd) -> Result<()> {
 }
 
 fn open_store(cfg: &Config) -> Result<SledKeyStore> {
-    let secrets = Secrets::load(&cfg.secrets_path()).context("re-identification needs the secrets file")?;
+    let secrets =
+        Secrets::load(&cfg.secrets_path()).context("re-identification needs the secrets file")?;
     SledKeyStore::open(&keystore_dir(cfg.data_dir()), &secrets)
 }
 
 /// Who is asking: the operating-system user (the CLI runs with local access).
 fn actor() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default();
     format!("cli:{}", if user.is_empty() { "unknown" } else { &user })
 }
 
@@ -226,13 +250,24 @@ fn reid(cfg: Config, cmd: ReidCmd) -> Result<()> {
             )
         }),
         ReidCmd::Uid { uid, .. } => store.get_uid(uid)?.map(|u| format!("UID: {u}")),
-        ReidCmd::Accession { pseudonym, .. } => store.get_accession(pseudonym)?.map(|a| format!("AccessionNumber: {a}")),
+        ReidCmd::Accession { pseudonym, .. } => store
+            .get_accession(pseudonym)?
+            .map(|a| format!("AccessionNumber: {a}")),
     };
-    let outcome = if found.is_some() { "revealed" } else { "not_found" };
+    let outcome = if found.is_some() {
+        "revealed"
+    } else {
+        "not_found"
+    };
     // The lookup is audited before anything is shown.
-    store
-        .audit()
-        .append(&actor(), action, &subject, &why.reason, why.ticket.as_deref(), outcome)?;
+    store.audit().append(
+        &actor(),
+        action,
+        &subject,
+        &why.reason,
+        why.ticket.as_deref(),
+        outcome,
+    )?;
     match found {
         Some(text) => {
             println!("{text}");
@@ -247,7 +282,9 @@ fn audit(cfg: Config, cmd: AuditCmd) -> Result<()> {
     let log = store.audit();
     match cmd {
         AuditCmd::Verify => {
-            let n = log.verify().map_err(|e| anyhow::anyhow!("audit chain broken: {e}"))?;
+            let n = log
+                .verify()
+                .map_err(|e| anyhow::anyhow!("audit chain broken: {e}"))?;
             println!("audit chain intact: {n} records");
         }
         AuditCmd::Export => {

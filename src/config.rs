@@ -128,7 +128,9 @@ impl Config {
             message,
         };
         let mut base: toml::Table = DEFAULT_TOML.parse().expect("embedded config parses");
-        let user: toml::Table = text.parse().map_err(|e: toml::de::Error| err(e.to_string()))?;
+        let user: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| err(e.to_string()))?;
         merge(&mut base, user);
         let cfg: Config = toml::Value::Table(base)
             .try_into()
@@ -149,15 +151,23 @@ impl Config {
                 d.date_shift_min_days, d.date_shift_max_days
             ));
         }
-        if d.date_shift_min_days <= 0 && d.date_shift_max_days >= 0 && d.options.retain_longitudinal_modified_dates {
-            return Err("[deid] the date shift range must not contain 0: a zero shift keeps real dates".into());
+        if d.date_shift_min_days <= 0
+            && d.date_shift_max_days >= 0
+            && d.options.retain_longitudinal_modified_dates
+        {
+            return Err(
+                "[deid] the date shift range must not contain 0: a zero shift keeps real dates"
+                    .into(),
+            );
         }
         if d.patient_id_prefix.len() > 64 - 16 || !d.patient_id_prefix.is_ascii() {
             return Err("[deid] patient_id_prefix: expected at most 48 ASCII characters".into());
         }
         let ae = &self.node.ae_title;
         if ae.is_empty() || ae.len() > 16 || !ae.is_ascii() || ae.contains('\\') {
-            return Err(format!("[node] ae_title: expected 1 to 16 ASCII characters, got {ae:?}"));
+            return Err(format!(
+                "[node] ae_title: expected 1 to 16 ASCII characters, got {ae:?}"
+            ));
         }
         self.overrides().map(|_| ())?;
         self.safe_private_tags().map(|_| ())
@@ -241,12 +251,19 @@ mod tests {
         assert_eq!(c.deid.options, Options::default());
         assert!(c.deid.options.retain_longitudinal_modified_dates);
         assert!(c.deid.options.retain_patient_characteristics);
-        assert_eq!(c.secrets_path(), PathBuf::from("./deidgate-data/secrets.toml"));
+        assert_eq!(
+            c.secrets_path(),
+            PathBuf::from("./deidgate-data/secrets.toml")
+        );
     }
 
     #[test]
     fn partial_file_keeps_defaults() {
-        let c = Config::parse("[node]\nport = 4000\n[deid.options]\nclean_descriptors = true\n", "x.toml").unwrap();
+        let c = Config::parse(
+            "[node]\nport = 4000\n[deid.options]\nclean_descriptors = true\n",
+            "x.toml",
+        )
+        .unwrap();
         assert_eq!(c.node.port, 4000);
         assert_eq!(c.node.ae_title, "DEIDGATE");
         assert!(c.deid.options.clean_descriptors);
@@ -261,7 +278,8 @@ mod tests {
         assert!(m.contains("port"), "{m}");
         let e = Config::parse("[deid]\nunknown_key = 1\n", "site.toml").unwrap_err();
         assert!(e.to_string().contains("unknown_key"), "{e}");
-        let e = Config::parse("[deid.overrides]\n\"(0008,1030)\" = \"shred\"\n", "s.toml").unwrap_err();
+        let e =
+            Config::parse("[deid.overrides]\n\"(0008,1030)\" = \"shred\"\n", "s.toml").unwrap_err();
         assert!(e.to_string().contains("expected \"keep\""), "{e}");
         let e = Config::parse(
             "[deid.options]\nretain_longitudinal_full_dates = true\n",

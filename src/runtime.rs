@@ -26,7 +26,11 @@ impl Runtime {
         let dyn_store: Arc<dyn KeyStore> = store.clone();
         let deid = Deidentifier::from_config(&config, secrets.pseudonym_key, Some(dyn_store))
             .map_err(|m| anyhow::anyhow!("configuration: {m}"))?;
-        Ok(Runtime { config, store, deid })
+        Ok(Runtime {
+            config,
+            store,
+            deid,
+        })
     }
 
     pub fn quarantine_dir(&self) -> PathBuf {

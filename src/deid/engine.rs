@@ -12,8 +12,8 @@ use super::scrub::Scrubber;
 use super::values::{self, dummy, is_string, is_text, max_len, strings, truncate_chars};
 use crate::config::Config;
 use crate::keystore::{KeyStore, PatientRecord};
-use dicom_core::value::{DataSetSequence, PrimitiveValue, Value};
 use dicom_core::header::Header;
+use dicom_core::value::{DataSetSequence, PrimitiveValue, Value};
 use dicom_core::{DataElement, Length, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::mem::InMemElement;
@@ -71,7 +71,12 @@ pub struct Deidentifier {
 }
 
 impl Deidentifier {
-    pub fn new(profile: Profile, pseudo: Pseudonymizer, settings: Settings, store: Option<Arc<dyn KeyStore>>) -> Self {
+    pub fn new(
+        profile: Profile,
+        pseudo: Pseudonymizer,
+        settings: Settings,
+        store: Option<Arc<dyn KeyStore>>,
+    ) -> Self {
         Deidentifier {
             profile,
             pseudo,
@@ -81,7 +86,11 @@ impl Deidentifier {
     }
 
     /// Build from the configuration, the pseudonym key and a key store.
-    pub fn from_config(cfg: &Config, pseudonym_key: [u8; 32], store: Option<Arc<dyn KeyStore>>) -> Result<Self, String> {
+    pub fn from_config(
+        cfg: &Config,
+        pseudonym_key: [u8; 32],
+        store: Option<Arc<dyn KeyStore>>,
+    ) -> Result<Self, String> {
         let profile = Profile::from_config(cfg)?;
         let pseudo = Pseudonymizer::new(pseudonym_key, &cfg.deid.patient_id_prefix);
         let settings = Settings {
@@ -102,8 +111,16 @@ impl Deidentifier {
 
     /// De-identify a whole file object. `pixel_codes` are the CID 7050 codes
     /// of pixel routes that already ran on this object.
-    pub fn deidentify(&self, file: DefaultDicomObject, pixel_codes: &[MethodCode]) -> Result<Deidentified, DeidError> {
-        let ts = file.meta().transfer_syntax().trim_end_matches('\0').to_string();
+    pub fn deidentify(
+        &self,
+        file: DefaultDicomObject,
+        pixel_codes: &[MethodCode],
+    ) -> Result<Deidentified, DeidError> {
+        let ts = file
+            .meta()
+            .transfer_syntax()
+            .trim_end_matches('\0')
+            .to_string();
         let obj = file.into_inner();
         let top = |t: Tag| text(&obj, t);
         let sop_class = top(tags::SOP_CLASS_UID);
@@ -121,9 +138,11 @@ impl Deidentifier {
         );
         let key = patient_key(&pid, &issuer, &name, &birth, &top(tags::STUDY_INSTANCE_UID));
         let pseudonym = self.pseudo.patient(&key);
-        let shift = self
-            .pseudo
-            .date_shift(&key, self.settings.date_shift_min_days, self.settings.date_shift_max_days);
+        let shift = self.pseudo.date_shift(
+            &key,
+            self.settings.date_shift_min_days,
+            self.settings.date_shift_max_days,
+        );
         let age_source = AgeSource::capture(&obj);
 
         let mut walk = Walk {
@@ -231,12 +250,19 @@ impl Walk<'_> {
     /// De-identify one data set (the top level or a sequence item).
     fn dataset(&mut self, obj: InMemDicomObject, depth: usize) -> InMemDicomObject {
         let creators = private_creators(&obj);
+        let dropped_overlays = self.removed_overlay_groups(&obj);
         let mut used_blocks: Vec<(u16, u8)> = Vec::new();
         let mut out: Vec<InMemElement> = Vec::new();
         for e in obj {
             let tag = e.tag();
             if tag.group() == 0x0002 || tag.group() == 0xFFFE {
                 // File meta inside a data set, or stray item tags: never valid here.
+                self.report.removed += 1;
+                continue;
+            }
+            if dropped_overlays.contains(&tag.group()) {
+                // An overlay whose data is removed goes whole: its remaining
+                // attributes would describe a plane that is not there.
                 self.report.removed += 1;
                 continue;
             }
@@ -247,11 +273,12 @@ impl Walk<'_> {
                 }
                 let block = (tag.element() >> 8) as u8;
                 let creator = creators.get(&(tag.group(), block)).map(String::as_str);
-                let action = if tag.group() <= 0x0007 || tag.group() == 0xFFFF || tag.element() < 0x1000 {
-                    Action::Remove // groups 1,3,5,7,FFFF and elements outside a block are not private data
-                } else {
-                    self.profile.private_action(tag, creator)
-                };
+                let action =
+                    if tag.group() <= 0x0007 || tag.group() == 0xFFFF || tag.element() < 0x1000 {
+                        Action::Remove // groups 1,3,5,7,FFFF and elements outside a block are not private data
+                    } else {
+                        self.profile.private_action(tag, creator)
+                    };
                 if action == Action::Remove {
                     self.report.private_removed += 1;
                     continue;
@@ -266,7 +293,11 @@ impl Walk<'_> {
             let (action, source) = self.profile.public_action(tag);
             match source {
                 Source::Unknown if action == Action::Remove => {
-                    *self.report.unknown_removed.entry((tag.group(), tag.element())).or_default() += 1;
+                    *self
+                        .report
+                        .unknown_removed
+                        .entry((tag.group(), tag.element()))
+                        .or_default() += 1;
                     continue;
                 }
                 Source::Override => self.report.overridden += 1,
@@ -282,6 +313,25 @@ impl Walk<'_> {
             !is_private_creator(t) || used_blocks.contains(&(t.group(), t.element() as u8))
         });
         InMemDicomObject::from_element_iter(out)
+    }
+
+    /// Overlay groups (60xx) whose Overlay Data the profile removes.
+    fn removed_overlay_groups(&self, obj: &InMemDicomObject) -> Vec<u16> {
+        obj.iter()
+            .map(|e| e.tag())
+            .filter(|t| {
+                (0x6000..=0x601E).contains(&t.group())
+                    && t.group() % 2 == 0
+                    && t.element() == 0x3000
+            })
+            .filter(|t| {
+                matches!(
+                    self.profile.public_action(*t).0,
+                    Action::Remove | Action::Clean
+                )
+            })
+            .map(|t| t.group())
+            .collect()
     }
 
     /// Apply one action to one element; `None` removes it.
@@ -334,8 +384,14 @@ impl Walk<'_> {
                 if orig.is_empty() {
                     return Some(empty(tag, vr));
                 }
-                let domain = if tag == ACCESSION_NUMBER { "accession" } else { "override-hash" };
-                let h = self.pseudo.hash(domain, &orig, max_len(vr).unwrap_or(64).min(16));
+                let domain = if tag == ACCESSION_NUMBER {
+                    "accession"
+                } else {
+                    "override-hash"
+                };
+                let h = self
+                    .pseudo
+                    .hash(domain, &orig, max_len(vr).unwrap_or(64).min(16));
                 if tag == ACCESSION_NUMBER && depth == 0 {
                     self.accession = Some((h.clone(), orig));
                 }
@@ -360,7 +416,11 @@ impl Walk<'_> {
                     let n = self.pseudo.patient_name(&self.pseudonym);
                     Some(DataElement::new(tag, vr, PrimitiveValue::from(n)))
                 } else {
-                    Some(DataElement::new(tag, vr, dummy(VR::PN).expect("PN has a dummy")))
+                    Some(DataElement::new(
+                        tag,
+                        vr,
+                        dummy(VR::PN).expect("PN has a dummy"),
+                    ))
                 }
             }
         }
@@ -378,7 +438,11 @@ impl Walk<'_> {
         match vr {
             VR::SQ => Some(self.recurse(e, depth)),
             VR::DA | VR::DT => {
-                let f = if vr == VR::DA { dates::shift_da } else { dates::shift_dt };
+                let f = if vr == VR::DA {
+                    dates::shift_da
+                } else {
+                    dates::shift_dt
+                };
                 match shifted(f) {
                     Some(v) => {
                         self.report.dates_shifted += 1;
@@ -438,9 +502,16 @@ impl Walk<'_> {
         let (header, value) = e.into_parts();
         match value {
             Value::Sequence(seq) => {
-                let items: Vec<InMemDicomObject> =
-                    seq.into_items().into_iter().map(|i| self.dataset(i, depth + 1)).collect();
-                DataElement::new(header.tag, VR::SQ, DataSetSequence::new(items, Length::UNDEFINED))
+                let items: Vec<InMemDicomObject> = seq
+                    .into_items()
+                    .into_iter()
+                    .map(|i| self.dataset(i, depth + 1))
+                    .collect();
+                DataElement::new(
+                    header.tag,
+                    VR::SQ,
+                    DataSetSequence::new(items, Length::UNDEFINED),
+                )
             }
             other => DataElement::new(header.tag, header.vr, other),
         }
@@ -482,7 +553,10 @@ fn private_creators(obj: &InMemDicomObject) -> HashMap<(u16, u8), String> {
         .filter(|e| is_private_creator(e.tag()))
         .filter_map(|e| {
             let s = e.value().to_str().ok()?;
-            Some(((e.tag().group(), e.tag().element() as u8), s.trim().to_string()))
+            Some((
+                (e.tag().group(), e.tag().element() as u8),
+                s.trim().to_string(),
+            ))
         })
         .collect()
 }
@@ -495,11 +569,16 @@ struct AgeSource {
 
 impl AgeSource {
     fn capture(obj: &InMemDicomObject) -> Self {
-        let at = [tags::STUDY_DATE, tags::SERIES_DATE, tags::ACQUISITION_DATE, tags::CONTENT_DATE]
-            .iter()
-            .map(|t| text(obj, *t))
-            .find(|s| !s.is_empty())
-            .unwrap_or_default();
+        let at = [
+            tags::STUDY_DATE,
+            tags::SERIES_DATE,
+            tags::ACQUISITION_DATE,
+            tags::CONTENT_DATE,
+        ]
+        .iter()
+        .map(|t| text(obj, *t))
+        .find(|s| !s.is_empty())
+        .unwrap_or_default();
         AgeSource {
             birth: text(obj, tags::PATIENT_BIRTH_DATE),
             at,
@@ -513,7 +592,11 @@ impl AgeSource {
         let Some(age_el) = out.get(tags::PATIENT_AGE) else {
             return;
         };
-        let current = age_el.value().to_str().map(|s| s.trim().to_string()).unwrap_or_default();
+        let current = age_el
+            .value()
+            .to_str()
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
         let mut age = if dates::parse_age(&current).is_some() {
             current.clone()
         } else {
@@ -524,12 +607,20 @@ impl AgeSource {
         if over {
             age = format!("{:03}Y", max_years + 1);
             if out.get(tags::PATIENT_BIRTH_DATE).is_some() {
-                out.put(DataElement::new(tags::PATIENT_BIRTH_DATE, VR::DA, PrimitiveValue::Empty));
+                out.put(DataElement::new(
+                    tags::PATIENT_BIRTH_DATE,
+                    VR::DA,
+                    PrimitiveValue::Empty,
+                ));
             }
         }
         if age != current {
             report.ages_recomputed += 1;
-            let v = if age.is_empty() { PrimitiveValue::Empty } else { PrimitiveValue::from(age) };
+            let v = if age.is_empty() {
+                PrimitiveValue::Empty
+            } else {
+                PrimitiveValue::from(age)
+            };
             out.put(DataElement::new(tags::PATIENT_AGE, VR::AS, v));
         }
     }

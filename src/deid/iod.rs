@@ -45,8 +45,16 @@ pub fn requirement(tag: Tag) -> Requirement {
         (0x0040, 0xA032) => Type1,
         // Patient ID: Type 2, but it is pseudonymized before we get here.
         (0x0010, 0x0020) => Type2,
-        // Patient's Sex Neutered: Type 2C for non-human subjects.
-        (0x0010, 0x2203) => Type2,
+        // Patient's Sex Neutered, Responsible Person and Responsible
+        // Organization: Type 2C for non-human subjects.
+        (0x0010, 0x2203) | (0x0010, 0x2297) | (0x0010, 0x2299) => Type2,
+        // Referenced Performed Procedure Step Sequence: Type 2 in SR Document
+        // Series, but Type 3 with exactly one item in General Series, so an
+        // empty sequence is wrong somewhere. The dummy of a sequence is the
+        // sequence itself with its items de-identified (its UIDs replaced).
+        (0x0008, 0x1111) => Type1,
+        // Operators' Name: Type 2 in RT Series.
+        (0x0008, 0x1070) => Type2,
         // Reviewer Name: Type 2C in RT Approval.
         (0x300E, 0x0008) => Type2,
         // RT Plan Date/Time: Type 2 in RT General Plan.
@@ -68,7 +76,12 @@ pub fn resolve(code: ActionCode, tag: Tag) -> Action {
     match code {
         D => Action::Dummy,
         Z => Action::Empty,
-        X => Action::Remove,
+        // A plain X on an attribute that some IOD requires (Type 2C for
+        // animals) is emptied instead: same privacy, valid output.
+        X => match req {
+            Type3 => Action::Remove,
+            _ => Action::Empty,
+        },
         K => Action::Keep,
         C => Action::Clean,
         U => Action::ReplaceUid,
@@ -102,7 +115,10 @@ mod tests {
     #[test]
     fn compound_actions_remove_where_the_iod_allows() {
         // Station Name X/Z/D is optional everywhere: removed.
-        assert_eq!(resolve(ActionCode::XZD, Tag(0x0008, 0x1010)), Action::Remove);
+        assert_eq!(
+            resolve(ActionCode::XZD, Tag(0x0008, 0x1010)),
+            Action::Remove
+        );
         // Device Serial Number X/Z/D is Type 1 in Enhanced General Equipment: dummy.
         assert_eq!(resolve(ActionCode::XZD, Tag(0x0018, 0x1000)), Action::Dummy);
         // Acquisition Context Sequence X/Z is Type 2: emptied.

@@ -19,24 +19,58 @@ pub struct MethodCode {
     pub meaning: &'static str,
 }
 
-pub const BASIC_PROFILE: MethodCode = MethodCode { value: "113100", meaning: "Basic Application Confidentiality Profile" };
-pub const CLEAN_PIXEL_DATA: MethodCode = MethodCode { value: "113101", meaning: "Clean Pixel Data Option" };
-pub const CLEAN_RECOGNIZABLE_VISUAL_FEATURES: MethodCode =
-    MethodCode { value: "113102", meaning: "Clean Recognizable Visual Features Option" };
-const CLEAN_GRAPHICS: MethodCode = MethodCode { value: "113103", meaning: "Clean Graphics Option" };
-const CLEAN_STRUCTURED_CONTENT: MethodCode = MethodCode { value: "113104", meaning: "Clean Structured Content Option" };
-const CLEAN_DESCRIPTORS: MethodCode = MethodCode { value: "113105", meaning: "Clean Descriptors Option" };
-const RETAIN_FULL_DATES: MethodCode =
-    MethodCode { value: "113106", meaning: "Retain Longitudinal Temporal Information Full Dates Option" };
-const RETAIN_MODIFIED_DATES: MethodCode =
-    MethodCode { value: "113107", meaning: "Retain Longitudinal Temporal Information Modified Dates Option" };
-const RETAIN_PATIENT_CHARACTERISTICS: MethodCode =
-    MethodCode { value: "113108", meaning: "Retain Patient Characteristics Option" };
-const RETAIN_DEVICE_IDENTITY: MethodCode = MethodCode { value: "113109", meaning: "Retain Device Identity Option" };
-const RETAIN_UIDS: MethodCode = MethodCode { value: "113110", meaning: "Retain UIDs Option" };
-const RETAIN_SAFE_PRIVATE: MethodCode = MethodCode { value: "113111", meaning: "Retain Safe Private Option" };
-const RETAIN_INSTITUTION_IDENTITY: MethodCode =
-    MethodCode { value: "113112", meaning: "Retain Institution Identity Option" };
+pub const BASIC_PROFILE: MethodCode = MethodCode {
+    value: "113100",
+    meaning: "Basic Application Confidentiality Profile",
+};
+pub const CLEAN_PIXEL_DATA: MethodCode = MethodCode {
+    value: "113101",
+    meaning: "Clean Pixel Data Option",
+};
+pub const CLEAN_RECOGNIZABLE_VISUAL_FEATURES: MethodCode = MethodCode {
+    value: "113102",
+    meaning: "Clean Recognizable Visual Features Option",
+};
+const CLEAN_GRAPHICS: MethodCode = MethodCode {
+    value: "113103",
+    meaning: "Clean Graphics Option",
+};
+const CLEAN_STRUCTURED_CONTENT: MethodCode = MethodCode {
+    value: "113104",
+    meaning: "Clean Structured Content Option",
+};
+const CLEAN_DESCRIPTORS: MethodCode = MethodCode {
+    value: "113105",
+    meaning: "Clean Descriptors Option",
+};
+const RETAIN_FULL_DATES: MethodCode = MethodCode {
+    value: "113106",
+    meaning: "Retain Longitudinal Temporal Information Full Dates Option",
+};
+const RETAIN_MODIFIED_DATES: MethodCode = MethodCode {
+    value: "113107",
+    meaning: "Retain Longitudinal Temporal Information Modified Dates Option",
+};
+const RETAIN_PATIENT_CHARACTERISTICS: MethodCode = MethodCode {
+    value: "113108",
+    meaning: "Retain Patient Characteristics Option",
+};
+const RETAIN_DEVICE_IDENTITY: MethodCode = MethodCode {
+    value: "113109",
+    meaning: "Retain Device Identity Option",
+};
+const RETAIN_UIDS: MethodCode = MethodCode {
+    value: "113110",
+    meaning: "Retain UIDs Option",
+};
+const RETAIN_SAFE_PRIVATE: MethodCode = MethodCode {
+    value: "113111",
+    meaning: "Retain Safe Private Option",
+};
+const RETAIN_INSTITUTION_IDENTITY: MethodCode = MethodCode {
+    value: "113112",
+    meaning: "Retain Institution Identity Option",
+};
 
 /// The codes of the profile and the options that were applied, in code order.
 /// Pixel codes (113101, 113102) are added only by a pixel route that ran.
@@ -49,7 +83,10 @@ pub fn method_codes(o: &Options, pixel_codes: &[MethodCode]) -> Vec<MethodCode> 
         (o.clean_descriptors, CLEAN_DESCRIPTORS),
         (o.retain_longitudinal_full_dates, RETAIN_FULL_DATES),
         (o.retain_longitudinal_modified_dates, RETAIN_MODIFIED_DATES),
-        (o.retain_patient_characteristics, RETAIN_PATIENT_CHARACTERISTICS),
+        (
+            o.retain_patient_characteristics,
+            RETAIN_PATIENT_CHARACTERISTICS,
+        ),
         (o.retain_device_identity, RETAIN_DEVICE_IDENTITY),
         (o.retain_uids, RETAIN_UIDS),
         (o.retain_safe_private, RETAIN_SAFE_PRIVATE),
@@ -64,7 +101,11 @@ pub fn method_codes(o: &Options, pixel_codes: &[MethodCode]) -> Vec<MethodCode> 
 /// Write the markers into the top-level data set.
 pub fn apply(obj: &mut InMemDicomObject, o: &Options, pixel_codes: &[MethodCode]) {
     let codes = method_codes(o, pixel_codes);
-    obj.put(DataElement::new(PATIENT_IDENTITY_REMOVED, VR::CS, PrimitiveValue::from("YES")));
+    obj.put(DataElement::new(
+        PATIENT_IDENTITY_REMOVED,
+        VR::CS,
+        PrimitiveValue::from("YES"),
+    ));
     let temporal = if o.retain_longitudinal_full_dates {
         "UNMODIFIED"
     } else if o.retain_longitudinal_modified_dates {
@@ -108,7 +149,10 @@ mod tests {
 
     #[test]
     fn default_options_give_exactly_three_codes() {
-        let v: Vec<_> = method_codes(&Options::default(), &[]).iter().map(|c| c.value).collect();
+        let v: Vec<_> = method_codes(&Options::default(), &[])
+            .iter()
+            .map(|c| c.value)
+            .collect();
         assert_eq!(v, ["113100", "113107", "113108"]);
     }
 

@@ -14,7 +14,7 @@ pub mod scrub;
 pub mod tagspec;
 pub mod values;
 
-pub use engine::{Deidentified, Deidentifier, DeidError};
+pub use engine::{DeidError, Deidentified, Deidentifier};
 pub use options::Options;
 pub use profile::Profile;
 pub use report::Report;

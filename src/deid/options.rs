@@ -71,9 +71,11 @@ impl Options {
     /// Options that contradict each other are a configuration error.
     pub fn validate(&self) -> Result<(), String> {
         if self.retain_longitudinal_full_dates && self.retain_longitudinal_modified_dates {
-            return Err("retain_longitudinal_full_dates and retain_longitudinal_modified_dates \
+            return Err(
+                "retain_longitudinal_full_dates and retain_longitudinal_modified_dates \
                         exclude each other: choose one"
-                .into());
+                    .into(),
+            );
         }
         Ok(())
     }

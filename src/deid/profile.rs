@@ -132,8 +132,11 @@ impl Profile {
         }
         let allowed = self.options.retain_safe_private
             && creator.is_some_and(|c| {
-                self.safe_private
-                    .contains(&(c.trim().to_string(), tag.group(), (tag.element() & 0xFF) as u8))
+                self.safe_private.contains(&(
+                    c.trim().to_string(),
+                    tag.group(),
+                    (tag.element() & 0xFF) as u8,
+                ))
             });
         if allowed {
             Action::Keep
@@ -146,7 +149,11 @@ impl Profile {
 /// Apply enabled options to a row: an enabled option with an entry replaces
 /// the Basic Profile action. When two enabled options disagree, a Retain (K)
 /// wins over a Clean (C): the site asked explicitly to keep that information.
-pub fn effective_code(basic: ActionCode, row_opts: &[Option<ActionCode>; 10], options: &Options) -> ActionCode {
+pub fn effective_code(
+    basic: ActionCode,
+    row_opts: &[Option<ActionCode>; 10],
+    options: &Options,
+) -> ActionCode {
     let mut chosen: Option<ActionCode> = None;
     for (on, code) in options.columns().iter().zip(row_opts.iter()) {
         if let (true, Some(c)) = (on, code) {
@@ -203,11 +210,20 @@ mod tests {
         assert_eq!(p.public_action(Tag(0x0010, 0x0040)).0, Action::Empty);
         assert_eq!(p.public_action(Tag(0x0010, 0x1010)).0, Action::Remove);
         // Rows, not in the table, in the dictionary: kept.
-        assert_eq!(p.public_action(Tag(0x0028, 0x0010)), (Action::Keep, Source::Dictionary));
+        assert_eq!(
+            p.public_action(Tag(0x0028, 0x0010)),
+            (Action::Keep, Source::Dictionary)
+        );
         // An unknown public element: removed and reported as unknown.
-        assert_eq!(p.public_action(Tag(0x0009 - 1, 0x7777)), (Action::Remove, Source::Unknown));
+        assert_eq!(
+            p.public_action(Tag(0x0009 - 1, 0x7777)),
+            (Action::Remove, Source::Unknown)
+        );
         // Group length.
-        assert_eq!(p.public_action(Tag(0x0008, 0x0000)), (Action::Remove, Source::GroupLength));
+        assert_eq!(
+            p.public_action(Tag(0x0008, 0x0000)),
+            (Action::Remove, Source::GroupLength)
+        );
         // Pseudonyms.
         assert_eq!(p.public_action(PATIENT_ID).0, Action::PatientPseudonym);
         assert_eq!(p.public_action(ACCESSION_NUMBER).0, Action::Hash);
@@ -221,7 +237,13 @@ mod tests {
         assert_eq!(p.public_action(Tag(0x5000, 0x3000)).0, Action::Remove);
         // Overlay Rows is not in the table: kept.
         assert_eq!(p.public_action(Tag(0x6000, 0x0010)).0, Action::Keep);
-        let g = Profile::new(Options { clean_graphics: true, ..Options::default() }, UnknownPublic::Remove);
+        let g = Profile::new(
+            Options {
+                clean_graphics: true,
+                ..Options::default()
+            },
+            UnknownPublic::Remove,
+        );
         assert_eq!(g.public_action(Tag(0x6000, 0x3000)).0, Action::Clean);
     }
 
@@ -252,22 +274,45 @@ mod tests {
 
     #[test]
     fn private_elements_need_the_option_and_the_allow_list() {
-        let mut p = Profile::new(Options { retain_safe_private: true, ..Options::default() }, UnknownPublic::Remove);
+        let mut p = Profile::new(
+            Options {
+                retain_safe_private: true,
+                ..Options::default()
+            },
+            UnknownPublic::Remove,
+        );
         p.safe_private.insert(("ACME 1.0".into(), 0x0029, 0x10));
-        assert_eq!(p.private_action(Tag(0x0029, 0x1010), Some("ACME 1.0")), Action::Keep);
-        assert_eq!(p.private_action(Tag(0x0029, 0x1011), Some("ACME 1.0")), Action::Remove);
-        assert_eq!(p.private_action(Tag(0x0029, 0x1010), Some("OTHER")), Action::Remove);
+        assert_eq!(
+            p.private_action(Tag(0x0029, 0x1010), Some("ACME 1.0")),
+            Action::Keep
+        );
+        assert_eq!(
+            p.private_action(Tag(0x0029, 0x1011), Some("ACME 1.0")),
+            Action::Remove
+        );
+        assert_eq!(
+            p.private_action(Tag(0x0029, 0x1010), Some("OTHER")),
+            Action::Remove
+        );
         assert_eq!(p.private_action(Tag(0x0029, 0x1010), None), Action::Remove);
         p.options.retain_safe_private = false;
-        assert_eq!(p.private_action(Tag(0x0029, 0x1010), Some("ACME 1.0")), Action::Remove);
+        assert_eq!(
+            p.private_action(Tag(0x0029, 0x1010), Some("ACME 1.0")),
+            Action::Remove
+        );
     }
 
     #[test]
     fn overrides_win() {
         let mut p = basic();
-        p.overrides.insert(Tag(0x0008, 0x1030), OverrideAction::Keep);
-        p.overrides.insert(PATIENT_ID, OverrideAction::Replace("X".into()));
-        assert_eq!(p.public_action(Tag(0x0008, 0x1030)), (Action::Keep, Source::Override));
+        p.overrides
+            .insert(Tag(0x0008, 0x1030), OverrideAction::Keep);
+        p.overrides
+            .insert(PATIENT_ID, OverrideAction::Replace("X".into()));
+        assert_eq!(
+            p.public_action(Tag(0x0008, 0x1030)),
+            (Action::Keep, Source::Override)
+        );
         assert_eq!(p.public_action(PATIENT_ID).0, Action::Replace("X".into()));
     }
 }

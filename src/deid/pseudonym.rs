@@ -32,7 +32,9 @@ pub struct Pseudonymizer {
 
 impl std::fmt::Debug for Pseudonymizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pseudonymizer").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("Pseudonymizer")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -47,7 +49,8 @@ impl Pseudonymizer {
     /// HMAC over a domain label and the parts, each length-prefixed so that
     /// ("ab","c") and ("a","bc") never collide.
     pub fn mac(&self, domain: &str, parts: &[&str]) -> [u8; 32] {
-        let mut m = <HmacSha256 as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut m =
+            <HmacSha256 as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
         m.update(b"deidgate/v1/");
         m.update(domain.as_bytes());
         for p in parts {
@@ -132,8 +135,14 @@ mod tests {
     #[test]
     fn uids_are_deterministic_valid_and_keyed() {
         let a = p(1).uid("1.2.840.113619.2.1.1.322987881.621.736169244.4");
-        assert_eq!(a, p(1).uid("1.2.840.113619.2.1.1.322987881.621.736169244.4"));
-        assert_ne!(a, p(2).uid("1.2.840.113619.2.1.1.322987881.621.736169244.4"));
+        assert_eq!(
+            a,
+            p(1).uid("1.2.840.113619.2.1.1.322987881.621.736169244.4")
+        );
+        assert_ne!(
+            a,
+            p(2).uid("1.2.840.113619.2.1.1.322987881.621.736169244.4")
+        );
         assert!(a.starts_with("2.25."));
         assert!(a.len() <= 64, "UI max length is 64: {a}");
         let digits = &a[5..];
@@ -154,7 +163,8 @@ mod tests {
         // Different issuer, different patient.
         assert_ne!(a, x.patient(&patient_key("12345", "OTHER", "", "", "")));
         // Under another key everything changes.
-        let b = Pseudonymizer::new([8; 32], "SITE1-").patient(&patient_key("12345", "HOSP", "", "", ""));
+        let b = Pseudonymizer::new([8; 32], "SITE1-")
+            .patient(&patient_key("12345", "HOSP", "", "", ""));
         assert_ne!(a, b);
     }
 

@@ -104,7 +104,10 @@ mod tests {
         s.seal();
         let t = s.clean("Follow-up for John Doe (mrn884422) at St. Elsewhere General Hospital on 12/03/2019, call 555-0199-22 or j.doe@mail.example");
         for bad in ["John", "Doe", "884422", "Elsewhere", "2019", "555", "j.doe"] {
-            assert!(!t.to_uppercase().contains(&bad.to_uppercase()), "{bad} survived in {t}");
+            assert!(
+                !t.to_uppercase().contains(&bad.to_uppercase()),
+                "{bad} survived in {t}"
+            );
         }
         assert!(t.starts_with("Follow-up for"), "{t}");
     }

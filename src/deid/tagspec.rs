@@ -16,7 +16,9 @@ pub fn parse_tag(s: &str) -> Result<Tag, String> {
     StandardDataDictionary
         .by_name(t)
         .map(|e| e.tag())
-        .ok_or_else(|| "expected \"(gggg,eeee)\" or a DICOM keyword such as StudyDescription".into())
+        .ok_or_else(|| {
+            "expected \"(gggg,eeee)\" or a DICOM keyword such as StudyDescription".into()
+        })
 }
 
 /// `(gggg,xxEE)`: an odd group and the element's low byte within its block.

@@ -30,7 +30,11 @@ pub fn is_text(vr: VR) -> bool {
 
 /// Any character-string VR (text, dates, numbers as strings, UIDs).
 pub fn is_string(vr: VR) -> bool {
-    is_text(vr) || matches!(vr, VR::AS | VR::DA | VR::DS | VR::DT | VR::IS | VR::TM | VR::UI)
+    is_text(vr)
+        || matches!(
+            vr,
+            VR::AS | VR::DA | VR::DS | VR::DT | VR::IS | VR::TM | VR::UI
+        )
 }
 
 /// A non-empty dummy value of `vr` that identifies nobody (the `D` action).
@@ -38,7 +42,9 @@ pub fn is_string(vr: VR) -> bool {
 /// empties those.
 pub fn dummy(vr: VR) -> Option<PrimitiveValue> {
     let s = match vr {
-        VR::AE | VR::CS | VR::LO | VR::LT | VR::SH | VR::ST | VR::UC | VR::UT | VR::PN => "ANONYMIZED",
+        VR::AE | VR::CS | VR::LO | VR::LT | VR::SH | VR::ST | VR::UC | VR::UT | VR::PN => {
+            "ANONYMIZED"
+        }
         VR::UR => "urn:anonymized",
         VR::AS => "000D",
         VR::DA => "19000101",

@@ -70,7 +70,10 @@ pub fn process_bytes(
     let path = object_path(out_root, &d.study_uid, &d.series_uid, &d.sop_instance_uid);
     write_durable(&path, &buf)?;
     tracing::debug!(patient = %d.patient_pseudonym, sop = %d.sop_instance_uid, "de-identified");
-    Ok(FileOutcome::Written { path, report: d.report })
+    Ok(FileOutcome::Written {
+        path,
+        report: d.report,
+    })
 }
 
 /// Every regular file under `input` (or `input` itself), sorted.
@@ -78,7 +81,11 @@ pub fn collect_files(input: &Path) -> Result<Vec<PathBuf>> {
     if input.is_file() {
         return Ok(vec![input.to_path_buf()]);
     }
-    anyhow::ensure!(input.is_dir(), "{} is neither a file nor a folder", input.display());
+    anyhow::ensure!(
+        input.is_dir(),
+        "{} is neither a file nor a folder",
+        input.display()
+    );
     let mut files: Vec<PathBuf> = walkdir::WalkDir::new(input)
         .follow_links(false)
         .into_iter()
@@ -93,7 +100,8 @@ pub fn collect_files(input: &Path) -> Result<Vec<PathBuf>> {
 /// Run the batch with `jobs` worker threads (0 = one per core).
 pub fn run(rt: &Runtime, input: &Path, output: &Path, jobs: usize) -> Result<Summary> {
     let files = collect_files(input)?;
-    std::fs::create_dir_all(output).with_context(|| format!("cannot create {}", output.display()))?;
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("cannot create {}", output.display()))?;
     let quarantine = Quarantine::new(rt.quarantine_dir());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
@@ -109,7 +117,16 @@ pub fn run(rt: &Runtime, input: &Path, output: &Path, jobs: usize) -> Result<Sum
             let origin = f.display().to_string();
             let res = std::fs::read(f)
                 .with_context(|| format!("cannot read {origin}"))
-                .and_then(|bytes| process_bytes(&bytes, &origin, &rt.deid, &rt.config.filter, output, &quarantine));
+                .and_then(|bytes| {
+                    process_bytes(
+                        &bytes,
+                        &origin,
+                        &rt.deid,
+                        &rt.config.filter,
+                        output,
+                        &quarantine,
+                    )
+                });
             let mut s = summary.lock().expect("summary lock");
             match res {
                 Ok(FileOutcome::Written { report, .. }) => {

@@ -7,11 +7,16 @@ use std::path::{Path, PathBuf};
 /// Where an object goes: `<root>/<study>/<series>/<sop>.dcm`. The names are
 /// pseudonymous UIDs, never the original file names (which often hold names).
 pub fn object_path(root: &Path, study: &str, series: &str, sop: &str) -> PathBuf {
-    root.join(safe(study)).join(safe(series)).join(format!("{}.dcm", safe(sop)))
+    root.join(safe(study))
+        .join(safe(series))
+        .join(format!("{}.dcm", safe(sop)))
 }
 
 fn safe(s: &str) -> String {
-    let s: String = s.chars().filter(|c| c.is_ascii_digit() || *c == '.').collect();
+    let s: String = s
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     if s.is_empty() {
         "unknown".into()
     } else {
@@ -29,12 +34,14 @@ pub fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("obj"),
         std::process::id()
     ));
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     drop(f);
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename into {}", path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename into {}", path.display()))?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();
     Ok(())
 }

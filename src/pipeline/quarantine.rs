@@ -49,7 +49,11 @@ impl Quarantine {
             let id = e.file_name().to_string_lossy().to_string();
             let reason = std::fs::read_to_string(e.path().join("reason.txt"))
                 .ok()
-                .and_then(|t| t.lines().next().map(|l| l.trim_start_matches("reason: ").to_string()))
+                .and_then(|t| {
+                    t.lines()
+                        .next()
+                        .map(|l| l.trim_start_matches("reason: ").to_string())
+                })
                 .unwrap_or_default();
             out.push((id, reason));
         }

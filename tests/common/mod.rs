@@ -42,7 +42,10 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// dcmdump's exit status and output for a file.
 pub fn dcmdump(path: &Path) -> (bool, String) {
-    let o = Command::new(tool("dcmdump")).arg(path).output().expect("run dcmdump");
+    let o = Command::new(tool("dcmdump"))
+        .arg(path)
+        .output()
+        .expect("run dcmdump");
     let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
     (o.status.success() && !text.contains("E: "), text)
 }
@@ -50,12 +53,15 @@ pub fn dcmdump(path: &Path) -> (bool, String) {
 /// dciodvfy's error lines for a file, with quoted values cut off so the same
 /// problem in input and output compares equal.
 pub fn dciodvfy_errors(path: &Path) -> Vec<String> {
-    let o = Command::new(tool("dciodvfy")).arg(path).output().expect("run dciodvfy");
+    let o = Command::new(tool("dciodvfy"))
+        .arg(path)
+        .output()
+        .expect("run dciodvfy");
     let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
     let mut v: Vec<String> = text
         .lines()
         .filter(|l| l.starts_with("Error"))
-        .map(|l| l.split(" = <").next().unwrap_or(l).trim().to_string())
+        .map(|l| mask_values(l.split(" = <").next().unwrap_or(l).trim()))
         .collect();
     v.sort();
     v.dedup();
@@ -88,14 +94,14 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Every string value at every depth of a data set, decoded (so that names
-/// in any character set are compared as text), joined by newlines.
+/// Every non-UID string value at every depth of a data set, decoded (so
+/// that names in any character set are compared as text), one per line.
 pub fn all_text(obj: &InMemDicomObject) -> String {
     let mut out = String::new();
     for e in obj {
         match e.value() {
             Value::Sequence(s) => s.items().iter().for_each(|i| out.push_str(&all_text(i))),
-            Value::Primitive(p) if e.vr() != VR::OB && e.vr() != VR::OW && e.vr() != VR::UN => {
+            Value::Primitive(p) if !matches!(e.vr(), VR::OB | VR::OW | VR::UN | VR::UI) => {
                 out.push_str(&p.to_str());
                 out.push('\n');
             }
@@ -106,11 +112,17 @@ pub fn all_text(obj: &InMemDicomObject) -> String {
 }
 
 /// Values of the given tags at every depth.
-pub fn values_of(obj: &InMemDicomObject, pick: &dyn Fn(dicom_core::Tag, VR) -> bool) -> Vec<String> {
+pub fn values_of(
+    obj: &InMemDicomObject,
+    pick: &dyn Fn(dicom_core::Tag, VR) -> bool,
+) -> Vec<String> {
     let mut out = Vec::new();
     for e in obj {
         match e.value() {
-            Value::Sequence(s) => s.items().iter().for_each(|i| out.extend(values_of(i, pick))),
+            Value::Sequence(s) => s
+                .items()
+                .iter()
+                .for_each(|i| out.extend(values_of(i, pick))),
             Value::Primitive(p) if pick(e.tag(), e.vr()) => {
                 for v in p.to_str().split('\\') {
                     let v = v.trim_end_matches(['\0', ' ']).trim();
@@ -127,7 +139,47 @@ pub fn values_of(obj: &InMemDicomObject, pick: &dyn Fn(dicom_core::Tag, VR) -> b
 
 /// Build a runtime over a fresh data directory.
 pub fn runtime(data: &Path, extra_toml: &str) -> deidgate::runtime::Runtime {
-    let toml = format!("[node]\ndata_dir = {:?}\n{extra_toml}", data.display().to_string());
+    let toml = format!(
+        "[node]\ndata_dir = {:?}\n{extra_toml}",
+        data.display().to_string()
+    );
     let cfg = deidgate::config::Config::parse(&toml, "test.toml").expect("test config");
     deidgate::runtime::Runtime::open(cfg).expect("open runtime")
+}
+
+/// Replace UID-like runs (digits with two or more dots, or any number right
+/// after the word "UID") by "UID": dciodvfy
+/// quotes values, and pseudonymized UIDs differ from the originals.
+pub fn mask_values(line: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    for c in line.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_digit() || c == '.' {
+            run.push(c);
+            continue;
+        }
+        if run.matches('.').count() >= 2 || (!run.is_empty() && out.ends_with("UID ")) {
+            out.push_str("UID");
+        } else {
+            out.push_str(&run);
+        }
+        run.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
+}
+
+/// Whether `needle` survives in an output: anywhere in its bytes (for values
+/// long enough that a chance match in pixel data or a new UID is negligible),
+/// or as a whole line of its decoded text values, or inside one for values of
+/// 4 characters and more.
+pub fn survives(needle: &str, out_bytes: &[u8], out_text: &str) -> bool {
+    let n = needle.trim();
+    (n.len() >= 6 && find(out_bytes, n.as_bytes()).is_some())
+        || out_text.lines().any(|l| {
+            let l = l.trim();
+            l == n || (n.len() >= 4 && l.split(['\\', '^', '=']).any(|v| v.trim() == n))
+        })
+        || (n.len() >= 8 && out_text.contains(n))
 }
