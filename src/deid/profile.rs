@@ -118,7 +118,7 @@ impl Profile {
             .find(|(r, _, _)| {
                 tag.group() & r.group_mask == r.group && tag.element() & r.element_mask == r.element
                     // Repeating groups 50xx and 60xx are even groups only.
-                    && tag.group() % 2 == 0
+                    && tag.group().is_multiple_of(2)
             })
             .map(|(_, c, a)| (*c, a.clone()))
     }

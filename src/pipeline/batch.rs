@@ -52,6 +52,9 @@ pub fn process_bytes(
         tracing::warn!(quarantine_id = %id, %reason, "quarantined");
         Ok(FileOutcome::Quarantined { id, reason })
     };
+    if let Err(reason) = super::precheck::check(bytes) {
+        return quarantined(format!("cannot parse as DICOM Part 10: {reason}"));
+    }
     let obj = match parse(bytes) {
         Ok(o) => o,
         Err(reason) => return quarantined(reason),

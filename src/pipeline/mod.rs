@@ -3,4 +3,5 @@
 pub mod batch;
 pub mod filter;
 pub mod output;
+pub mod precheck;
 pub mod quarantine;
