@@ -36,7 +36,7 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
     for input in &inputs {
         let name = input.strip_prefix(&data).unwrap().display().to_string();
         let bytes = std::fs::read(input).unwrap();
-        let outcome = process_bytes(&bytes, &name, &rt.deid, &rt.config.filter, &out_root, &q)
+        let outcome = process_bytes(&bytes, &name, &rt.deid, &rt.config.filter, &out_root, &q, false)
             .unwrap_or_else(|e| panic!("{name}: {e:#}"));
         let path = match outcome {
             FileOutcome::Written { path, .. } => path,
@@ -70,8 +70,23 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
         if !new.is_empty() {
             failures.push(format!("{name}: new dciodvfy errors: {new:#?}"));
         }
-        // 3. No original instance UID, PatientID or name in the output.
-        let original = parse(&bytes).unwrap().into_inner();
+        // 3. Pixels and transfer syntax untouched (no pixel route in this path).
+        let original_file = parse(&bytes).unwrap();
+        let output_file = parse(&std::fs::read(&path).unwrap()).unwrap();
+        if original_file.meta().transfer_syntax() != output_file.meta().transfer_syntax() {
+            failures.push(format!("{name}: transfer syntax changed"));
+        }
+        let pixels = |o: &dicom_object::DefaultDicomObject| {
+            o.get(Tag(0x7FE0, 0x0010)).map(|e| match e.value() {
+                dicom_core::value::Value::PixelSequence(s) => s.fragments().concat(),
+                v => v.to_bytes().map(|b| b.to_vec()).unwrap_or_default(),
+            })
+        };
+        if pixels(&original_file) != pixels(&output_file) {
+            failures.push(format!("{name}: pixel data changed"));
+        }
+        // 4. No original instance UID, PatientID or name in the output.
+        let original = original_file.into_inner();
         let profile = rt.deid.profile();
         let mut needles = values_of(&original, &|t, vr| is_instance_uid_tag(profile, t, vr));
         needles.extend(values_of(&original, &|t, _| {

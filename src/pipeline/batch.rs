@@ -1,7 +1,7 @@
 //! Offline batch mode (`deidgate anonymize IN OUT`): the gateway's pipeline
 //! over a file or a folder tree, in parallel, safe to run again.
 
-use super::output::{object_path, write_durable};
+use super::output::{object_path, sync_filesystems, write_atomic};
 use super::quarantine::Quarantine;
 use crate::deid::{Deidentifier, Report};
 use crate::runtime::Runtime;
@@ -39,6 +39,7 @@ pub fn parse(bytes: &[u8]) -> Result<DefaultDicomObject, String> {
 
 /// De-identify one object held in memory and write it under `out_root`.
 /// Anything that cannot be done safely ends in quarantine with the reason.
+/// With `durable` false the caller must call `sync_filesystems` afterwards.
 pub fn process_bytes(
     bytes: &[u8],
     origin: &str,
@@ -46,6 +47,7 @@ pub fn process_bytes(
     filter: &crate::config::FilterConfig,
     out_root: &Path,
     quarantine: &Quarantine,
+    durable: bool,
 ) -> Result<FileOutcome> {
     let quarantined = |reason: String| -> Result<FileOutcome> {
         let id = quarantine.put(bytes, &reason, origin)?;
@@ -71,7 +73,7 @@ pub fn process_bytes(
         return quarantined(format!("cannot encode the de-identified object: {e}"));
     }
     let path = object_path(out_root, &d.study_uid, &d.series_uid, &d.sop_instance_uid);
-    write_durable(&path, &buf)?;
+    write_atomic(&path, &buf, durable)?;
     tracing::debug!(patient = %d.patient_pseudonym, sop = %d.sop_instance_uid, "de-identified");
     Ok(FileOutcome::Written {
         path,
@@ -128,6 +130,7 @@ pub fn run(rt: &Runtime, input: &Path, output: &Path, jobs: usize) -> Result<Sum
                         &rt.config.filter,
                         output,
                         &quarantine,
+                        false,
                     )
                 });
             let mut s = summary.lock().expect("summary lock");
@@ -151,6 +154,8 @@ pub fn run(rt: &Runtime, input: &Path, output: &Path, jobs: usize) -> Result<Sum
         })
     });
     crate::keystore::KeyStore::flush(rt.store.as_ref())?;
+    // One sync for the whole batch instead of an fsync per file.
+    sync_filesystems();
     if let Some(e) = first_error.into_inner().expect("error lock") {
         return Err(e.context("batch stopped: an output could not be written"));
     }

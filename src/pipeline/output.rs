@@ -24,9 +24,17 @@ fn safe(s: &str) -> String {
     }
 }
 
-/// Write `bytes` to `path` atomically and durably. Running it again with the
-/// same bytes leaves the same file.
+/// Write `bytes` to `path` atomically and durably (fsync of the file and its
+/// folder). Running it again with the same bytes leaves the same file.
 pub fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, bytes, true)
+}
+
+/// Write `bytes` to `path` atomically (temp file + rename). With `durable`
+/// the file and its folder are fsync'd before returning; without it the
+/// caller must call [`sync_filesystems`] before it reports success (the batch
+/// does, once, instead of one fsync per file).
+pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().context("output path has no parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let tmp = dir.join(format!(
@@ -37,11 +45,22 @@ pub fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f =
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     f.write_all(bytes)
-        .and_then(|_| f.sync_all())
+        .and_then(|_| if durable { f.sync_all() } else { Ok(()) })
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     drop(f);
     std::fs::rename(&tmp, path)
         .with_context(|| format!("cannot rename into {}", path.display()))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();
+    if durable {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync {}", dir.display()))?;
+    }
     Ok(())
 }
+
+/// Flush every written file to stable storage (sync(2)).
+pub fn sync_filesystems() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() }
+}
+
