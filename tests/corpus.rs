@@ -36,8 +36,16 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
     for input in &inputs {
         let name = input.strip_prefix(&data).unwrap().display().to_string();
         let bytes = std::fs::read(input).unwrap();
-        let outcome = process_bytes(&bytes, &name, &rt.deid, &rt.config.filter, &out_root, &q, false)
-            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let outcome = process_bytes(
+            &bytes,
+            &name,
+            &rt.deid,
+            &rt.config.filter,
+            &out_root,
+            &q,
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e:#}"));
         let path = match outcome {
             FileOutcome::Written { path, .. } => path,
             FileOutcome::Quarantined { id, reason } => {

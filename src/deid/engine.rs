@@ -215,7 +215,11 @@ fn pack_pixel_words(obj: &mut InMemDicomObject) {
     };
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
     let vr = e.vr();
-    obj.put(DataElement::new(tags::PIXEL_DATA, vr, PrimitiveValue::U8(bytes.into())));
+    obj.put(DataElement::new(
+        tags::PIXEL_DATA,
+        vr,
+        PrimitiveValue::U8(bytes.into()),
+    ));
 }
 
 /// The trimmed string value of a top-level element, or "".

@@ -63,4 +63,3 @@ pub fn sync_filesystems() {
     // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() }
 }
-
