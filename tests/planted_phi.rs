@@ -39,112 +39,74 @@ fn el(tag: Tag, vr: VR, v: &str) -> DataElement<InMemDicomObject> {
     DataElement::new(tag, vr, PrimitiveValue::from(v))
 }
 
-fn plant(mut obj: DefaultDicomObject) -> DefaultDicomObject {
-    let put = |o: &mut DefaultDicomObject, t: Tag, vr: VR, v: &str| {
-        o.put(el(t, vr, v));
-    };
-    put(
-        &mut obj,
+/// Top-level identifying values planted into the real file.
+const TOP_LEVEL: &[(Tag, VR, &str)] = &[
+    (
         tags::PATIENT_NAME,
         VR::PN,
         "ZetaPlanted^QuentinPlanted^Marlowe",
-    );
-    put(&mut obj, tags::PATIENT_ID, VR::LO, "PHI-ID-998877");
-    put(&mut obj, tags::ISSUER_OF_PATIENT_ID, VR::LO, "HOSPITAL-A");
-    put(
-        &mut obj,
-        Tag(0x0010, 0x1000), // Other Patient IDs (retired, still in Table E.1-1)
-        VR::LO,
-        "OTHER-ID-445566",
-    );
-    put(
-        &mut obj,
-        tags::PATIENT_ADDRESS,
-        VR::LO,
-        "17 Rue Imaginaire, Lyon",
-    );
-    put(
-        &mut obj,
-        tags::PATIENT_TELEPHONE_NUMBERS,
-        VR::SH,
-        "+33 4 55 66 77 88",
-    );
-    put(
-        &mut obj,
+    ),
+    (tags::PATIENT_ID, VR::LO, "PHI-ID-998877"),
+    (tags::ISSUER_OF_PATIENT_ID, VR::LO, "HOSPITAL-A"),
+    // Other Patient IDs: retired, still in Table E.1-1.
+    (Tag(0x0010, 0x1000), VR::LO, "OTHER-ID-445566"),
+    (tags::PATIENT_ADDRESS, VR::LO, "17 Rue Imaginaire, Lyon"),
+    (tags::PATIENT_TELEPHONE_NUMBERS, VR::SH, "+33 4 55 66 77 88"),
+    (
         tags::INSTITUTION_NAME,
         VR::LO,
         "Hopital Fictif Saint-Planted",
-    );
-    put(
-        &mut obj,
-        tags::INSTITUTION_ADDRESS,
-        VR::ST,
-        "Avenue du Faux 42, Lyon",
-    );
-    put(
-        &mut obj,
+    ),
+    (tags::INSTITUTION_ADDRESS, VR::ST, "Avenue du Faux 42, Lyon"),
+    (
         tags::REFERRING_PHYSICIAN_NAME,
         VR::PN,
         "ReferrerPlanted^Anna",
-    );
-    put(
-        &mut obj,
+    ),
+    (
         tags::PERFORMING_PHYSICIAN_NAME,
         VR::PN,
         "PerformerPlanted^Bob",
-    );
-    put(
-        &mut obj,
-        tags::OPERATORS_NAME,
-        VR::PN,
-        "OperatorPlanted^Carl",
-    );
-    put(&mut obj, tags::ACCESSION_NUMBER, VR::SH, "ACC-PLANTED-77");
-    put(&mut obj, tags::STATION_NAME, VR::SH, "STATION-PLANTED");
-    put(
-        &mut obj,
-        tags::DEVICE_SERIAL_NUMBER,
-        VR::LO,
-        "SERIAL-PLANTED-0099",
-    );
-    put(&mut obj, tags::PATIENT_BIRTH_DATE, VR::DA, "19380412");
-    put(&mut obj, tags::STUDY_DATE, VR::DA, "20200229");
-    put(&mut obj, tags::SERIES_DATE, VR::DA, "20200301");
-    put(
-        &mut obj,
+    ),
+    (tags::OPERATORS_NAME, VR::PN, "OperatorPlanted^Carl"),
+    (tags::ACCESSION_NUMBER, VR::SH, "ACC-PLANTED-77"),
+    (tags::STATION_NAME, VR::SH, "STATION-PLANTED"),
+    (tags::DEVICE_SERIAL_NUMBER, VR::LO, "SERIAL-PLANTED-0099"),
+    (tags::PATIENT_BIRTH_DATE, VR::DA, "19380412"),
+    (tags::STUDY_DATE, VR::DA, "20200229"),
+    (tags::SERIES_DATE, VR::DA, "20200301"),
+    (
         tags::ACQUISITION_DATE_TIME,
         VR::DT,
         "20200229113000.25+0100",
-    );
-    put(&mut obj, tags::PATIENT_AGE, VR::AS, "081Y");
-    put(
-        &mut obj,
+    ),
+    (tags::PATIENT_AGE, VR::AS, "081Y"),
+    (
         tags::IMAGE_COMMENTS,
         VR::LT,
         "QuentinPlanted ZetaPlanted called from +33455667788",
-    );
-    put(
-        &mut obj,
+    ),
+    (
         tags::PATIENT_COMMENTS,
         VR::LT,
         "ZetaPlanted lives at 17 Rue Imaginaire",
-    );
-    put(
-        &mut obj,
+    ),
+    (
         tags::ADDITIONAL_PATIENT_HISTORY,
         VR::LT,
         "History of QuentinPlanted",
-    );
-    // An unknown public element (not in the table nor the dictionary).
-    put(
-        &mut obj,
-        Tag(0x0042, 0x9999),
-        VR::LO,
-        "UNKNOWN-PLANTED-VALUE",
-    );
+    ),
+    // An unknown public element (in neither the table nor the dictionary).
+    (Tag(0x0042, 0x9999), VR::LO, "UNKNOWN-PLANTED-VALUE"),
+];
+
+fn plant(mut obj: DefaultDicomObject) -> DefaultDicomObject {
+    for (tag, vr, value) in TOP_LEVEL {
+        obj.put(el(*tag, *vr, value));
+    }
     // A private block with a plain element and a private sequence.
-    put(&mut obj, Tag(0x0029, 0x0010), VR::LO, "PLANTED CREATOR");
-    put(&mut obj, Tag(0x0029, 0x1001), VR::LO, "PRIV-SECRET-ZETA");
+    obj.put(el(Tag(0x0029, 0x0010), VR::LO, "PLANTED CREATOR"));
+    obj.put(el(Tag(0x0029, 0x1001), VR::LO, "PRIV-SECRET-ZETA"));
     let nested_priv = InMemDicomObject::from_element_iter([
         el(Tag(0x0029, 0x0010), VR::LO, "PLANTED CREATOR"),
         el(Tag(0x0029, 0x1002), VR::LO, "NESTED-PRIV-SECRET"),

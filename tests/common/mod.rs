@@ -30,14 +30,10 @@ pub fn tool(name: &str) -> PathBuf {
 
 /// Every file under `dir`, sorted.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .collect();
-    v.sort();
-    v
+    if !dir.exists() {
+        return Vec::new();
+    }
+    deidgate::pipeline::batch::collect_files(dir).expect("list files")
 }
 
 /// dcmdump's exit status and output for a file.
