@@ -130,9 +130,7 @@ pub fn load_config(cli: &Cli) -> Result<Config> {
 pub fn run(cli: Cli) -> Result<()> {
     let cfg = load_config(&cli)?;
     match cli.command {
-        Command::Serve => bail!(
-            "`serve` is not part of this build yet: use `anonymize` for offline de-identification"
-        ),
+        Command::Serve => crate::serve::run(cfg),
         Command::Anonymize {
             input,
             output,

@@ -19,6 +19,7 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub deid: DeidConfig,
     pub filter: FilterConfig,
+    pub scp: ScpConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +90,52 @@ pub enum OverrideAction {
 #[serde(deny_unknown_fields)]
 pub struct FilterConfig {
     pub quarantine_burned_in_annotation: bool,
+}
+
+/// The C-STORE receiver (`[scp]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScpConfig {
+    /// Largest P-DATA PDU we announce and accept, in bytes.
+    pub max_pdu_length: u32,
+    pub max_associations: usize,
+    /// Idle limit on a socket read or write, in seconds.
+    pub read_timeout_secs: u64,
+    /// Calling AE titles allowed to associate; empty allows any.
+    pub allowed_calling_ae_titles: Vec<String>,
+    /// Peer addresses ("10.1.2.3", "10.0.0.0/8", "::1"); empty allows any.
+    pub allowed_ips: Vec<String>,
+    /// Reject associations whose called AE title is not `[node] ae_title`.
+    pub check_called_ae: bool,
+}
+
+impl ScpConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !(4096..=16 << 20).contains(&self.max_pdu_length) {
+            return Err(format!(
+                "[scp] max_pdu_length: expected 4096 to 16777216 bytes, got {}",
+                self.max_pdu_length
+            ));
+        }
+        if self.max_associations == 0 {
+            return Err("[scp] max_associations: expected at least 1".into());
+        }
+        if self.read_timeout_secs == 0 {
+            return Err("[scp] read_timeout_secs: expected at least 1 second".into());
+        }
+        for ip in &self.allowed_ips {
+            crate::net::access::IpRule::parse(ip)
+                .map_err(|m| format!("[scp] allowed_ips: {ip:?}: {m}"))?;
+        }
+        for ae in &self.allowed_calling_ae_titles {
+            if ae.trim().is_empty() || ae.len() > 16 || !ae.is_ascii() {
+                return Err(format!(
+                    "[scp] allowed_calling_ae_titles: expected 1 to 16 ASCII characters, got {ae:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A configuration error: which file, which key, what was expected.
@@ -169,6 +216,7 @@ impl Config {
                 "[node] ae_title: expected 1 to 16 ASCII characters, got {ae:?}"
             ));
         }
+        self.scp.validate()?;
         self.overrides().map(|_| ())?;
         self.safe_private_tags().map(|_| ())
     }

@@ -5,5 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod deid;
 pub mod keystore;
+pub mod net;
 pub mod pipeline;
 pub mod runtime;
+pub mod serve;

@@ -1,0 +1,310 @@
+//! The durable spool between the receiver and the pipeline.
+//!
+//! `<data_dir>/spool/incoming/` holds instances while they arrive; a complete,
+//! fsync'd instance is renamed into `ready/<id>.dcm` (and the folder fsync'd)
+//! before the sender gets its Success. Workers de-identify `ready/` files and
+//! delete each one only after its output (or quarantine copy) and the key
+//! store are durable, so `kill -9` at any moment loses nothing acknowledged:
+//! a restart processes whatever is still in `ready/`. Processing a file twice
+//! writes the same output file with the same bytes.
+
+use super::batch::{process_bytes, FileOutcome};
+use super::quarantine::Quarantine;
+use crate::keystore::KeyStore;
+use crate::runtime::{create_private_dir, Runtime};
+use anyhow::{Context, Result};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Finished files are deleted in groups after one key-store flush.
+const SETTLE_EVERY: usize = 32;
+
+/// The spool folders.
+#[derive(Debug)]
+pub struct Spool {
+    incoming: PathBuf,
+    ready: PathBuf,
+    counter: AtomicU64,
+}
+
+impl Spool {
+    /// Open `<data_dir>/spool`, creating it; partial files left in
+    /// `incoming/` by a crash were never acknowledged and are removed.
+    pub fn open(data_dir: &Path) -> Result<Spool> {
+        let root = data_dir.join("spool");
+        let (incoming, ready) = (root.join("incoming"), root.join("ready"));
+        for d in [&root, &incoming, &ready] {
+            create_private_dir(d)?;
+        }
+        let mut removed = 0;
+        for e in std::fs::read_dir(&incoming)
+            .with_context(|| format!("cannot read {}", incoming.display()))?
+            .flatten()
+        {
+            if std::fs::remove_file(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::warn!(
+                files = removed,
+                "removed partial spool files (never acknowledged)"
+            );
+        }
+        Ok(Spool {
+            incoming,
+            ready,
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// A fresh id (time-ordered, so a restart works in arrival order) and
+    /// the path of its temp file in `incoming/`.
+    pub fn new_incoming(&self) -> (String, PathBuf) {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{nanos:020}-{}-{n:06}", std::process::id());
+        let path = self.incoming.join(format!("{id}.part"));
+        (id, path)
+    }
+
+    pub fn ready_path(&self, id: &str) -> PathBuf {
+        self.ready.join(format!("{id}.dcm"))
+    }
+
+    /// Move an fsync'd temp file into `ready/` and make the rename durable.
+    /// After this returns the instance survives a crash.
+    pub fn commit(&self, id: &str, tmp: &Path) -> Result<()> {
+        let dst = self.ready_path(id);
+        std::fs::rename(tmp, &dst)
+            .with_context(|| format!("cannot rename into {}", dst.display()))?;
+        std::fs::File::open(&self.ready)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync {}", self.ready.display()))
+    }
+
+    /// Ids waiting in `ready/`, oldest first.
+    pub fn pending(&self) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = std::fs::read_dir(&self.ready)
+            .with_context(|| format!("cannot read {}", self.ready.display()))?
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".dcm"))
+                    .map(str::to_string)
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+/// The pipeline workers: threads that take spool ids from a backlog (what
+/// `ready/` held at start) and then from the receiver's bounded channel.
+pub struct Workers {
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+struct Shared {
+    rt: Arc<Runtime>,
+    spool: Arc<Spool>,
+    out_root: PathBuf,
+    quarantine: Quarantine,
+    backlog: Mutex<VecDeque<String>>,
+    rx: Mutex<mpsc::Receiver<String>>,
+}
+
+enum Next {
+    Item(String),
+    Idle,
+    Closed,
+}
+
+impl Workers {
+    /// Start `threads` workers. They stop when every sender of `rx` is
+    /// dropped and the channel is drained.
+    pub fn start(
+        rt: Arc<Runtime>,
+        spool: Arc<Spool>,
+        backlog: Vec<String>,
+        rx: mpsc::Receiver<String>,
+        threads: usize,
+    ) -> Result<Workers> {
+        if !backlog.is_empty() {
+            tracing::info!(
+                instances = backlog.len(),
+                "resuming acknowledged instances from the spool"
+            );
+        }
+        let shared = Arc::new(Shared {
+            out_root: rt.config.data_dir().join("out"),
+            quarantine: Quarantine::new(rt.quarantine_dir()),
+            rt,
+            spool,
+            backlog: Mutex::new(backlog.into()),
+            rx: Mutex::new(rx),
+        });
+        let handles = (0..threads.max(1))
+            .map(|i| {
+                let s = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("deid-worker-{i}"))
+                    .spawn(move || s.run())
+                    .context("cannot start a pipeline worker")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Workers { handles })
+    }
+
+    /// Wait for the workers to drain the channel and stop.
+    pub fn join(self) {
+        for h in self.handles {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Shared {
+    fn run(&self) {
+        let mut done: Vec<PathBuf> = Vec::new();
+        loop {
+            match self.next(!done.is_empty()) {
+                Next::Item(id) => {
+                    if self.process_with_retry(&id) {
+                        done.push(self.spool.ready_path(&id));
+                    }
+                    if done.len() >= SETTLE_EVERY {
+                        self.settle(&mut done);
+                    }
+                }
+                Next::Idle => self.settle(&mut done),
+                Next::Closed => {
+                    self.settle(&mut done);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The next id; with finished files waiting, don't block (settle first).
+    fn next(&self, nonblocking: bool) -> Next {
+        if let Some(id) = self.backlog.lock().expect("backlog lock").pop_front() {
+            return Next::Item(id);
+        }
+        if nonblocking {
+            // Another worker blocked in recv holds the lock: nothing is queued.
+            let Ok(mut rx) = self.rx.try_lock() else {
+                return Next::Idle;
+            };
+            match rx.try_recv() {
+                Ok(id) => Next::Item(id),
+                Err(mpsc::error::TryRecvError::Empty) => Next::Idle,
+                Err(mpsc::error::TryRecvError::Disconnected) => Next::Closed,
+            }
+        } else {
+            let mut rx = self.rx.lock().expect("queue lock");
+            rx.blocking_recv().map_or(Next::Closed, Next::Item)
+        }
+    }
+
+    /// Flush the key store, then delete the spool files whose outputs are
+    /// durable. On a flush error the files stay and are redone at restart.
+    fn settle(&self, done: &mut Vec<PathBuf>) {
+        if done.is_empty() {
+            return;
+        }
+        if let Err(e) = self.rt.store.flush() {
+            tracing::error!(error = %e, "key store flush failed; spool files kept");
+            done.clear();
+            return;
+        }
+        for p in done.drain(..) {
+            if let Err(e) = std::fs::remove_file(&p) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(error = %e, "cannot delete a processed spool file");
+                }
+            }
+        }
+    }
+
+    /// Process one id, retrying transient failures (e.g. output disk
+    /// full). False leaves the file in `ready/` for the next start.
+    fn process_with_retry(&self, id: &str) -> bool {
+        let span = tracing::info_span!("instance", spool = %id);
+        let _g = span.enter();
+        for attempt in 0..4u32 {
+            match self.process(id) {
+                Ok(()) => return true,
+                Err(e) if attempt < 3 => {
+                    tracing::warn!(error = %format!("{e:#}"), attempt, "processing failed, retrying");
+                    std::thread::sleep(Duration::from_secs(1 << attempt));
+                }
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "processing failed; the instance stays in the spool until restart");
+                }
+            }
+        }
+        false
+    }
+
+    fn process(&self, id: &str) -> Result<()> {
+        let path = self.spool.ready_path(id);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            // Already done by an earlier run that stopped before settling.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let rt = &self.rt;
+        let origin = format!("scp spool {id}");
+        match process_bytes(
+            &bytes,
+            &origin,
+            &rt.deid,
+            &rt.config.filter,
+            &self.out_root,
+            &self.quarantine,
+            true,
+        )? {
+            FileOutcome::Written { path, .. } => {
+                let sop = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+                tracing::info!(sop, "de-identified");
+            }
+            FileOutcome::Quarantined { id, .. } => {
+                tracing::info!(quarantine_id = %id, "kept back in quarantine");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_moves_into_ready_and_open_clears_incoming() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = Spool::open(tmp.path()).unwrap();
+        let (id, part) = spool.new_incoming();
+        std::fs::write(&part, b"x").unwrap();
+        let (id2, part2) = spool.new_incoming();
+        assert!(id2 > id, "ids are ordered");
+        std::fs::write(&part2, b"partial").unwrap();
+        spool.commit(&id, &part).unwrap();
+        assert!(!part.exists());
+        assert_eq!(std::fs::read(spool.ready_path(&id)).unwrap(), b"x");
+        drop(spool);
+        let spool = Spool::open(tmp.path()).unwrap();
+        assert!(!part2.exists(), "partial files are removed at start");
+        assert_eq!(spool.pending().unwrap(), vec![id]);
+    }
+}

@@ -1,0 +1,82 @@
+//! `deidgate serve`: the gateway process. The receiver (tokio) writes each
+//! instance durably to the spool; pipeline workers (threads) de-identify it
+//! into `<data_dir>/out`. Ctrl-C or SIGTERM stops accepting, lets the
+//! associations in progress finish, drains the queue and flushes the key store.
+
+use crate::config::Config;
+use crate::keystore::KeyStore;
+use crate::net::scp::{self, Scp};
+use crate::net::store::Sink;
+use crate::pipeline::quarantine::Quarantine;
+use crate::pipeline::spool::{Spool, Workers};
+use crate::runtime::Runtime;
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Spool ids between the receiver and the workers. When it is full the
+/// receiver waits before answering, which slows the sender to our pace.
+const QUEUE_DEPTH: usize = 64;
+
+/// Run the gateway until Ctrl-C or SIGTERM.
+pub fn run(cfg: Config) -> Result<()> {
+    let rt = Arc::new(Runtime::open(cfg)?);
+    let spool = Arc::new(Spool::open(rt.config.data_dir())?);
+    let backlog = spool.pending()?;
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("deidgate-net")
+        .build()
+        .context("cannot start the network runtime")?;
+    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+    let workers = Workers::start(rt.clone(), spool.clone(), backlog, rx, worker_threads())?;
+    let sink = Sink {
+        spool,
+        queue: tx,
+        quarantine: Quarantine::new(rt.quarantine_dir()),
+    };
+    let pseudo =
+        (!rt.deid.profile().options().retain_uids).then(|| rt.deid.pseudonymizer().clone());
+    let result = tokio_rt.block_on(async {
+        // The receiver owns the only sender: when it is gone the workers
+        // drain the queue and stop.
+        let scp = Arc::new(Scp::new(&rt.config.node, &rt.config.scp, sink, pseudo)?);
+        let listener = scp::bind(&rt.config.node).await?;
+        tracing::info!(
+            address = %listener.local_addr()?,
+            ae_title = %rt.config.node.ae_title,
+            out = %rt.config.data_dir().join("out").display(),
+            "listening"
+        );
+        scp.serve(listener, shutdown_signal()).await
+    });
+    drop(tokio_rt);
+    workers.join();
+    rt.store.flush().context("flushing the key store")?;
+    tracing::info!("stopped");
+    result
+}
+
+fn worker_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 8)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
+}

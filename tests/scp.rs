@@ -1,0 +1,759 @@
+//! `deidgate serve` against real DICOM peers (DCMTK echoscu/storescu) and
+//! against hostile ones (garbage bytes, vanishing peers, bad data sets):
+//! what is acknowledged ends up de-identified in `out/`, exactly once, even
+//! across `kill -9`; nothing else takes the process down.
+
+mod common;
+
+use common::*;
+use dicom_dictionary_std::{tags, uids};
+use dicom_ul::association::client::ClientAssociation;
+use dicom_ul::pdu::{PDataValue, PDataValueType};
+use dicom_ul::{ClientAssociationOptions, Pdu};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Generous: debug builds on a busy machine. Only ever a bound on polling.
+const DEADLINE: Duration = Duration::from_secs(90);
+
+/// A running `deidgate serve`, killed when dropped.
+struct Gateway {
+    child: Child,
+    port: u16,
+    data: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl Gateway {
+    /// Start on a free loopback port with a fresh data dir under `dir`.
+    fn start(dir: &Path, extra_toml: &str) -> Gateway {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let data = dir.join("data");
+        let config = dir.join("gateway.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[node]\nport = {port}\ndata_dir = {:?}\n{extra_toml}",
+                data.display().to_string()
+            ),
+        )
+        .unwrap();
+        let child = spawn(&config, &dir.join("gateway.log"));
+        let mut g = Gateway {
+            child,
+            port,
+            data,
+            config,
+            log: dir.join("gateway.log"),
+        };
+        g.wait_ready();
+        g
+    }
+
+    fn wait_ready(&mut self) {
+        let t = Instant::now();
+        loop {
+            assert!(self.alive(), "deidgate exited:\n{}", self.log());
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            assert!(
+                t.elapsed() < DEADLINE,
+                "deidgate never listened:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// SIGKILL, as a power cut would: no cleanup runs.
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Start again on the same port and data dir.
+    fn restart(&mut self) {
+        self.child = spawn(&self.config, &self.log);
+        self.wait_ready();
+    }
+
+    fn log(&self) -> String {
+        strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    fn out(&self) -> PathBuf {
+        self.data.join("out")
+    }
+
+    fn spool(&self, sub: &str) -> PathBuf {
+        self.data.join("spool").join(sub)
+    }
+
+    fn echo(&self, calling: &str, called: &str) -> Output {
+        Command::new(tool("echoscu"))
+            .args(["-aet", calling, "-aec", called, "127.0.0.1"])
+            .arg(self.port.to_string())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_deidgate"))
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .env("DEIDGATE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start deidgate")
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn poll(what: &str, g: &Gateway, mut done: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !done() {
+        assert!(
+            t.elapsed() < DEADLINE,
+            "timed out waiting for {what}:\n{}",
+            g.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+}
+
+/// The header of an input file (up to the pixel data). Corrupt files are
+/// screened first: the parser can spend minutes on a bogus length.
+fn header(path: &Path) -> Option<dicom_object::DefaultDicomObject> {
+    let bytes = std::fs::read(path).ok()?;
+    deidgate::pipeline::precheck::check(&bytes).ok()?;
+    dicom_object::OpenFileOptions::new()
+        .read_preamble(dicom_object::file::ReadPreamble::Auto)
+        .read_until(tags::PIXEL_DATA)
+        .from_reader(&bytes[..])
+        .ok()
+}
+
+/// A storescu association profile proposing, for every SOP class among the
+/// inputs, each transfer syntax those inputs use (plus Explicit VR LE), so
+/// every file is sent in its own syntax.
+fn scu_profile(dir: &Path, inputs: &[PathBuf]) -> PathBuf {
+    let mut classes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in inputs {
+        let Some(obj) = header(f) else { continue };
+        let ts = obj
+            .meta()
+            .transfer_syntax()
+            .trim_end_matches('\0')
+            .to_string();
+        for class in [
+            obj.meta()
+                .media_storage_sop_class_uid()
+                .trim_end_matches('\0')
+                .to_string(),
+            deidgate::deid::engine::text(&obj, tags::SOP_CLASS_UID),
+        ] {
+            let class = class.trim_end_matches(['\0', ' ']).to_string();
+            if !class.is_empty() && class.chars().all(|c| c.is_ascii_digit() || c == '.') {
+                let set = classes.entry(class).or_default();
+                set.insert(ts.clone());
+                set.insert(uids::EXPLICIT_VR_LITTLE_ENDIAN.to_string());
+            }
+        }
+    }
+    let all_ts: BTreeSet<&String> = classes.values().flatten().collect();
+    let name = |ts: &String| format!("TS{}", all_ts.iter().position(|t| *t == ts).unwrap());
+    let mut cfg = String::from("[[TransferSyntaxes]]\n");
+    for ts in &all_ts {
+        cfg += &format!("[{}]\nTransferSyntax1 = {ts}\n", name(ts));
+    }
+    cfg += "[[PresentationContexts]]\n[Contexts]\n";
+    let mut n = 0;
+    for (class, set) in &classes {
+        for ts in set {
+            n += 1;
+            cfg += &format!("PresentationContext{n} = {class}\\{}\n", name(ts));
+        }
+    }
+    assert!(n <= 128, "too many presentation contexts: {n}");
+    cfg += "[[Profiles]]\n[Test]\nPresentationContexts = Contexts\n";
+    let p = dir.join("storescu.cfg");
+    std::fs::write(&p, cfg).unwrap();
+    p
+}
+
+fn storescu_cmd(g: &Gateway, profile: &Path, calling: &str, inputs: &[PathBuf]) -> Command {
+    let mut c = Command::new(tool("storescu"));
+    c.args([
+        "-v", "-aet", calling, "-aec", "DEIDGATE", "+sd", "+r", "-nh", "-xf",
+    ])
+    .arg(profile)
+    .arg("Test")
+    .arg("127.0.0.1")
+    .arg(g.port.to_string())
+    .args(inputs);
+    c
+}
+
+/// The files storescu got a Success response for, from its `-v` log.
+fn stored_files(log: &str) -> Vec<PathBuf> {
+    let mut current = None;
+    let mut out = Vec::new();
+    for l in log.lines() {
+        if let Some(f) = l.strip_prefix("I: Sending file: ") {
+            current = Some(PathBuf::from(f.trim()));
+        } else if l.contains("Received Store Response (Success)") {
+            out.extend(current.take());
+        }
+    }
+    out
+}
+
+/// De-identified objects in `out/` (not temp files).
+fn outputs(g: &Gateway) -> Vec<PathBuf> {
+    if !g.out().exists() {
+        return Vec::new();
+    }
+    files_under(&g.out())
+        .into_iter()
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.ends_with(".dcm") && !n.starts_with('.')
+        })
+        .collect()
+}
+
+fn dir_is_empty(d: &Path) -> bool {
+    std::fs::read_dir(d)
+        .map(|mut r| r.next().is_none())
+        .unwrap_or(true)
+}
+
+/// The output file name each input gets: its keyed pseudonymous SOP UID.
+fn expected_names(g: &Gateway, inputs: &[PathBuf]) -> BTreeSet<String> {
+    let secrets = deidgate::keystore::Secrets::load(&g.data.join("secrets.toml")).unwrap();
+    let p = deidgate::deid::pseudonym::Pseudonymizer::new(secrets.pseudonym_key, "");
+    inputs
+        .iter()
+        .map(|f| {
+            let obj = header(f).expect("a stored input parses");
+            format!(
+                "{}.dcm",
+                p.uid(&deidgate::deid::engine::text(&obj, tags::SOP_INSTANCE_UID))
+            )
+        })
+        .collect()
+}
+
+/// Wait until the spool is drained and every expected name is in `out/`;
+/// then every output name must occur once.
+fn wait_for_outputs(g: &Gateway, expected: &BTreeSet<String>) -> Vec<PathBuf> {
+    poll("the de-identified outputs", g, || {
+        let names: BTreeSet<String> = outputs(g)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+            .collect();
+        dir_is_empty(&g.spool("ready")) && expected.is_subset(&names)
+    });
+    let out = outputs(g);
+    let names: BTreeSet<_> = out
+        .iter()
+        .map(|p| p.file_name().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names.len(),
+        out.len(),
+        "an instance was written twice: {out:?}"
+    );
+    out
+}
+
+#[test]
+fn scp_config_is_embedded_and_checked() {
+    use deidgate::config::Config;
+    let c = Config::embedded();
+    assert_eq!(c.scp.max_pdu_length, 16384);
+    assert_eq!(c.scp.max_associations, 32);
+    assert!(c.scp.check_called_ae && c.scp.allowed_ips.is_empty());
+    for (toml, key) in [
+        ("[scp]\nallowed_ips = [\"pacs.example\"]\n", "allowed_ips"),
+        ("[scp]\nmax_pdu_length = 10\n", "max_pdu_length"),
+        ("[scp]\nmax_associations = 0\n", "max_associations"),
+        (
+            "[scp]\nallowed_calling_ae_titles = [\"\"]\n",
+            "allowed_calling_ae_titles",
+        ),
+        ("[scp]\nmax_pdu = 1\n", "max_pdu"),
+    ] {
+        let e = Config::parse(toml, "site.toml").unwrap_err().to_string();
+        assert!(e.starts_with("site.toml:") && e.contains(key), "{e}");
+    }
+}
+
+#[test]
+fn echoscu_gets_success() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = Gateway::start(tmp.path(), "");
+    let o = g.echo("ECHOSCU", "DEIDGATE");
+    assert!(o.status.success(), "{}\n{}", text(&o), g.log());
+    assert!(g.log().contains("listening"), "{}", g.log());
+}
+
+#[test]
+fn storescu_folders_arrive_deidentified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut g = Gateway::start(tmp.path(), "");
+    let dirs = [
+        data_dir().join("dicom/mr"),
+        data_dir().join("derived/head_mr_t1_sag_lowres"),
+    ];
+    let files: Vec<PathBuf> = dirs.iter().flat_map(|d| files_under(d)).collect();
+    let profile = scu_profile(tmp.path(), &files);
+    let t = Instant::now();
+    let o = storescu_cmd(&g, &profile, "STORESCU", &dirs)
+        .output()
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let log = text(&o);
+    let stored = stored_files(&log);
+    eprintln!("storescu: {} instances stored in {secs:.2} s", stored.len());
+    // Everything DICOM in these folders is sendable; only the .gz is not.
+    let dicom: Vec<_> = files.iter().filter(|f| header(f).is_some()).collect();
+    assert_eq!(stored.len(), dicom.len(), "{log}\n{}", g.log());
+    assert!(g.alive());
+
+    let expected = expected_names(&g, &stored);
+    let out = wait_for_outputs(&g, &expected);
+    assert_eq!(out.len(), expected.len(), "outputs: {out:?}");
+
+    // The originals' identifiers appear in no output.
+    let mut originals = BTreeSet::new();
+    for f in &stored {
+        let obj = header(f).unwrap();
+        originals.extend(values_of(&obj, &|t, _| {
+            [tags::PATIENT_ID, tags::PATIENT_NAME, tags::SOP_INSTANCE_UID].contains(&t)
+        }));
+    }
+    assert!(!originals.is_empty());
+    for p in &out {
+        let (ok, dump) = dcmdump(p);
+        assert!(ok, "dcmdump fails on {}: {dump}", p.display());
+        let obj = dicom_object::open_file(p).unwrap();
+        let (bytes, txt) = (scannable_bytes(p), all_text(&obj));
+        for v in &originals {
+            assert!(
+                !survives(v, &bytes, &txt),
+                "{v:?} survives in {}",
+                p.display()
+            );
+        }
+    }
+    assert!(dir_is_empty(&g.spool("incoming")));
+}
+
+#[test]
+fn disallowed_callers_are_rejected_at_association() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = Gateway::start(
+        tmp.path(),
+        "[scp]\nallowed_calling_ae_titles = [\"GOODSCU\"]\n",
+    );
+    let o = g.echo("BADSCU", "DEIDGATE");
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("Rejected"), "{}", text(&o));
+    let mr = vec![data_dir().join("dicom/mr/MR_small.dcm")];
+    let profile = scu_profile(tmp.path(), &mr);
+    let o = storescu_cmd(&g, &profile, "BADSCU", &mr).output().unwrap();
+    assert!(!o.status.success() || stored_files(&text(&o)).is_empty());
+    // The called AE title must be ours.
+    let o = g.echo("GOODSCU", "SOMEONEELSE");
+    assert!(!o.status.success(), "{}", text(&o));
+    let o = g.echo("GOODSCU", "DEIDGATE");
+    assert!(o.status.success(), "{}\n{}", text(&o), g.log());
+    poll("the rejection in the log", &g, || {
+        g.log().contains("association rejected")
+    });
+    assert!(outputs(&g).is_empty());
+
+    // By peer address: loopback is not on this list.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let g2 = Gateway::start(tmp2.path(), "[scp]\nallowed_ips = [\"10.9.9.0/24\"]\n");
+    assert!(!g2.echo("ANY", "DEIDGATE").status.success());
+    let tmp3 = tempfile::tempdir().unwrap();
+    let g3 = Gateway::start(tmp3.path(), "[scp]\nallowed_ips = [\"127.0.0.0/8\"]\n");
+    assert!(g3.echo("ANY", "DEIDGATE").status.success());
+}
+
+// ---------------------------------------------------------------- raw peers
+
+fn raw_association(port: u16) -> (ClientAssociation<TcpStream>, u8) {
+    let a = ClientAssociationOptions::new()
+        .calling_ae_title("RAWSCU")
+        .called_ae_title("DEIDGATE")
+        .with_presentation_context(
+            uids::MR_IMAGE_STORAGE,
+            vec![uids::EXPLICIT_VR_LITTLE_ENDIAN],
+        )
+        .establish(("127.0.0.1", port))
+        .expect("associate");
+    let pc = a.presentation_contexts()[0].id;
+    (a, pc)
+}
+
+/// A C-STORE-RQ command set (Implicit VR LE).
+fn store_rq(message_id: u16, class: &str, instance: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut el = |e: u16, v: &[u8]| {
+        body.extend_from_slice(&[0, 0]);
+        body.extend_from_slice(&e.to_le_bytes());
+        body.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        body.extend_from_slice(v);
+    };
+    let uid = |s: &str| {
+        let mut b = s.as_bytes().to_vec();
+        if b.len() % 2 == 1 {
+            b.push(0);
+        }
+        b
+    };
+    el(0x0002, &uid(class));
+    el(0x0100, &1u16.to_le_bytes());
+    el(0x0110, &message_id.to_le_bytes());
+    el(0x0700, &0u16.to_le_bytes());
+    el(0x0800, &0u16.to_le_bytes());
+    el(0x1000, &uid(instance));
+    let mut out = vec![0, 0, 0, 0, 4, 0, 0, 0];
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+fn pdata(pc: u8, command: bool, is_last: bool, data: &[u8]) -> Pdu {
+    Pdu::PData {
+        data: vec![PDataValue {
+            presentation_context_id: pc,
+            value_type: if command {
+                PDataValueType::Command
+            } else {
+                PDataValueType::Data
+            },
+            is_last,
+            data: data.to_vec(),
+        }],
+    }
+}
+
+/// Send the command and `dataset` in fragments; `complete` false stops
+/// before the last fragment.
+fn send_store(
+    a: &mut ClientAssociation<TcpStream>,
+    pc: u8,
+    command: &[u8],
+    dataset: &[u8],
+    complete: bool,
+) {
+    a.send(&pdata(pc, true, true, command)).unwrap();
+    let chunks: Vec<&[u8]> = dataset.chunks(4000).collect();
+    for (i, c) in chunks.iter().enumerate() {
+        let last = i + 1 == chunks.len();
+        if last && !complete {
+            return;
+        }
+        a.send(&pdata(pc, false, last, c)).unwrap();
+    }
+}
+
+/// The Status (0000,0900) of the next response.
+fn response_status(a: &mut ClientAssociation<TcpStream>) -> u16 {
+    let Pdu::PData { data } = a.receive().expect("a response") else {
+        panic!("expected P-DATA");
+    };
+    let b = &data[0].data;
+    let mut pos = 0;
+    while pos + 8 <= b.len() {
+        let elem = u16::from_le_bytes([b[pos + 2], b[pos + 3]]);
+        let len = u32::from_le_bytes(b[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        if elem == 0x0900 {
+            return u16::from_le_bytes([b[pos + 8], b[pos + 9]]);
+        }
+        pos += 8 + len;
+    }
+    panic!("no status in the response");
+}
+
+/// MR_small's data set bytes (after its file meta group) and its SOP UID.
+fn mr_small() -> (Vec<u8>, String) {
+    let path = data_dir().join("dicom/mr/MR_small.dcm");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(&bytes[128..132], b"DICM");
+    let group_len = u32::from_le_bytes(bytes[140..144].try_into().unwrap()) as usize;
+    let obj = header(&path).unwrap();
+    assert_eq!(
+        obj.meta().transfer_syntax().trim_end_matches('\0'),
+        uids::EXPLICIT_VR_LITTLE_ENDIAN
+    );
+    (
+        bytes[144 + group_len..].to_vec(),
+        deidgate::deid::engine::text(&obj, tags::SOP_INSTANCE_UID),
+    )
+}
+
+#[test]
+fn garbage_and_vanishing_peers_do_not_take_it_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut g = Gateway::start(tmp.path(), "");
+    let addr = ("127.0.0.1", g.port);
+    // Random bytes instead of an association request.
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    for first in [0x01u8, 0x04, 0x07, 0xFF] {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let mut b = noise.clone();
+        b[0] = first;
+        let _ = s.write_all(&b);
+    }
+    // A truncated A-ASSOCIATE-RQ: a real one cut short, then the peer leaves.
+    let rq = {
+        let pdu = Pdu::AssociationRQ(dicom_ul::pdu::AssociationRQ {
+            protocol_version: 1,
+            calling_ae_title: "RAWSCU".into(),
+            called_ae_title: "DEIDGATE".into(),
+            application_context_name: "1.2.840.10008.3.1.1.1".into(),
+            presentation_contexts: vec![dicom_ul::pdu::PresentationContextProposed {
+                id: 1,
+                abstract_syntax: uids::VERIFICATION.into(),
+                transfer_syntaxes: vec![uids::IMPLICIT_VR_LITTLE_ENDIAN.into()],
+            }],
+            user_variables: vec![dicom_ul::pdu::UserVariableItem::MaxLength(16384)],
+        });
+        let mut b = Vec::new();
+        dicom_ul::write_pdu(&mut b, &pdu).unwrap();
+        b
+    };
+    {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(&rq[..rq.len() / 2]).unwrap();
+    }
+    // Garbage in the middle of an association.
+    {
+        let (mut a, _) = raw_association(g.port);
+        let s = a.inner_stream();
+        let _ = s.write_all(&[0x04, 0x00, 0x7F, 0xFF, 0xFF, 0xFF, 1, 2, 3]);
+        let _ = s.write_all(&noise);
+    }
+    // A peer that vanishes halfway through a data set.
+    let (dataset, sop) = mr_small();
+    {
+        let (mut a, pc) = raw_association(g.port);
+        send_store(
+            &mut a,
+            pc,
+            &store_rq(1, uids::MR_IMAGE_STORAGE, &sop),
+            &dataset,
+            false,
+        );
+    }
+    // Still serving, nothing half-received left behind, nothing stored.
+    let o = g.echo("ECHOSCU", "DEIDGATE");
+    assert!(o.status.success(), "{}\n{}", text(&o), g.log());
+    assert!(g.alive());
+    poll("partial spool files to be removed", &g, || {
+        dir_is_empty(&g.spool("incoming"))
+    });
+    assert!(dir_is_empty(&g.spool("ready")));
+    assert!(outputs(&g).is_empty());
+    let log = g.log();
+    assert!(log.contains("not an association request"), "{log}");
+    assert!(log.contains("association aborted"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn bad_data_sets_get_failure_statuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut g = Gateway::start(tmp.path(), "");
+    let (dataset, sop) = mr_small();
+    let (mut a, pc) = raw_association(g.port);
+    // Cut inside the pixel data: does not parse -> C000, quarantined.
+    let cut = &dataset[..dataset.len() - 1000];
+    send_store(
+        &mut a,
+        pc,
+        &store_rq(1, uids::MR_IMAGE_STORAGE, &sop),
+        cut,
+        true,
+    );
+    assert_eq!(response_status(&mut a), 0xC000, "{}", g.log());
+    // Parses, but is not the instance the command names -> A900.
+    send_store(
+        &mut a,
+        pc,
+        &store_rq(2, uids::MR_IMAGE_STORAGE, "1.2.3.4.5"),
+        &dataset,
+        true,
+    );
+    assert_eq!(response_status(&mut a), 0xA900, "{}", g.log());
+    // The same association still stores a good one.
+    send_store(
+        &mut a,
+        pc,
+        &store_rq(3, uids::MR_IMAGE_STORAGE, &sop),
+        &dataset,
+        true,
+    );
+    assert_eq!(response_status(&mut a), 0x0000, "{}", g.log());
+    a.release().unwrap();
+    let expected = expected_names(&g, &[data_dir().join("dicom/mr/MR_small.dcm")]);
+    let out = wait_for_outputs(&g, &expected);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let q = deidgate::pipeline::quarantine::Quarantine::new(g.data.join("quarantine"));
+    let reasons: Vec<String> = q.list().unwrap().into_iter().map(|(_, r)| r).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("does not parse")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("differs from the C-STORE command")),
+        "{reasons:?}"
+    );
+
+    // Real peer: storescu sends the malformed corpus (what it can read);
+    // the gateway answers each and stays up.
+    let dir = data_dir().join("malformed");
+    let profile = scu_profile(tmp.path(), &files_under(&dir));
+    let o = storescu_cmd(&g, &profile, "STORESCU", &[dir])
+        .output()
+        .unwrap();
+    assert!(text(&o).contains("Received Store Response"), "{}", text(&o));
+    assert!(g.alive(), "{}", g.log());
+    assert!(g.echo("ECHOSCU", "DEIDGATE").status.success());
+    poll("the spool to drain", &g, || dir_is_empty(&g.spool("ready")));
+}
+
+#[test]
+fn association_limit_rejects_then_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = Gateway::start(tmp.path(), "[scp]\nmax_associations = 1\n");
+    let (a, _) = raw_association(g.port);
+    let o = g.echo("ECHOSCU", "DEIDGATE");
+    assert!(!o.status.success(), "{}", text(&o));
+    a.release().unwrap();
+    let t = Instant::now();
+    // The slot frees once the release is processed.
+    while !g.echo("ECHOSCU", "DEIDGATE").status.success() {
+        assert!(t.elapsed() < DEADLINE, "{}", g.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(g.log().contains("too many associations"), "{}", g.log());
+}
+
+#[test]
+fn kill_9_mid_transfer_loses_no_acknowledged_instance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut g = Gateway::start(tmp.path(), "");
+    let series = data_dir().join("derived/head_mr_t1_sag_lowres");
+    let files = files_under(&series);
+    let profile = scu_profile(tmp.path(), &files);
+    let mut scu = storescu_cmd(&g, &profile, "STORESCU", &[series])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let (log, err) = (log.clone(), scu.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut s = log.lock().unwrap();
+                s.push_str(&l);
+                s.push('\n');
+            }
+        })
+    };
+    let t = Instant::now();
+    loop {
+        let n = stored_files(&log.lock().unwrap()).len();
+        if n >= 20 || scu.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(t.elapsed() < DEADLINE, "storescu stalled:\n{}", g.log());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    g.kill9();
+    let _ = scu.wait();
+    reader.join().unwrap();
+    let log = log.lock().unwrap().clone();
+    let stored = stored_files(&log);
+    eprintln!(
+        "acknowledged before kill -9: {} of {}",
+        stored.len(),
+        files.len()
+    );
+    assert!(!stored.is_empty(), "{log}");
+
+    g.restart();
+    let expected = expected_names(&g, &stored);
+    let out = wait_for_outputs(&g, &expected);
+    // Instances spooled but not yet acknowledged may also arrive; never more
+    // than were sent, and each once.
+    assert!(
+        out.len() >= expected.len() && out.len() <= files.len(),
+        "{out:?}"
+    );
+    for p in &out {
+        assert!(dcmdump(p).0, "{}", p.display());
+    }
+    assert!(g.alive());
+}
