@@ -20,6 +20,9 @@ pub struct Config {
     pub deid: DeidConfig,
     pub filter: FilterConfig,
     pub scp: ScpConfig,
+    /// `[[destination]]`: folder sinks and DICOM peers.
+    #[serde(default, rename = "destination")]
+    pub destinations: Vec<crate::pipeline::router::DestinationConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,6 +190,16 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.destinations.is_empty() {
+            return Err("[[destination]]: at least one destination is needed".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for d in &self.destinations {
+            d.validate()?;
+            if !names.insert(d.name.as_str()) {
+                return Err(format!("[[destination]] name {:?} is used twice", d.name));
+            }
+        }
         self.deid
             .options
             .validate()

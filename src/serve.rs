@@ -7,7 +7,9 @@ use crate::config::Config;
 use crate::keystore::KeyStore;
 use crate::net::scp::{self, Scp};
 use crate::net::store::Sink;
+use crate::pipeline::forward::Forwarders;
 use crate::pipeline::quarantine::Quarantine;
+use crate::pipeline::router::Router;
 use crate::pipeline::spool::{Spool, Workers};
 use crate::runtime::Runtime;
 use anyhow::{Context, Result};
@@ -29,7 +31,21 @@ pub fn run(cfg: Config) -> Result<()> {
         .build()
         .context("cannot start the network runtime")?;
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    let workers = Workers::start(rt.clone(), spool.clone(), backlog, rx, worker_threads())?;
+    let router = Arc::new(Router::new(
+        &rt.config.destinations,
+        rt.config.data_dir(),
+        &rt.config.node.ae_title,
+        rt.store.db(),
+    )?);
+    let forwarders = Forwarders::start(&router);
+    let workers = Workers::start(
+        rt.clone(),
+        spool.clone(),
+        backlog,
+        rx,
+        worker_threads(),
+        router.clone(),
+    )?;
     let sink = Sink {
         spool,
         queue: tx,
@@ -52,6 +68,7 @@ pub fn run(cfg: Config) -> Result<()> {
     });
     drop(tokio_rt);
     workers.join();
+    forwarders.stop();
     rt.store.flush().context("flushing the key store")?;
     tracing::info!("stopped");
     result

@@ -29,6 +29,8 @@ pub struct Command {
     pub sop_class: String,
     pub sop_instance: String,
     pub has_data_set: bool,
+    /// Status (0000,0900), present in responses.
+    pub status: Option<u16>,
 }
 
 /// Parse a command set. Errors say what is wrong, never a value.
@@ -63,6 +65,7 @@ pub fn parse(bytes: &[u8]) -> Result<Command, String> {
             0x0110 => c.message_id = u16_value()?,
             0x0800 => c.has_data_set = u16_value()? != NO_DATA_SET,
             0x1000 => c.sop_instance = uid(value),
+            0x0900 => c.status = Some(u16_value()?),
             _ => {}
         }
         pos += 8 + len;
@@ -78,6 +81,18 @@ fn uid(v: &[u8]) -> String {
         .trim_end_matches(['\0', ' '])
         .trim()
         .to_string()
+}
+
+/// C-STORE-RQ (medium priority, data set follows) for the forwarder.
+pub fn store_request(sop_class: &str, sop_instance: &str, message_id: u16) -> Vec<u8> {
+    let mut b = Builder::default();
+    b.uid(0x0002, sop_class);
+    b.u16(0x0100, C_STORE_RQ);
+    b.u16(0x0110, message_id);
+    b.u16(0x0700, 0x0000);
+    b.u16(0x0800, 0x0000);
+    b.uid(0x1000, sop_instance);
+    b.finish()
 }
 
 /// C-ECHO-RSP with status Success.

@@ -5,5 +5,6 @@ pub mod access;
 pub mod dimse;
 pub mod presentation;
 pub mod scp;
+pub mod scu;
 pub mod socket;
 pub mod store;

@@ -3,6 +3,7 @@
 
 use super::output::{object_path, sync_filesystems, write_atomic};
 use super::quarantine::Quarantine;
+use super::router::ObjectInfo;
 use crate::deid::{Deidentifier, Report};
 use crate::runtime::Runtime;
 use anyhow::{Context, Result};
@@ -25,8 +26,17 @@ pub struct Summary {
 
 /// The result for one input file.
 pub enum FileOutcome {
-    Written { path: PathBuf, report: Report },
-    Quarantined { id: String, reason: String },
+    Written {
+        path: PathBuf,
+        report: Report,
+        info: ObjectInfo,
+        /// The AE that sent it (spool files record it in the file meta).
+        calling_ae: Option<String>,
+    },
+    Quarantined {
+        id: String,
+        reason: String,
+    },
 }
 
 /// Parse a Part 10 object from bytes (with or without the 128-byte preamble).
@@ -64,6 +74,10 @@ pub fn process_bytes(
     if let Err(reason) = super::filter::check(&obj, filter) {
         return quarantined(reason);
     }
+    let calling_ae = obj
+        .meta()
+        .source_application_entity_title()
+        .map(|s| s.trim_end_matches(['\0', ' ']).to_string());
     let d = match deid.deidentify(obj, &[]) {
         Ok(d) => d,
         Err(e) => return quarantined(format!("cannot de-identify: {e}")),
@@ -75,9 +89,23 @@ pub fn process_bytes(
     let path = object_path(out_root, &d.study_uid, &d.series_uid, &d.sop_instance_uid);
     write_atomic(&path, &buf, durable)?;
     tracing::debug!(patient = %d.patient_pseudonym, sop = %d.sop_instance_uid, "de-identified");
+    let info = ObjectInfo {
+        sop_class: d
+            .object
+            .meta()
+            .media_storage_sop_class_uid()
+            .trim_end_matches('\0')
+            .to_string(),
+        sop_instance: d.sop_instance_uid.clone(),
+        study_uid: d.study_uid.clone(),
+        series_uid: d.series_uid.clone(),
+        modality: crate::deid::engine::text(&d.object, dicom_dictionary_std::tags::MODALITY),
+    };
     Ok(FileOutcome::Written {
         path,
         report: d.report,
+        info,
+        calling_ae,
     })
 }
 

@@ -2,7 +2,9 @@
 
 pub mod batch;
 pub mod filter;
+pub mod forward;
 pub mod output;
 pub mod precheck;
 pub mod quarantine;
+pub mod router;
 pub mod spool;

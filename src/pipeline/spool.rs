@@ -10,6 +10,7 @@
 
 use super::batch::{process_bytes, FileOutcome};
 use super::quarantine::Quarantine;
+use super::router::Router;
 use crate::keystore::KeyStore;
 use crate::runtime::{create_private_dir, Runtime};
 use anyhow::{Context, Result};
@@ -116,7 +117,9 @@ pub struct Workers {
 struct Shared {
     rt: Arc<Runtime>,
     spool: Arc<Spool>,
-    out_root: PathBuf,
+    /// Where de-identified files are staged before the router places them.
+    staging: PathBuf,
+    router: Arc<Router>,
     quarantine: Quarantine,
     backlog: Mutex<VecDeque<String>>,
     rx: Mutex<mpsc::Receiver<String>>,
@@ -137,6 +140,7 @@ impl Workers {
         backlog: Vec<String>,
         rx: mpsc::Receiver<String>,
         threads: usize,
+        router: Arc<Router>,
     ) -> Result<Workers> {
         if !backlog.is_empty() {
             tracing::info!(
@@ -145,7 +149,8 @@ impl Workers {
             );
         }
         let shared = Arc::new(Shared {
-            out_root: rt.config.data_dir().join("out"),
+            staging: rt.config.data_dir().join("staging"),
+            router,
             quarantine: Quarantine::new(rt.quarantine_dir()),
             rt,
             spool,
@@ -270,13 +275,19 @@ impl Shared {
             &origin,
             &rt.deid,
             &rt.config.filter,
-            &self.out_root,
+            &self.staging,
             &self.quarantine,
             true,
         )? {
-            FileOutcome::Written { path, .. } => {
-                let sop = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-                tracing::info!(sop, "de-identified");
+            FileOutcome::Written {
+                path,
+                info,
+                calling_ae,
+                ..
+            } => {
+                let n = self.router.dispatch(&path, &info, calling_ae.as_deref())?;
+                std::fs::remove_file(&path).ok();
+                tracing::info!(sop = %info.sop_instance, destinations = n, "de-identified");
             }
             FileOutcome::Quarantined { id, .. } => {
                 tracing::info!(quarantine_id = %id, "kept back in quarantine");

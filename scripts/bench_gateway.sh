@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Gateway throughput, measured side by side with a peer in one run:
+#   A) storescu -> storescp                        (DCMTK to DCMTK, the baseline)
+#   B) storescu -> deidgate serve -> storescp      (metadata de-identification on)
+# Both send the same N MR instances (default 1000) over loopback with
+# TCP_NODELAY=1 for DCMTK. B is timed until the last forwarded instance has
+# arrived at storescp. Reports both rates, their ratio and deidgate's peak RSS.
+#
+#   N=1000 bash scripts/bench_gateway.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+N="${N:-1000}"
+export TCP_NODELAY=1
+command -v storescu >/dev/null || { echo "dcmtk missing: run scripts/test.sh once" >&2; exit 1; }
+
+cargo build --release --quiet
+BIN="$PWD/target/release/deidgate"
+VENV=target/bench-venv
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet pydicom
+fi
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/deidgate-gw.XXXXXX")"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+count() { find "$1" -type f -name '*.*' 2>/dev/null | grep -v '\.tmp' | wc -l; }
+wait_count() { # dir n
+    while [ "$(count "$1")" -lt "$2" ]; do sleep 0.05; done
+}
+
+"$VENV/bin/python" scripts/make_bench_corpus.py -n "$N" "$TMP/in" >/dev/null
+BYTES=$(du -sb "$TMP/in" | cut -f1)
+
+# A) DCMTK -> DCMTK
+P1=$(free_port); mkdir -p "$TMP/a"
+storescp -aet STORESCP -od "$TMP/a" "$P1" >/dev/null 2>&1 & PIDS+=($!)
+wait_port "$P1"
+t0=$(date +%s.%N)
+storescu -aec STORESCP +sd "$TMP/in" 127.0.0.1 "$P1" >/dev/null 2>&1
+wait_count "$TMP/a" "$N"
+t1=$(date +%s.%N)
+A=$(echo "$t1 - $t0" | bc -l)
+
+# B) DCMTK -> deidgate -> DCMTK
+P2=$(free_port); P3=$(free_port); mkdir -p "$TMP/b"
+storescp -aet STORESCP -od "$TMP/b" "$P2" >/dev/null 2>&1 & PIDS+=($!)
+cat > "$TMP/gw.toml" <<TOML
+[node]
+port = $P3
+data_dir = "$TMP/gw-data"
+[[destination]]
+name = "bench"
+type = "dicom"
+ae_title = "STORESCP"
+host = "127.0.0.1"
+port = $P2
+TOML
+"$BIN" --config "$TMP/gw.toml" serve >"$TMP/gw.log" 2>&1 & GW=$!; PIDS+=($GW)
+wait_port "$P3"
+wait_port "$P2"
+t0=$(date +%s.%N)
+storescu -aec DEIDGATE +sd "$TMP/in" 127.0.0.1 "$P3" >/dev/null 2>&1
+t_ack=$(date +%s.%N)
+wait_count "$TMP/b" "$N"
+t1=$(date +%s.%N)
+B=$(echo "$t1 - $t0" | bc -l)
+B_ACK=$(echo "$t_ack - $t0" | bc -l)
+RSS=$(awk '/VmHWM/ {print $2}' "/proc/$GW/status")
+
+rate() { echo "scale=1; $N / $1" | bc -l; }
+printf '%s instances, %s MB, 2 cores, TCP_NODELAY=1\n' "$N" "$((BYTES / 1000000))"
+printf '%-38s %8s %10s\n' "path" "wall s" "inst/s"
+printf '%-38s %8.2f %10s\n' "storescu -> storescp" "$A" "$(rate "$A")"
+printf '%-38s %8.2f %10s\n' "storescu -> deidgate (all acked)" "$B_ACK" "$(rate "$B_ACK")"
+printf '%-38s %8.2f %10s\n' "storescu -> deidgate -> storescp" "$B" "$(rate "$B")"
+printf 'ratio (deidgate path / direct path, instances per second): %.2f\n' "$(echo "$A / $B" | bc -l)"
+printf 'deidgate peak RSS: %s MB\n' "$((RSS / 1024))"

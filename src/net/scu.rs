@@ -1,0 +1,255 @@
+//! The C-STORE SCU that forwards de-identified instances to a destination.
+//!
+//! One association carries a batch (typically one study). For each SOP class
+//! we propose two presentation contexts, the file's own transfer syntax alone
+//! and the uncompressed ones, so the peer can keep the original encoding or
+//! ask for uncompressed data; when it asks, the data set is re-encoded.
+
+use super::dimse;
+use dicom_encoding::TransferSyntaxIndex;
+use dicom_object::meta::FileMetaTable;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use dicom_ul::association::client::ClientAssociationOptions;
+use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu, PresentationContextResultReason};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
+
+/// Where to send.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub ae_title: String,
+    pub host: String,
+    pub port: u16,
+    pub calling_ae_title: String,
+    pub timeout: Duration,
+}
+
+/// One instance to send, as stored in the outbox.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub path: PathBuf,
+    pub sop_class: String,
+    pub sop_instance: String,
+}
+
+/// What became of one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Success (0000) or a warning (0001, Bxxx): delivered.
+    Delivered { status: u16 },
+    /// Out of resources (A7xx), network trouble: try again later.
+    Retry(String),
+    /// Refused for good (A9xx, Cxxx, no usable presentation context).
+    DeadLetter(String),
+}
+
+/// How a C-STORE-RSP status is treated (PS3.4 B.2.3).
+pub fn classify(status: u16) -> Outcome {
+    match status {
+        0x0000 | 0x0001 | 0x0107 | 0x0116 => Outcome::Delivered { status },
+        s if s & 0xF000 == 0xB000 => Outcome::Delivered { status },
+        s if s & 0xFF00 == 0xA700 => Outcome::Retry(format!("peer out of resources ({s:04X})")),
+        s => Outcome::DeadLetter(format!("peer refused the instance with status {s:04X}")),
+    }
+}
+
+/// Send `items` in one association, reporting each outcome to `done` as soon
+/// as its response is in (so a crash resends as little as possible). An `Err`
+/// means the association itself failed (refused, rejected, dropped): every
+/// item not yet reported should be retried.
+pub fn send_batch(
+    peer: &Peer,
+    items: &[Outgoing],
+    mut done: impl FnMut(usize, Outcome),
+) -> Result<(), String> {
+    let mut metas = Vec::with_capacity(items.len());
+    for it in items {
+        metas.push(read_meta(it).map_err(|e| format!("outbox file unreadable: {e}"))?);
+    }
+    let mut opts = ClientAssociationOptions::new()
+        .calling_ae_title(peer.calling_ae_title.clone())
+        .called_ae_title(peer.ae_title.clone())
+        .read_timeout(peer.timeout)
+        .write_timeout(peer.timeout)
+        .connection_timeout(peer.timeout);
+    let contexts: BTreeSet<(String, String)> = items
+        .iter()
+        .zip(&metas)
+        .map(|(it, (m, _))| (it.sop_class.clone(), ts_of(m)))
+        .collect();
+    for (class, ts) in &contexts {
+        opts = opts.with_presentation_context(class.clone(), vec![ts.clone()]);
+        opts = opts.with_presentation_context(
+            class.clone(),
+            vec![EXPLICIT_LE.to_string(), IMPLICIT_LE.to_string()],
+        );
+    }
+    let addr = format!("{}@{}:{}", peer.ae_title, peer.host, peer.port);
+    let mut assoc = opts
+        .establish_with(&addr)
+        .map_err(|e| format!("association failed: {e}"))?;
+    assoc.inner_stream().set_nodelay(true).ok();
+    let accepted: Vec<(u8, String, String)> = assoc
+        .presentation_contexts()
+        .iter()
+        .filter(|pc| pc.reason == PresentationContextResultReason::Acceptance)
+        .map(|pc| {
+            (
+                pc.id,
+                pc.abstract_syntax.clone(),
+                pc.transfer_syntax.clone(),
+            )
+        })
+        .collect();
+    for (i, (it, (meta, offset))) in items.iter().zip(&metas).enumerate() {
+        let file_ts = ts_of(meta);
+        let same = accepted
+            .iter()
+            .find(|(_, a, t)| *a == it.sop_class && *t == file_ts);
+        let other = accepted.iter().find(|(_, a, _)| *a == it.sop_class);
+        let Some((pc_id, _, ts)) = same.or(other) else {
+            done(
+                i,
+                Outcome::DeadLetter(
+                    "the peer accepts no presentation context for this SOP class".into(),
+                ),
+            );
+            continue;
+        };
+        let data = if *ts == file_ts {
+            match std::fs::read(&it.path) {
+                Ok(mut b) => b.split_off(*offset),
+                Err(e) => {
+                    done(i, Outcome::Retry(format!("outbox file unreadable: {e}")));
+                    continue;
+                }
+            }
+        } else {
+            match reencode(it, ts) {
+                Ok(b) => b,
+                Err(e) => {
+                    done(i, Outcome::DeadLetter(e));
+                    continue;
+                }
+            }
+        };
+        let msg_id = (i % 0xFFFF) as u16 + 1;
+        let cmd = dimse::store_request(&it.sop_class, &it.sop_instance, msg_id);
+        let sent = assoc
+            .send(&Pdu::PData {
+                data: vec![PDataValue {
+                    presentation_context_id: *pc_id,
+                    value_type: PDataValueType::Command,
+                    is_last: true,
+                    data: cmd,
+                }],
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|_| {
+                let mut w = assoc.send_pdata(*pc_id);
+                w.write_all(&data).map_err(|e| e.to_string())?;
+                w.finish().map_err(|e| e.to_string())
+            });
+        if let Err(e) = sent {
+            return Err(format!("sending failed: {e}"));
+        }
+        super::socket::quick_ack(assoc.inner_stream());
+        done(i, classify(read_status(&mut assoc)?));
+    }
+    assoc.release().ok();
+    Ok(())
+}
+
+/// Read the C-STORE-RSP and return its status.
+fn read_status(
+    assoc: &mut dicom_ul::association::client::ClientAssociation<std::net::TcpStream>,
+) -> Result<u16, String> {
+    let mut cmd = Vec::new();
+    loop {
+        match assoc.receive().map_err(|e| format!("no response: {e}"))? {
+            Pdu::PData { data } => {
+                let mut last = false;
+                for v in data {
+                    if v.value_type == PDataValueType::Command {
+                        cmd.extend_from_slice(&v.data);
+                        last |= v.is_last;
+                    }
+                }
+                if last {
+                    break;
+                }
+            }
+            Pdu::AbortRQ { .. } => return Err("the peer aborted the association".into()),
+            Pdu::ReleaseRQ => return Err("the peer released the association mid-transfer".into()),
+            _ => return Err("unexpected PDU while waiting for C-STORE-RSP".into()),
+        }
+    }
+    let c = dimse::parse(&cmd)?;
+    c.status
+        .ok_or_else(|| "C-STORE-RSP without a status".to_string())
+}
+
+/// The file meta table and the offset where the data set starts.
+fn read_meta(it: &Outgoing) -> Result<(FileMetaTable, usize), String> {
+    let bytes = std::fs::read(&it.path).map_err(|e| e.to_string())?;
+    let start = if bytes.len() > 132 && &bytes[128..132] == b"DICM" {
+        128
+    } else {
+        0
+    };
+    let meta = FileMetaTable::from_reader(&bytes[start..]).map_err(|e| e.to_string())?;
+    let offset = start + 4 + 12 + meta.information_group_length as usize;
+    Ok((meta, offset))
+}
+
+fn ts_of(m: &FileMetaTable) -> String {
+    m.transfer_syntax().trim_end_matches('\0').to_string()
+}
+
+/// Re-encode a data set in another (uncompressed) transfer syntax.
+fn reencode(it: &Outgoing, ts_uid: &str) -> Result<Vec<u8>, String> {
+    let obj = dicom_object::open_file(&it.path)
+        .map_err(|e| format!("cannot re-read for transcoding: {e}"))?;
+    let from = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
+    let from_ts = TransferSyntaxRegistry
+        .get(&from)
+        .ok_or("unknown source transfer syntax")?;
+    if from_ts.is_encapsulated_pixel_data() {
+        return Err(format!(
+            "the peer accepts only uncompressed data and {from} cannot be decompressed here"
+        ));
+    }
+    let to = TransferSyntaxRegistry
+        .get(ts_uid)
+        .ok_or("unknown target transfer syntax")?;
+    let mut buf = Vec::new();
+    obj.into_inner()
+        .write_dataset_with_ts(&mut buf, to)
+        .map_err(|e| format!("cannot re-encode: {e}"))?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified() {
+        assert_eq!(classify(0x0000), Outcome::Delivered { status: 0 });
+        assert_eq!(classify(0xB000), Outcome::Delivered { status: 0xB000 });
+        assert!(matches!(classify(0xA700), Outcome::Retry(_)));
+        assert!(matches!(classify(0xA702), Outcome::Retry(_)));
+        assert!(matches!(classify(0xA900), Outcome::DeadLetter(_)));
+        assert!(matches!(classify(0xC000), Outcome::DeadLetter(_)));
+        assert!(matches!(classify(0x0122), Outcome::DeadLetter(_)));
+    }
+}

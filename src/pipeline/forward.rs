@@ -1,0 +1,361 @@
+//! Durable forwarding: one queue per destination in sled, drained by a
+//! worker thread with batching per study, exponential back-off, a maximum age
+//! and a dead-letter tree. A destination outage queues; it never drops.
+
+use crate::net::scu::{self, Outcome, Outgoing, Peer};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A DICOM destination as configured under `[[destination]]` with `type = "dicom"`.
+#[derive(Debug, Clone)]
+pub struct DicomDestination {
+    pub name: String,
+    pub peer: Peer,
+    pub retry_initial_secs: u64,
+    pub retry_max_secs: u64,
+    pub max_age_secs: u64,
+    pub batch_size: usize,
+}
+
+/// One queued instance. Keyed by SOP Instance UID, so enqueueing the same
+/// instance again after a crash does not send it twice.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Job {
+    pub path: PathBuf,
+    pub sop_class: String,
+    pub sop_instance: String,
+    pub study_uid: String,
+    pub enqueued_at: u64,
+    pub attempts: u32,
+    pub next_at: u64,
+    pub last_error: Option<String>,
+}
+
+/// Counters a status page or /metrics reads.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub delivered: AtomicU64,
+    pub warnings: AtomicU64,
+    pub retries: AtomicU64,
+    pub dead_lettered: AtomicU64,
+}
+
+/// The queue of one destination.
+#[derive(Clone)]
+pub struct Queue {
+    pending: sled::Tree,
+    dead: sled::Tree,
+    pub counters: Arc<Counters>,
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Queue {
+    pub fn open(db: &sled::Db, dest: &str) -> Result<Queue> {
+        Ok(Queue {
+            pending: db.open_tree(format!("forward/{dest}"))?,
+            dead: db.open_tree(format!("dead_letter/{dest}"))?,
+            counters: Arc::new(Counters::default()),
+        })
+    }
+
+    /// Add a job durably (flushed before returning). Idempotent per instance.
+    pub fn enqueue(&self, job: &Job) -> Result<()> {
+        let v = serde_json::to_vec(job)?;
+        self.pending
+            .compare_and_swap(job.sop_instance.as_bytes(), None as Option<&[u8]>, Some(v))?
+            .ok();
+        self.pending.flush()?;
+        Ok(())
+    }
+
+    pub fn depth(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn dead_count(&self) -> usize {
+        self.dead.len()
+    }
+
+    /// Due jobs of one study (the study of the oldest due job), at most `limit`.
+    pub fn next_batch(&self, now: u64, limit: usize) -> Result<Vec<Job>> {
+        let due: Vec<Job> = self
+            .pending
+            .iter()
+            .values()
+            .filter_map(|v| v.ok())
+            .filter_map(|v| serde_json::from_slice::<Job>(&v).ok())
+            .filter(|j| j.next_at <= now)
+            .collect();
+        let Some(first) = due
+            .iter()
+            .min_by_key(|j| (j.enqueued_at, j.sop_instance.clone()))
+        else {
+            return Ok(Vec::new());
+        };
+        let study = first.study_uid.clone();
+        let mut batch: Vec<Job> = due.into_iter().filter(|j| j.study_uid == study).collect();
+        batch.sort_by_key(|j| (j.enqueued_at, j.sop_instance.clone()));
+        batch.truncate(limit);
+        Ok(batch)
+    }
+
+    fn complete(&self, job: &Job) -> Result<()> {
+        self.pending.remove(job.sop_instance.as_bytes())?;
+        self.pending.flush()?;
+        Ok(())
+    }
+
+    fn reschedule(&self, job: &Job) -> Result<()> {
+        self.pending
+            .insert(job.sop_instance.as_bytes(), serde_json::to_vec(job)?)?;
+        self.pending.flush()?;
+        Ok(())
+    }
+
+    fn dead_letter(&self, job: &Job) -> Result<()> {
+        self.dead
+            .insert(job.sop_instance.as_bytes(), serde_json::to_vec(job)?)?;
+        self.pending.remove(job.sop_instance.as_bytes())?;
+        self.pending.flush()?;
+        self.dead.flush()?;
+        Ok(())
+    }
+
+    /// Dead-lettered jobs, for operators.
+    pub fn dead_jobs(&self) -> Vec<Job> {
+        self.dead
+            .iter()
+            .values()
+            .filter_map(|v| v.ok())
+            .filter_map(|v| serde_json::from_slice(&v).ok())
+            .collect()
+    }
+}
+
+/// Back-off after `attempts` failures: initial * 2^(attempts-1), capped.
+pub fn backoff(attempts: u32, initial: u64, max: u64) -> u64 {
+    let exp = attempts.saturating_sub(1).min(30);
+    initial.saturating_mul(1u64 << exp).min(max).max(1)
+}
+
+/// The outbox folder of a destination, inside the data directory.
+pub fn outbox_dir(data_dir: &Path, dest: &str) -> PathBuf {
+    data_dir.join("outbox").join(dest)
+}
+
+/// The worker threads of all DICOM destinations.
+pub struct Forwarders {
+    stop: Arc<AtomicBool>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+    wakes: Vec<Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>>,
+}
+
+impl Forwarders {
+    /// One thread per DICOM destination of `router`.
+    pub fn start(router: &super::router::Router) -> Forwarders {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut f = Forwarders {
+            stop: stop.clone(),
+            handles: Vec::new(),
+            wakes: Vec::new(),
+        };
+        for d in &router.dicom {
+            let (dest, queue, wake, stop) = (
+                d.destination.clone(),
+                d.queue.clone(),
+                d.wake.clone(),
+                stop.clone(),
+            );
+            if queue.depth() > 0 {
+                tracing::info!(destination = %dest.name, queued = queue.depth(), "resuming forward queue");
+            }
+            f.wakes.push(wake.clone());
+            let name = format!("forward-{}", dest.name);
+            match std::thread::Builder::new()
+                .name(name)
+                .spawn(move || run_worker(dest, queue, stop, wake))
+            {
+                Ok(h) => f.handles.push(h),
+                Err(e) => tracing::error!(error = %e, "cannot start a forwarder"),
+            }
+        }
+        f
+    }
+
+    /// Stop after the batch in progress; what is queued stays queued.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in &self.wakes {
+            let (lock, cv) = &**w;
+            *lock.lock().expect("wake lock") = true;
+            cv.notify_all();
+        }
+        for h in self.handles {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Drain one destination until `stop` is set. Each batch is one association.
+pub fn run_worker(
+    dest: DicomDestination,
+    queue: Queue,
+    stop: Arc<AtomicBool>,
+    wake: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+) {
+    let span = tracing::info_span!("forward", destination = %dest.name);
+    let _g = span.enter();
+    while !stop.load(Ordering::Relaxed) {
+        let batch = match queue.next_batch(now(), dest.batch_size) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the forward queue");
+                Vec::new()
+            }
+        };
+        if batch.is_empty() {
+            let (lock, cv) = &*wake;
+            let mut woken = lock.lock().expect("wake lock");
+            if !*woken {
+                woken = cv
+                    .wait_timeout(woken, Duration::from_millis(500))
+                    .expect("wake wait")
+                    .0;
+            }
+            *woken = false;
+            continue;
+        }
+        if let Err(e) = deliver(&dest, &queue, batch) {
+            tracing::error!(error = %e, "forwarding bookkeeping failed");
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Send one batch and record each outcome durably.
+fn deliver(dest: &DicomDestination, queue: &Queue, batch: Vec<Job>) -> Result<()> {
+    let items: Vec<Outgoing> = batch
+        .iter()
+        .map(|j| Outgoing {
+            path: j.path.clone(),
+            sop_class: j.sop_class.clone(),
+            sop_instance: j.sop_instance.clone(),
+        })
+        .collect();
+    let mut reported = vec![false; batch.len()];
+    let mut failure: Option<anyhow::Error> = None;
+    let sent = scu::send_batch(&dest.peer, &items, |i, outcome| {
+        reported[i] = true;
+        if let Err(e) = record(dest, queue, batch[i].clone(), outcome) {
+            failure.get_or_insert(e);
+        }
+    });
+    if let Err(why) = sent {
+        for (job, _) in batch.iter().zip(&reported).filter(|(_, r)| !**r) {
+            record(dest, queue, job.clone(), Outcome::Retry(why.clone()))?;
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// Record one outcome durably: delivered, rescheduled or dead-lettered.
+fn record(dest: &DicomDestination, queue: &Queue, mut job: Job, outcome: Outcome) -> Result<()> {
+    let c = &queue.counters;
+    let too_old = now().saturating_sub(job.enqueued_at) > dest.max_age_secs;
+    match outcome {
+        Outcome::Delivered { status } => {
+            queue.complete(&job)?;
+            std::fs::remove_file(&job.path).ok();
+            c.delivered.fetch_add(1, Ordering::Relaxed);
+            if status != 0 {
+                c.warnings.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(sop = %job.sop_instance, status = format!("{status:04X}"), "delivered with a warning");
+            } else {
+                tracing::debug!(sop = %job.sop_instance, "delivered");
+            }
+        }
+        Outcome::Retry(why) if !too_old => {
+            job.attempts += 1;
+            job.next_at =
+                now() + backoff(job.attempts, dest.retry_initial_secs, dest.retry_max_secs);
+            job.last_error = Some(why.clone());
+            queue.reschedule(&job)?;
+            c.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(sop = %job.sop_instance, attempts = job.attempts, reason = %why, "will retry");
+        }
+        Outcome::Retry(why) | Outcome::DeadLetter(why) => {
+            let why = if too_old {
+                format!("maximum age exceeded; last error: {why}")
+            } else {
+                why
+            };
+            job.last_error = Some(why.clone());
+            queue.dead_letter(&job).context("dead-letter")?;
+            c.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(sop = %job.sop_instance, reason = %why, "dead-lettered");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(1, 2, 300), 2);
+        assert_eq!(backoff(2, 2, 300), 4);
+        assert_eq!(backoff(5, 2, 300), 32);
+        assert_eq!(backoff(20, 2, 300), 300);
+        assert_eq!(backoff(u32::MAX, 2, 300), 300);
+    }
+
+    #[test]
+    fn queue_is_idempotent_per_instance_and_batches_by_study() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = sled::open(tmp.path()).unwrap();
+        let q = Queue::open(&db, "pacs").unwrap();
+        let job = |sop: &str, study: &str, at: u64| Job {
+            path: PathBuf::from(format!("/x/{sop}")),
+            sop_class: "1.2.840.10008.5.1.4.1.1.4".into(),
+            sop_instance: sop.into(),
+            study_uid: study.into(),
+            enqueued_at: at,
+            attempts: 0,
+            next_at: 0,
+            last_error: None,
+        };
+        q.enqueue(&job("2.25.1", "S1", 10)).unwrap();
+        q.enqueue(&job("2.25.1", "S1", 11)).unwrap();
+        q.enqueue(&job("2.25.2", "S2", 12)).unwrap();
+        q.enqueue(&job("2.25.3", "S1", 13)).unwrap();
+        assert_eq!(q.depth(), 3);
+        let b = q.next_batch(100, 10).unwrap();
+        assert_eq!(
+            b.iter()
+                .map(|j| j.sop_instance.as_str())
+                .collect::<Vec<_>>(),
+            ["2.25.1", "2.25.3"]
+        );
+        q.complete(&b[0]).unwrap();
+        let mut later = b[1].clone();
+        later.next_at = 1000;
+        q.reschedule(&later).unwrap();
+        let b = q.next_batch(100, 10).unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].study_uid, "S2");
+        q.dead_letter(&b[0]).unwrap();
+        assert_eq!((q.depth(), q.dead_count()), (1, 1));
+    }
+}

@@ -1,0 +1,258 @@
+//! Routing de-identified objects to their destinations: folder sinks get a
+//! durable copy, DICOM destinations get an outbox file and a queue entry.
+
+use super::forward::{self, DicomDestination, Job, Queue};
+use crate::net::scu::Peer;
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// `[[destination]]` in gateway.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    pub name: String,
+    /// "folder" or "dicom".
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Folder sinks: where files go; empty means `<data_dir>/out`.
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub ae_title: String,
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub port: u16,
+    /// Our AE title towards this peer; empty means `[node] ae_title`.
+    #[serde(default)]
+    pub calling_ae_title: String,
+    #[serde(default = "d_retry_initial")]
+    pub retry_initial_secs: u64,
+    #[serde(default = "d_retry_max")]
+    pub retry_max_secs: u64,
+    #[serde(default = "d_max_age")]
+    pub max_age_hours: u64,
+    #[serde(default = "d_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    /// Only these modalities (empty: all).
+    #[serde(default)]
+    pub modalities: Vec<String>,
+    /// Only instances received from these calling AE titles (empty: all).
+    #[serde(default)]
+    pub calling_ae_titles: Vec<String>,
+}
+
+fn d_retry_initial() -> u64 {
+    2
+}
+fn d_retry_max() -> u64 {
+    300
+}
+fn d_max_age() -> u64 {
+    72
+}
+fn d_timeout() -> u64 {
+    30
+}
+fn d_batch() -> usize {
+    64
+}
+
+impl DestinationConfig {
+    /// Check one entry; errors name the destination and the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = &self.name;
+        if n.is_empty()
+            || !n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "[[destination]] name {n:?}: expected letters, digits, - or _"
+            ));
+        }
+        match self.kind.as_str() {
+            "folder" => Ok(()),
+            "dicom" => {
+                if self.ae_title.is_empty() || self.ae_title.len() > 16 {
+                    return Err(format!(
+                        "[[destination]] {n}: ae_title: expected 1 to 16 characters"
+                    ));
+                }
+                if self.host.is_empty() || self.port == 0 {
+                    return Err(format!(
+                        "[[destination]] {n}: host and port are required for type = \"dicom\""
+                    ));
+                }
+                Ok(())
+            }
+            k => Err(format!(
+                "[[destination]] {n}: type: expected \"folder\" or \"dicom\", got {k:?}"
+            )),
+        }
+    }
+
+    fn accepts(&self, modality: &str, calling_ae: Option<&str>) -> bool {
+        let m_ok = self.modalities.is_empty()
+            || self
+                .modalities
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(modality));
+        let ae_ok = self.calling_ae_titles.is_empty()
+            || calling_ae
+                .is_some_and(|a| self.calling_ae_titles.iter().any(|x| x.trim() == a.trim()));
+        m_ok && ae_ok
+    }
+}
+
+/// What the router needs to know about a de-identified object (no PHI).
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    pub sop_class: String,
+    pub sop_instance: String,
+    pub study_uid: String,
+    pub series_uid: String,
+    pub modality: String,
+}
+
+/// A DICOM destination with its queue and the handle that wakes its worker.
+pub struct DicomRoute {
+    pub config: DestinationConfig,
+    pub destination: DicomDestination,
+    pub queue: Queue,
+    pub outbox: PathBuf,
+    pub wake: Arc<(Mutex<bool>, Condvar)>,
+}
+
+/// All destinations.
+pub struct Router {
+    folders: Vec<(DestinationConfig, PathBuf)>,
+    pub dicom: Vec<DicomRoute>,
+}
+
+impl Router {
+    pub fn new(
+        dests: &[DestinationConfig],
+        data_dir: &Path,
+        our_ae: &str,
+        db: &sled::Db,
+    ) -> Result<Router> {
+        let mut r = Router {
+            folders: Vec::new(),
+            dicom: Vec::new(),
+        };
+        for d in dests {
+            d.validate().map_err(anyhow::Error::msg)?;
+            if d.kind == "folder" {
+                let p = if d.path.is_empty() {
+                    data_dir.join("out")
+                } else {
+                    PathBuf::from(&d.path)
+                };
+                r.folders.push((d.clone(), p));
+                continue;
+            }
+            let calling = if d.calling_ae_title.is_empty() {
+                our_ae
+            } else {
+                &d.calling_ae_title
+            };
+            let destination = DicomDestination {
+                name: d.name.clone(),
+                peer: Peer {
+                    ae_title: d.ae_title.clone(),
+                    host: d.host.clone(),
+                    port: d.port,
+                    calling_ae_title: calling.to_string(),
+                    timeout: Duration::from_secs(d.timeout_secs.max(1)),
+                },
+                retry_initial_secs: d.retry_initial_secs,
+                retry_max_secs: d.retry_max_secs.max(d.retry_initial_secs),
+                max_age_secs: d.max_age_hours * 3600,
+                batch_size: d.batch_size.max(1),
+            };
+            let outbox = forward::outbox_dir(data_dir, &d.name);
+            std::fs::create_dir_all(&outbox)
+                .with_context(|| format!("cannot create {}", outbox.display()))?;
+            r.dicom.push(DicomRoute {
+                config: d.clone(),
+                destination,
+                queue: Queue::open(db, &d.name)?,
+                outbox,
+                wake: Arc::new((Mutex::new(false), Condvar::new())),
+            });
+        }
+        if r.folders.is_empty() && r.dicom.is_empty() {
+            bail!("no [[destination]] configured: de-identified objects would have nowhere to go");
+        }
+        Ok(r)
+    }
+
+    /// Hand a durable de-identified file to every destination that wants it.
+    /// Idempotent: running it again after a crash links the same files and
+    /// enqueues nothing twice.
+    pub fn dispatch(
+        &self,
+        staged: &Path,
+        info: &ObjectInfo,
+        calling_ae: Option<&str>,
+    ) -> Result<usize> {
+        let mut n = 0;
+        for (cfg, root) in &self.folders {
+            if cfg.accepts(&info.modality, calling_ae) {
+                let dst = super::output::object_path(
+                    root,
+                    &info.study_uid,
+                    &info.series_uid,
+                    &info.sop_instance,
+                );
+                place(staged, &dst)?;
+                n += 1;
+            }
+        }
+        for d in &self.dicom {
+            if !d.config.accepts(&info.modality, calling_ae) {
+                continue;
+            }
+            let dst = d.outbox.join(format!("{}.dcm", info.sop_instance));
+            place(staged, &dst)?;
+            let now = forward::now();
+            d.queue.enqueue(&Job {
+                path: dst,
+                sop_class: info.sop_class.clone(),
+                sop_instance: info.sop_instance.clone(),
+                study_uid: info.study_uid.clone(),
+                enqueued_at: now,
+                attempts: 0,
+                next_at: now,
+                last_error: None,
+            })?;
+            let (lock, cv) = &*d.wake;
+            *lock.lock().expect("wake lock") = true;
+            cv.notify_one();
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// Put `src` at `dst` durably: a hard link when possible, else a copy.
+fn place(src: &Path, dst: &Path) -> Result<()> {
+    let dir = dst.parent().context("destination without parent")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if dst.exists() {
+        std::fs::remove_file(dst).ok();
+    }
+    if std::fs::hard_link(src, dst).is_err() {
+        let bytes = std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
+        return super::output::write_durable(dst, &bytes);
+    }
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
+}
