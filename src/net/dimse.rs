@@ -173,6 +173,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn store_request_parses_back() {
+        let rq = parse(&store_request("1.2.840.10008.5.1.4.1.1.4", "2.25.9", 3)).unwrap();
+        assert_eq!((rq.field, rq.message_id, rq.has_data_set), (C_STORE_RQ, 3, true));
+        assert_eq!(rq.sop_instance, "2.25.9");
+        assert_eq!(rq.status, None);
+    }
+
+    #[test]
     fn response_round_trips_and_is_even() {
         let rq = Command {
             field: C_STORE_RQ,
@@ -180,6 +188,7 @@ mod tests {
             sop_class: "1.2.840.10008.5.1.4.1.1.4".into(),
             sop_instance: "1.2.3.45".into(),
             has_data_set: true,
+            status: None,
         };
         let rsp = store_response(&rq, status::CANNOT_UNDERSTAND, Some("odd"));
         let group_len = u32::from_le_bytes(rsp[8..12].try_into().unwrap()) as usize;
@@ -188,6 +197,7 @@ mod tests {
         assert_eq!(back.field, C_STORE_RSP);
         assert_eq!(back.sop_class, rq.sop_class);
         assert_eq!(back.sop_instance, rq.sop_instance);
+        assert_eq!(back.status, Some(status::CANNOT_UNDERSTAND));
         assert!(!back.has_data_set);
         let echo = parse(&echo_response(&rq)).unwrap();
         assert_eq!(echo.field, C_ECHO_RSP);

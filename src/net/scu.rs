@@ -90,9 +90,22 @@ pub fn send_batch(
         );
     }
     let addr = format!("{}@{}:{}", peer.ae_title, peer.host, peer.port);
-    let mut assoc = opts
-        .establish_with(&addr)
-        .map_err(|e| format!("association failed: {e}"))?;
+    let mut assoc = match opts.establish_with(&addr) {
+        Ok(a) => a,
+        // The peer takes none of these SOP classes: retrying cannot help.
+        Err(dicom_ul::association::Error::NoAcceptedPresentationContexts { .. }) => {
+            for i in 0..items.len() {
+                done(
+                    i,
+                    Outcome::DeadLetter(
+                        "the peer accepts no presentation context for this SOP class".into(),
+                    ),
+                );
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(format!("association failed: {e}")),
+    };
     assoc.inner_stream().set_nodelay(true).ok();
     let accepted: Vec<(u8, String, String)> = assoc
         .presentation_contexts()

@@ -19,6 +19,8 @@ pub struct DicomDestination {
     pub retry_max_secs: u64,
     pub max_age_secs: u64,
     pub batch_size: usize,
+    /// Where dead-lettered files are kept for operators.
+    pub dead_dir: PathBuf,
 }
 
 /// One queued instance. Keyed by SOP Instance UID, so enqueueing the same
@@ -68,14 +70,34 @@ impl Queue {
         })
     }
 
-    /// Add a job durably (flushed before returning). Idempotent per instance.
-    pub fn enqueue(&self, job: &Job) -> Result<()> {
-        let v = serde_json::to_vec(job)?;
-        self.pending
-            .compare_and_swap(job.sop_instance.as_bytes(), None as Option<&[u8]>, Some(v))?
-            .ok();
+    /// Add a job durably (flushed before returning). One job per instance:
+    /// a newer copy of the same instance replaces a pending one, and the
+    /// replaced outbox file is returned for the caller to delete.
+    pub fn enqueue(&self, job: &Job) -> Result<Option<PathBuf>> {
+        let old = self
+            .pending
+            .insert(job.sop_instance.as_bytes(), serde_json::to_vec(job)?)?;
         self.pending.flush()?;
-        Ok(())
+        Ok(old
+            .and_then(|v| serde_json::from_slice::<Job>(&v).ok())
+            .map(|j| j.path)
+            .filter(|p| *p != job.path))
+    }
+
+    /// Replace `old` by `new` (None: remove) only if the queue still holds
+    /// exactly `old`; false when a newer copy was enqueued meanwhile.
+    fn swap(&self, old: &Job, new: Option<&Job>) -> Result<bool> {
+        let new = new.map(serde_json::to_vec).transpose()?;
+        let done = self
+            .pending
+            .compare_and_swap(
+                old.sop_instance.as_bytes(),
+                Some(serde_json::to_vec(old)?),
+                new,
+            )?
+            .is_ok();
+        self.pending.flush()?;
+        Ok(done)
     }
 
     pub fn depth(&self) -> usize {
@@ -109,26 +131,22 @@ impl Queue {
         Ok(batch)
     }
 
-    fn complete(&self, job: &Job) -> Result<()> {
-        self.pending.remove(job.sop_instance.as_bytes())?;
-        self.pending.flush()?;
-        Ok(())
+    fn complete(&self, job: &Job) -> Result<bool> {
+        self.swap(job, None)
     }
 
-    fn reschedule(&self, job: &Job) -> Result<()> {
-        self.pending
-            .insert(job.sop_instance.as_bytes(), serde_json::to_vec(job)?)?;
-        self.pending.flush()?;
-        Ok(())
+    fn reschedule(&self, old: &Job, new: &Job) -> Result<bool> {
+        self.swap(old, Some(new))
     }
 
-    fn dead_letter(&self, job: &Job) -> Result<()> {
+    fn dead_letter(&self, old: &Job, new: &Job) -> Result<bool> {
+        if !self.swap(old, None)? {
+            return Ok(false);
+        }
         self.dead
-            .insert(job.sop_instance.as_bytes(), serde_json::to_vec(job)?)?;
-        self.pending.remove(job.sop_instance.as_bytes())?;
-        self.pending.flush()?;
+            .insert(new.sop_instance.as_bytes(), serde_json::to_vec(new)?)?;
         self.dead.flush()?;
-        Ok(())
+        Ok(true)
     }
 
     /// Dead-lettered jobs, for operators.
@@ -269,13 +287,17 @@ fn deliver(dest: &DicomDestination, queue: &Queue, batch: Vec<Job>) -> Result<()
 }
 
 /// Record one outcome durably: delivered, rescheduled or dead-lettered.
-fn record(dest: &DicomDestination, queue: &Queue, mut job: Job, outcome: Outcome) -> Result<()> {
+/// If a newer copy of the instance was enqueued meanwhile, the queue keeps
+/// that one and this outcome only counts.
+fn record(dest: &DicomDestination, queue: &Queue, original: Job, outcome: Outcome) -> Result<()> {
     let c = &queue.counters;
+    let mut job = original.clone();
     let too_old = now().saturating_sub(job.enqueued_at) > dest.max_age_secs;
     match outcome {
         Outcome::Delivered { status } => {
-            queue.complete(&job)?;
-            std::fs::remove_file(&job.path).ok();
+            if queue.complete(&job)? {
+                std::fs::remove_file(&job.path).ok();
+            }
             c.delivered.fetch_add(1, Ordering::Relaxed);
             if status != 0 {
                 c.warnings.fetch_add(1, Ordering::Relaxed);
@@ -289,7 +311,9 @@ fn record(dest: &DicomDestination, queue: &Queue, mut job: Job, outcome: Outcome
             job.next_at =
                 now() + backoff(job.attempts, dest.retry_initial_secs, dest.retry_max_secs);
             job.last_error = Some(why.clone());
-            queue.reschedule(&job)?;
+            if !queue.reschedule(&original, &job)? {
+                return Ok(()); // a newer copy replaced it: that one will be sent
+            }
             c.retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(sop = %job.sop_instance, attempts = job.attempts, reason = %why, "will retry");
         }
@@ -300,7 +324,16 @@ fn record(dest: &DicomDestination, queue: &Queue, mut job: Job, outcome: Outcome
                 why
             };
             job.last_error = Some(why.clone());
-            queue.dead_letter(&job).context("dead-letter")?;
+            if let Some(name) = original.path.file_name() {
+                std::fs::create_dir_all(&dest.dead_dir).ok();
+                job.path = dest.dead_dir.join(name);
+            }
+            if !queue.dead_letter(&original, &job).context("dead-letter")? {
+                return Ok(());
+            }
+            if std::fs::rename(&original.path, &job.path).is_err() {
+                tracing::warn!(sop = %job.sop_instance, "dead-lettered file could not be moved out of the outbox");
+            }
             c.dead_lettered.fetch_add(1, Ordering::Relaxed);
             tracing::error!(sop = %job.sop_instance, reason = %why, "dead-lettered");
         }
@@ -348,14 +381,16 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["2.25.1", "2.25.3"]
         );
-        q.complete(&b[0]).unwrap();
+        assert!(q.complete(&b[0]).unwrap());
         let mut later = b[1].clone();
         later.next_at = 1000;
-        q.reschedule(&later).unwrap();
+        assert!(q.reschedule(&b[1], &later).unwrap());
+        // A stale outcome (the job changed meanwhile) changes nothing.
+        assert!(!q.reschedule(&b[1], &later).unwrap());
         let b = q.next_batch(100, 10).unwrap();
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].study_uid, "S2");
-        q.dead_letter(&b[0]).unwrap();
+        assert!(q.dead_letter(&b[0], &b[0]).unwrap());
         assert_eq!((q.depth(), q.dead_count()), (1, 1));
     }
 }

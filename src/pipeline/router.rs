@@ -175,6 +175,7 @@ impl Router {
                 retry_max_secs: d.retry_max_secs.max(d.retry_initial_secs),
                 max_age_secs: d.max_age_hours * 3600,
                 batch_size: d.batch_size.max(1),
+                dead_dir: data_dir.join("dead_letter").join(&d.name),
             };
             let outbox = forward::outbox_dir(data_dir, &d.name);
             std::fs::create_dir_all(&outbox)
@@ -219,10 +220,16 @@ impl Router {
             if !d.config.accepts(&info.modality, calling_ae) {
                 continue;
             }
-            let dst = d.outbox.join(format!("{}.dcm", info.sop_instance));
+            // A unique name per copy: a newer copy of the same instance never
+            // overwrites the file the forwarder may be sending right now.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let dst = d.outbox.join(format!("{}.{nanos}.dcm", info.sop_instance));
             place(staged, &dst)?;
             let now = forward::now();
-            d.queue.enqueue(&Job {
+            let replaced = d.queue.enqueue(&Job {
                 path: dst,
                 sop_class: info.sop_class.clone(),
                 sop_instance: info.sop_instance.clone(),
@@ -232,6 +239,9 @@ impl Router {
                 next_at: now,
                 last_error: None,
             })?;
+            if let Some(old) = replaced {
+                std::fs::remove_file(old).ok();
+            }
             let (lock, cv) = &*d.wake;
             *lock.lock().expect("wake lock") = true;
             cv.notify_one();

@@ -2,6 +2,8 @@
 //! programs (DCMTK, dicom3tools), and leak scanning.
 #![allow(dead_code)]
 
+pub mod gateway;
+
 use dicom_core::header::Header;
 use dicom_core::value::Value;
 use dicom_core::VR;

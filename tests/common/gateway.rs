@@ -1,0 +1,309 @@
+//! A `deidgate serve` process under test, and the DCMTK storescu helpers
+//! the network tests share.
+#![allow(dead_code)]
+
+use super::*;
+use dicom_dictionary_std::{tags, uids};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Generous: debug builds on a busy machine. Only ever a bound on polling.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// A running `deidgate serve`, killed when dropped.
+pub struct Gateway {
+    pub child: Child,
+    pub port: u16,
+    pub data: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Gateway {
+    /// Start on a free loopback port with a fresh data dir under `dir`.
+    pub fn start(dir: &Path, extra_toml: &str) -> Gateway {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let data = dir.join("data");
+        let config = dir.join("gateway.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[node]\nport = {port}\ndata_dir = {:?}\n{extra_toml}",
+                data.display().to_string()
+            ),
+        )
+        .unwrap();
+        let child = spawn(&config, &dir.join("gateway.log"));
+        let mut g = Gateway {
+            child,
+            port,
+            data,
+            config,
+            log: dir.join("gateway.log"),
+        };
+        g.wait_ready();
+        g
+    }
+
+    pub fn wait_ready(&mut self) {
+        let t = Instant::now();
+        loop {
+            assert!(self.alive(), "deidgate exited:\n{}", self.log());
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            assert!(
+                t.elapsed() < DEADLINE,
+                "deidgate never listened:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// SIGKILL, as a power cut would: no cleanup runs.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Start again on the same port and data dir.
+    pub fn restart(&mut self) {
+        self.child = spawn(&self.config, &self.log);
+        self.wait_ready();
+    }
+
+    pub fn log(&self) -> String {
+        strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.data.join("out")
+    }
+
+    pub fn spool(&self, sub: &str) -> PathBuf {
+        self.data.join("spool").join(sub)
+    }
+
+    pub fn echo(&self, calling: &str, called: &str) -> Output {
+        Command::new(tool("echoscu"))
+            .args(["-aet", calling, "-aec", called, "127.0.0.1"])
+            .arg(self.port.to_string())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn spawn(config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_deidgate"))
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .env("DEIDGATE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start deidgate")
+}
+
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub fn poll(what: &str, g: &Gateway, mut done: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !done() {
+        assert!(
+            t.elapsed() < DEADLINE,
+            "timed out waiting for {what}:\n{}",
+            g.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+}
+
+/// The header of an input file (up to the pixel data). Corrupt files are
+/// screened first: the parser can spend minutes on a bogus length.
+pub fn header(path: &Path) -> Option<dicom_object::DefaultDicomObject> {
+    let bytes = std::fs::read(path).ok()?;
+    deidgate::pipeline::precheck::check(&bytes).ok()?;
+    dicom_object::OpenFileOptions::new()
+        .read_preamble(dicom_object::file::ReadPreamble::Auto)
+        .read_until(tags::PIXEL_DATA)
+        .from_reader(&bytes[..])
+        .ok()
+}
+
+/// A storescu association profile proposing, for every SOP class among the
+/// inputs, each transfer syntax those inputs use (plus Explicit VR LE), so
+/// every file is sent in its own syntax.
+pub fn scu_profile(dir: &Path, inputs: &[PathBuf]) -> PathBuf {
+    let mut classes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in inputs {
+        let Some(obj) = header(f) else { continue };
+        let ts = obj
+            .meta()
+            .transfer_syntax()
+            .trim_end_matches('\0')
+            .to_string();
+        for class in [
+            obj.meta()
+                .media_storage_sop_class_uid()
+                .trim_end_matches('\0')
+                .to_string(),
+            deidgate::deid::engine::text(&obj, tags::SOP_CLASS_UID),
+        ] {
+            let class = class.trim_end_matches(['\0', ' ']).to_string();
+            if !class.is_empty() && class.chars().all(|c| c.is_ascii_digit() || c == '.') {
+                let set = classes.entry(class).or_default();
+                set.insert(ts.clone());
+                set.insert(uids::EXPLICIT_VR_LITTLE_ENDIAN.to_string());
+            }
+        }
+    }
+    let all_ts: BTreeSet<&String> = classes.values().flatten().collect();
+    let name = |ts: &String| format!("TS{}", all_ts.iter().position(|t| *t == ts).unwrap());
+    let mut cfg = String::from("[[TransferSyntaxes]]\n");
+    for ts in &all_ts {
+        cfg += &format!("[{}]\nTransferSyntax1 = {ts}\n", name(ts));
+    }
+    cfg += "[[PresentationContexts]]\n[Contexts]\n";
+    let mut n = 0;
+    for (class, set) in &classes {
+        for ts in set {
+            n += 1;
+            cfg += &format!("PresentationContext{n} = {class}\\{}\n", name(ts));
+        }
+    }
+    assert!(n <= 128, "too many presentation contexts: {n}");
+    cfg += "[[Profiles]]\n[Test]\nPresentationContexts = Contexts\n";
+    let p = dir.join("storescu.cfg");
+    std::fs::write(&p, cfg).unwrap();
+    p
+}
+
+pub fn storescu_cmd(g: &Gateway, profile: &Path, calling: &str, inputs: &[PathBuf]) -> Command {
+    let mut c = Command::new(tool("storescu"));
+    c.args([
+        "-v", "-aet", calling, "-aec", "DEIDGATE", "+sd", "+r", "-nh", "-xf",
+    ])
+    .arg(profile)
+    .arg("Test")
+    .arg("127.0.0.1")
+    .arg(g.port.to_string())
+    .args(inputs);
+    c
+}
+
+/// The files storescu got a Success response for, from its `-v` log.
+pub fn stored_files(log: &str) -> Vec<PathBuf> {
+    let mut current = None;
+    let mut out = Vec::new();
+    for l in log.lines() {
+        if let Some(f) = l.strip_prefix("I: Sending file: ") {
+            current = Some(PathBuf::from(f.trim()));
+        } else if l.contains("Received Store Response (Success)") {
+            out.extend(current.take());
+        }
+    }
+    out
+}
+
+/// De-identified objects in `out/` (not temp files).
+pub fn outputs(g: &Gateway) -> Vec<PathBuf> {
+    if !g.out().exists() {
+        return Vec::new();
+    }
+    files_under(&g.out())
+        .into_iter()
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.ends_with(".dcm") && !n.starts_with('.')
+        })
+        .collect()
+}
+
+pub fn dir_is_empty(d: &Path) -> bool {
+    std::fs::read_dir(d)
+        .map(|mut r| r.next().is_none())
+        .unwrap_or(true)
+}
+
+/// The output file name each input gets: its keyed pseudonymous SOP UID.
+pub fn expected_names(g: &Gateway, inputs: &[PathBuf]) -> BTreeSet<String> {
+    let secrets = deidgate::keystore::Secrets::load(&g.data.join("secrets.toml")).unwrap();
+    let p = deidgate::deid::pseudonym::Pseudonymizer::new(secrets.pseudonym_key, "");
+    inputs
+        .iter()
+        .map(|f| {
+            let obj = header(f).expect("a stored input parses");
+            format!(
+                "{}.dcm",
+                p.uid(&deidgate::deid::engine::text(&obj, tags::SOP_INSTANCE_UID))
+            )
+        })
+        .collect()
+}
+
+/// Wait until the spool is drained and every expected name is in `out/`;
+/// then every output name must occur once.
+pub fn wait_for_outputs(g: &Gateway, expected: &BTreeSet<String>) -> Vec<PathBuf> {
+    poll("the de-identified outputs", g, || {
+        let names: BTreeSet<String> = outputs(g)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+            .collect();
+        dir_is_empty(&g.spool("ready")) && expected.is_subset(&names)
+    });
+    let out = outputs(g);
+    let names: BTreeSet<_> = out
+        .iter()
+        .map(|p| p.file_name().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names.len(),
+        out.len(),
+        "an instance was written twice: {out:?}"
+    );
+    out
+}

@@ -1,0 +1,337 @@
+//! Forwarding to real archives: DCMTK storescp and Orthanc, started by the
+//! tests on loopback ports. Every acknowledged instance arrives, de-identified,
+//! exactly once; a destination outage queues and delivers later.
+
+mod common;
+
+use common::gateway::*;
+use common::*;
+use dicom_core::value::PrimitiveValue;
+use dicom_core::{DataElement, VR};
+use dicom_dictionary_std::tags;
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A peer process killed when dropped.
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_port(port: u16) {
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < DEADLINE, "port {port} never opened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// storescp accepting every transfer syntax, one file per received instance
+/// (`+uf`: unique names, so an instance sent twice shows up twice).
+fn storescp(dir: &Path, port: u16) -> Peer {
+    std::fs::create_dir_all(dir).unwrap();
+    let child = Command::new(tool("storescp"))
+        .args(["-aet", "STORESCP", "+xa", "+uf", "-od"])
+        .arg(dir)
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(port);
+    Peer(child)
+}
+
+fn dicom_destination(name: &str, ae: &str, port: u16) -> String {
+    format!(
+        "[[destination]]\nname = \"out\"\ntype = \"folder\"\n\
+         [[destination]]\nname = \"{name}\"\ntype = \"dicom\"\nae_title = \"{ae}\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+         retry_initial_secs = 1\nretry_max_secs = 2\n"
+    )
+}
+
+/// SOP Instance UIDs of the DICOM files under `dir`.
+fn sop_uids(files: &[PathBuf]) -> Vec<String> {
+    files
+        .iter()
+        .filter_map(|f| {
+            let o = dicom_object::OpenFileOptions::new()
+                .read_until(tags::PIXEL_DATA)
+                .open_file(f)
+                .ok()?;
+            Some(deidgate::deid::engine::text(&o, tags::SOP_INSTANCE_UID))
+        })
+        .collect()
+}
+
+/// Every received file is read by dcmdump and carries none of the originals.
+fn assert_clean(received: &[PathBuf], inputs: &[PathBuf]) {
+    let mut needles = BTreeSet::new();
+    for f in inputs {
+        let Some(o) = header(f) else { continue };
+        for t in [
+            tags::PATIENT_ID,
+            tags::PATIENT_NAME,
+            tags::SOP_INSTANCE_UID,
+            tags::STUDY_INSTANCE_UID,
+        ] {
+            let v = deidgate::deid::engine::text(&o, t);
+            if !v.is_empty() {
+                needles.insert(v);
+            }
+        }
+    }
+    // Across files only values long enough not to recur by chance are
+    // checked (short IDs like "0010" are checked per file by the corpus test).
+    let long: Vec<&String> = needles.iter().filter(|n| n.len() >= 6).collect();
+    let ac = aho_corasick::AhoCorasick::new(&long).unwrap();
+    for f in received {
+        assert!(dcmdump(f).0, "dcmdump cannot read {}", f.display());
+        let bytes = scannable_bytes(f);
+        let text = all_text(
+            &deidgate::pipeline::batch::parse(&std::fs::read(f).unwrap())
+                .unwrap()
+                .into_inner(),
+        );
+        if let Some(m) = ac.find(&bytes).or_else(|| ac.find(&text)) {
+            panic!(
+                "original {:?} survives in {}",
+                long[m.pattern().as_usize()],
+                f.display()
+            );
+        }
+    }
+}
+
+fn send(g: &Gateway, dir: &Path, inputs: &[PathBuf]) -> Vec<PathBuf> {
+    let profile = scu_profile(dir, inputs);
+    let out = storescu_cmd(g, &profile, "MODALITY", inputs)
+        .output()
+        .unwrap();
+    let stored = stored_files(&text(&out));
+    assert!(
+        !stored.is_empty(),
+        "storescu stored nothing:\n{}",
+        text(&out)
+    );
+    stored
+}
+
+/// Wait until the spool and the outbox are empty (everything delivered or
+/// dead-lettered) and the peer holds at least `expected` files.
+fn wait_forwarded(
+    g: &Gateway,
+    dest: &str,
+    peer_files: impl Fn() -> Vec<PathBuf>,
+    expected: usize,
+) -> Vec<PathBuf> {
+    let outbox = g.data.join("outbox").join(dest);
+    poll("forwarding to the peer", g, || {
+        dir_is_empty(&g.spool("ready"))
+            && files_under(&outbox).is_empty()
+            && peer_files().len() >= expected
+    });
+    peer_files()
+}
+
+#[test]
+fn every_instance_is_forwarded_to_storescp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let scp_dir = tmp.path().join("storescp");
+    let _scp = storescp(&scp_dir, port);
+    let g = Gateway::start(tmp.path(), &dicom_destination("pacs", "STORESCP", port));
+    let data = data_dir();
+    let mut inputs = files_under(&data.join("dicom"));
+    inputs.extend(files_under(&data.join("derived")));
+    inputs.retain(|f| header(f).is_some());
+    let stored = send(&g, tmp.path(), &inputs);
+    // What the folder sink holds is what was acknowledged and not quarantined.
+    poll("the spool to drain", &g, || dir_is_empty(&g.spool("ready")));
+    let out = outputs(&g);
+    let received = wait_forwarded(&g, "pacs", || files_under(&scp_dir), out.len() - 3);
+    let (a, b): (BTreeSet<String>, BTreeSet<String>) = (
+        sop_uids(&out).into_iter().collect(),
+        sop_uids(&received).into_iter().collect(),
+    );
+    // SOP classes storescp does not offer (e.g. Color Palette) are refused
+    // at negotiation and dead-lettered with that reason, never dropped.
+    let dead: BTreeSet<String> = sop_uids(&files_under(&g.data.join("dead_letter/pacs")))
+        .into_iter()
+        .collect();
+    for l in g.log().lines().filter(|l| l.contains("dead-lettered")) {
+        assert!(
+            l.contains("no presentation context"),
+            "unexpected dead letter: {l}"
+        );
+    }
+    assert!(dead.len() <= 3, "too many dead letters: {dead:?}");
+    let delivered_or_dead: BTreeSet<String> = b.union(&dead).cloned().collect();
+    // Some inputs share a SOP Instance UID (the MR_small variants in several
+    // transfer syntaxes): each received copy is forwarded, so the peer may
+    // hold a few more files than there are distinct instances, never fewer.
+    assert_eq!(
+        a, delivered_or_dead,
+        "the peer holds what the gateway de-identified"
+    );
+    assert!(
+        received.len() <= stored.len(),
+        "more deliveries than acknowledged instances"
+    );
+    eprintln!(
+        "{} acknowledged, {} de-identified, {} forwarded",
+        stored.len(),
+        out.len(),
+        received.len()
+    );
+    assert!(out.len() >= 150, "only {} outputs", out.len());
+    assert_clean(&received, &stored);
+}
+
+/// `n` copies of a real MR file, each a distinct instance.
+fn make_instances(dir: &Path, n: usize) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    let src = data_dir().join("dicom/mr/MR_small.dcm");
+    (0..n)
+        .map(|i| {
+            let mut o = dicom_object::open_file(&src).unwrap();
+            let uid = format!("1.2.826.0.1.3680043.9.7777.{}", i + 1);
+            o.put(DataElement::new(
+                tags::SOP_INSTANCE_UID,
+                VR::UI,
+                PrimitiveValue::from(uid.as_str()),
+            ));
+            o.update_meta(|m| m.media_storage_sop_instance_uid = uid.clone());
+            let p = dir.join(format!("{i:04}.dcm"));
+            o.write_to_file(&p).unwrap();
+            p
+        })
+        .collect()
+}
+
+#[test]
+fn destination_outage_queues_then_delivers_each_instance_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port(); // nothing listens there yet
+    let g = Gateway::start(tmp.path(), &dicom_destination("pacs", "STORESCP", port));
+    let inputs = make_instances(&tmp.path().join("in"), 200);
+    let stored = send(&g, tmp.path(), &inputs);
+    assert_eq!(
+        stored.len(),
+        200,
+        "all 200 acknowledged while the archive is down"
+    );
+    let outbox = g.data.join("outbox/pacs");
+    poll("all 200 queued", &g, || files_under(&outbox).len() == 200);
+    // The archive comes back.
+    let scp_dir = tmp.path().join("storescp");
+    let _scp = storescp(&scp_dir, port);
+    let received = wait_forwarded(&g, "pacs", || files_under(&scp_dir), 200);
+    poll("the outbox to empty", &g, || {
+        files_under(&outbox).is_empty()
+    });
+    // Give a duplicate every chance to show up before counting.
+    std::thread::sleep(Duration::from_secs(3));
+    let received_now = files_under(&scp_dir);
+    assert_eq!(received_now.len(), 200, "each instance exactly once");
+    let uids: BTreeSet<String> = sop_uids(&received).into_iter().collect();
+    assert_eq!(uids.len(), 200);
+    assert!(
+        g.log().contains("will retry"),
+        "the outage was retried:\n{}",
+        g.log()
+    );
+}
+
+/// Minimal HTTP GET against Orthanc's REST API on loopback.
+fn http_get(port: u16, path: &str) -> Option<serde_json::Value> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    serde_json::from_str(buf.split_once("\r\n\r\n")?.1).ok()
+}
+
+#[test]
+fn every_instance_is_forwarded_to_orthanc() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dicom_port, http_port) = (free_port(), free_port());
+    let storage = tmp.path().join("orthanc-storage");
+    let cfg = serde_json::json!({
+        "Name": "deidgate-test",
+        "StorageDirectory": storage,
+        "IndexDirectory": tmp.path().join("orthanc-index"),
+        "StorageCompression": false,
+        "DicomAet": "ORTHANC",
+        "DicomPort": dicom_port,
+        "HttpPort": http_port,
+        "RemoteAccessAllowed": false,
+        "AuthenticationEnabled": false,
+        "DicomCheckCalledAet": false,
+        "Plugins": []
+    });
+    let cfg_path = tmp.path().join("orthanc.json");
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let orthanc = Command::new(tool("Orthanc"))
+        .arg(&cfg_path)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("orthanc.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let _orthanc = Peer(orthanc);
+    wait_port(dicom_port);
+    wait_port(http_port);
+    let g = Gateway::start(
+        tmp.path(),
+        &dicom_destination("orthanc", "ORTHANC", dicom_port),
+    );
+    let data = data_dir();
+    let mut inputs = files_under(&data.join("dicom/mr"));
+    inputs.extend(files_under(&data.join("derived/head_mr_t1_sag_lowres")));
+    inputs.extend(files_under(&data.join("dicom/ct")));
+    inputs.retain(|f| header(f).is_some());
+    let stored = send(&g, tmp.path(), &inputs);
+    poll("the spool to drain", &g, || dir_is_empty(&g.spool("ready")));
+    let out = outputs(&g);
+    let count = || {
+        http_get(http_port, "/statistics")
+            .and_then(|v| v["CountInstances"].as_u64())
+            .unwrap_or(0) as usize
+    };
+    poll("Orthanc to hold every instance", &g, || {
+        count() >= out.len()
+    });
+    assert_eq!(count(), out.len());
+    let ours: BTreeSet<String> = sop_uids(&out).into_iter().collect();
+    let stored_in_orthanc: Vec<PathBuf> = files_under(&storage)
+        .into_iter()
+        .filter(|p| p.extension().is_none() && !p.to_string_lossy().contains("index"))
+        .collect();
+    let theirs: BTreeSet<String> = sop_uids(&stored_in_orthanc).into_iter().collect();
+    assert_eq!(
+        ours, theirs,
+        "Orthanc holds exactly what the gateway de-identified"
+    );
+    eprintln!(
+        "{} acknowledged, {} forwarded to Orthanc",
+        stored.len(),
+        out.len()
+    );
+    assert_clean(&stored_in_orthanc, &stored);
+}
