@@ -20,6 +20,7 @@ pub struct Config {
     pub deid: DeidConfig,
     pub filter: FilterConfig,
     pub scp: ScpConfig,
+    pub http: HttpConfig,
     /// `[[destination]]`: folder sinks and DICOM peers.
     #[serde(default, rename = "destination")]
     pub destinations: Vec<crate::pipeline::router::DestinationConfig>,
@@ -93,6 +94,23 @@ pub enum OverrideAction {
 #[serde(deny_unknown_fields)]
 pub struct FilterConfig {
     pub quarantine_burned_in_annotation: bool,
+    /// SOP Class UIDs that always go to quarantine.
+    #[serde(default)]
+    pub quarantine_sop_classes: Vec<String>,
+    /// Modalities (0008,0060) that always go to quarantine.
+    #[serde(default)]
+    pub quarantine_modalities: Vec<String>,
+    /// Transfer syntax UIDs that always go to quarantine.
+    #[serde(default)]
+    pub quarantine_transfer_syntaxes: Vec<String>,
+}
+
+/// The HTTP side (`[http]`): /healthz and /metrics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `host:port`; empty disables the HTTP server.
+    pub listen: String,
 }
 
 /// The C-STORE receiver (`[scp]`).

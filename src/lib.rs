@@ -1,10 +1,12 @@
 //! deidgate: a DICOM storage destination that de-identifies what it receives
 //! and forwards it to a research archive. See DESIGN.md for the data flow.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod deid;
 pub mod keystore;
+pub mod metrics;
 pub mod net;
 pub mod pipeline;
 pub mod runtime;

@@ -64,6 +64,21 @@ pub fn run(cfg: Config) -> Result<()> {
             out = %rt.config.data_dir().join("out").display(),
             "listening"
         );
+        if !rt.config.http.listen.is_empty() {
+            let http = tokio::net::TcpListener::bind(&rt.config.http.listen)
+                .await
+                .with_context(|| format!("[http] listen {}: cannot bind", rt.config.http.listen))?;
+            tracing::info!(address = %http.local_addr()?, "HTTP: /healthz, /metrics");
+            let app = crate::api::app(crate::api::State {
+                router: router.clone(),
+                spool_ready: rt.config.data_dir().join("spool").join("ready"),
+            });
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(http, app).await {
+                    tracing::error!(error = %e, "HTTP server stopped");
+                }
+            });
+        }
         scp.serve(listener, shutdown_signal()).await
     });
     drop(tokio_rt);

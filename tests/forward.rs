@@ -257,6 +257,26 @@ fn destination_outage_queues_then_delivers_each_instance_once() {
         "the outage was retried:\n{}",
         g.log()
     );
+    // The same story in /metrics, and the gateway reports itself healthy.
+    let (status, body) = g.http_get("/metrics");
+    assert!(status.contains("200"), "{status}");
+    for want in [
+        "deidgate_instances_stored_total 200",
+        "deidgate_instances_deidentified_total 200",
+        "deidgate_forward_delivered_total{destination=\"pacs\"} 200",
+        "deidgate_forward_queue_depth{destination=\"pacs\"} 0",
+        "deidgate_forward_dead_letter_total{destination=\"pacs\"} 0",
+    ] {
+        assert!(
+            body.lines().any(|l| l == want),
+            "missing {want:?} in:\n{body}"
+        );
+    }
+    assert!(
+        !body.contains("deidgate_forward_retries_total{destination=\"pacs\"} 0\n"),
+        "{body}"
+    );
+    assert!(g.http_get("/healthz").0.contains("200"));
 }
 
 /// Minimal HTTP GET against Orthanc's REST API on loopback.

@@ -175,7 +175,10 @@ mod tests {
     #[test]
     fn store_request_parses_back() {
         let rq = parse(&store_request("1.2.840.10008.5.1.4.1.1.4", "2.25.9", 3)).unwrap();
-        assert_eq!((rq.field, rq.message_id, rq.has_data_set), (C_STORE_RQ, 3, true));
+        assert_eq!(
+            (rq.field, rq.message_id, rq.has_data_set),
+            (C_STORE_RQ, 3, true)
+        );
         assert_eq!(rq.sop_instance, "2.25.9");
         assert_eq!(rq.status, None);
     }

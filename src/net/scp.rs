@@ -216,6 +216,7 @@ impl Scp {
         let assoc = match opts.establish_async(stream).await {
             Ok(a) => a,
             Err(dicom_ul::association::Error::Rejected { association_rj, .. }) => {
+                crate::metrics::inc(&crate::metrics::METRICS.associations_rejected);
                 tracing::warn!(reason = %association_rj.source, "association rejected");
                 return;
             }
@@ -224,6 +225,8 @@ impl Scp {
                 return;
             }
         };
+        crate::metrics::inc(&crate::metrics::METRICS.associations);
+        let _active = crate::metrics::Active::enter();
         let contexts: HashMap<u8, (String, String)> = assoc
             .presentation_contexts()
             .iter()
@@ -430,9 +433,11 @@ impl Session<'_> {
         let size = inc.bytes;
         let (status, comment) = inc.finish(&self.scp.sink).instrument(span.clone()).await;
         if status == dimse::status::SUCCESS {
+            crate::metrics::inc(&crate::metrics::METRICS.instances_stored);
             self.stored += 1;
             span.in_scope(|| tracing::debug!(bytes = size, "stored in the spool"));
         } else {
+            crate::metrics::inc(&crate::metrics::METRICS.instances_refused);
             self.refused += 1;
             span.in_scope(|| tracing::warn!(status = format!("{status:04X}"), "C-STORE failed"));
         }

@@ -287,9 +287,11 @@ impl Shared {
             } => {
                 let n = self.router.dispatch(&path, &info, calling_ae.as_deref())?;
                 std::fs::remove_file(&path).ok();
+                crate::metrics::inc(&crate::metrics::METRICS.instances_deidentified);
                 tracing::info!(sop = %info.sop_instance, destinations = n, "de-identified");
             }
             FileOutcome::Quarantined { id, .. } => {
+                crate::metrics::inc(&crate::metrics::METRICS.instances_quarantined);
                 tracing::info!(quarantine_id = %id, "kept back in quarantine");
             }
         }

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Generous: debug builds on a busy machine. Only ever a bound on polling.
-pub const DEADLINE: Duration = Duration::from_secs(90);
+pub const DEADLINE: Duration = Duration::from_secs(300);
 
 /// A running `deidgate serve`, killed when dropped.
 pub struct Gateway {
@@ -35,7 +35,7 @@ impl Gateway {
         std::fs::write(
             &config,
             format!(
-                "[node]\nport = {port}\ndata_dir = {:?}\n{extra_toml}",
+                "[node]\nport = {port}\ndata_dir = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n{extra_toml}",
                 data.display().to_string()
             ),
         )
@@ -82,6 +82,37 @@ impl Gateway {
     pub fn restart(&mut self) {
         self.child = spawn(&self.config, &self.log);
         self.wait_ready();
+    }
+
+    /// The HTTP port the gateway logged (it binds an ephemeral one in tests).
+    pub fn http_port(&self) -> u16 {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("HTTP: /healthz"))
+            .find_map(|l| {
+                l.split("address=")
+                    .nth(1)?
+                    .split(':')
+                    .nth(1)?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .expect("the gateway logs its HTTP address")
+    }
+
+    /// GET `path` from the gateway's HTTP server: (status line, body).
+    pub fn http_get(&self, path: &str) -> (String, String) {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(("127.0.0.1", self.http_port())).expect("connect HTTP");
+        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).unwrap();
+        let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+        (
+            head.lines().next().unwrap_or("").to_string(),
+            body.to_string(),
+        )
     }
 
     pub fn log(&self) -> String {

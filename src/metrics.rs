@@ -1,0 +1,110 @@
+//! Process-wide counters for `/metrics` (Prometheus text format). Counts
+//! only: no identifier, original or pseudonymous, is ever a label.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// The gateway's counters.
+pub struct Metrics {
+    pub associations: AtomicU64,
+    pub associations_rejected: AtomicU64,
+    pub associations_active: AtomicI64,
+    pub instances_stored: AtomicU64,
+    pub instances_refused: AtomicU64,
+    pub instances_deidentified: AtomicU64,
+    pub instances_quarantined: AtomicU64,
+}
+
+pub static METRICS: Metrics = Metrics {
+    associations: AtomicU64::new(0),
+    associations_rejected: AtomicU64::new(0),
+    associations_active: AtomicI64::new(0),
+    instances_stored: AtomicU64::new(0),
+    instances_refused: AtomicU64::new(0),
+    instances_deidentified: AtomicU64::new(0),
+    instances_quarantined: AtomicU64::new(0),
+};
+
+/// Add one to a counter.
+pub fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One metric in the text exposition format.
+pub fn line(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    out.push_str(&format!(
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+    ));
+}
+
+/// The process-wide counters as Prometheus text.
+pub fn render() -> String {
+    let m = &METRICS;
+    let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let mut s = String::new();
+    line(
+        &mut s,
+        "deidgate_associations_total",
+        "counter",
+        "Associations accepted.",
+        g(&m.associations),
+    );
+    line(
+        &mut s,
+        "deidgate_associations_rejected_total",
+        "counter",
+        "Associations rejected.",
+        g(&m.associations_rejected),
+    );
+    line(
+        &mut s,
+        "deidgate_associations_active",
+        "gauge",
+        "Associations open now.",
+        m.associations_active.load(Ordering::Relaxed),
+    );
+    line(
+        &mut s,
+        "deidgate_instances_stored_total",
+        "counter",
+        "C-STOREs answered with Success (durable in the spool).",
+        g(&m.instances_stored),
+    );
+    line(
+        &mut s,
+        "deidgate_instances_refused_total",
+        "counter",
+        "C-STOREs answered with a failure status.",
+        g(&m.instances_refused),
+    );
+    line(
+        &mut s,
+        "deidgate_instances_deidentified_total",
+        "counter",
+        "Instances de-identified and routed.",
+        g(&m.instances_deidentified),
+    );
+    line(
+        &mut s,
+        "deidgate_instances_quarantined_total",
+        "counter",
+        "Instances kept back in quarantine.",
+        g(&m.instances_quarantined),
+    );
+    s
+}
+
+/// Counts an open association for as long as it lives.
+pub struct Active;
+
+impl Active {
+    pub fn enter() -> Active {
+        METRICS.associations_active.fetch_add(1, Ordering::Relaxed);
+        Active
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        METRICS.associations_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
