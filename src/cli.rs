@@ -115,6 +115,14 @@ pub enum AuditCmd {
 pub enum QuarantineCmd {
     /// List quarantined objects with their reasons.
     List,
+    /// Print the reason file of one quarantined object.
+    Show { id: String },
+    /// Delete quarantined objects (they hold PHI): one id, or --all.
+    Purge {
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// Load the configuration with the command-line overrides applied.
@@ -139,16 +147,39 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Keys { cmd } => keys(cfg, cmd),
         Command::Reid { cmd } => reid(cfg, cmd),
         Command::Audit { cmd } => audit(cfg, cmd),
-        Command::Quarantine {
-            cmd: QuarantineCmd::List,
-        } => {
-            let q = crate::pipeline::quarantine::Quarantine::new(cfg.data_dir().join("quarantine"));
+        Command::Quarantine { cmd } => quarantine(&cfg, cmd),
+    }
+}
+
+fn quarantine(cfg: &Config, cmd: QuarantineCmd) -> Result<()> {
+    let q = crate::pipeline::quarantine::Quarantine::new(cfg.data_dir().join("quarantine"));
+    match cmd {
+        QuarantineCmd::List => {
             for (id, reason) in q.list()? {
                 println!("{id}\t{reason}");
             }
-            Ok(())
         }
+        QuarantineCmd::Show { id } => print!("{}", q.reason(&id)?),
+        QuarantineCmd::Purge {
+            id: Some(id),
+            all: false,
+        } => {
+            q.purge(&id)?;
+            println!("purged {id}");
+        }
+        QuarantineCmd::Purge {
+            id: None,
+            all: true,
+        } => {
+            let ids = q.list()?;
+            for (id, _) in &ids {
+                q.purge(id)?;
+            }
+            println!("purged {} objects", ids.len());
+        }
+        QuarantineCmd::Purge { .. } => bail!("give one quarantine id, or --all"),
     }
+    Ok(())
 }
 
 fn anonymize(

@@ -177,6 +177,33 @@ fn malformed_files_are_quarantined_with_reasons_never_crash() {
             "{t}"
         );
     }
+    // Operators can read a reason and purge one object, then all.
+    let list = stdout(&deidgate(&data, &["quarantine", "list"]));
+    let first = list
+        .lines()
+        .next()
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(stdout(&deidgate(&data, &["quarantine", "show", &first])).starts_with("reason: "));
+    assert!(!deidgate(&data, &["quarantine", "show", "../etc"])
+        .status
+        .success());
+    assert!(deidgate(&data, &["quarantine", "purge", &first])
+        .status
+        .success());
+    assert_eq!(
+        stdout(&deidgate(&data, &["quarantine", "list"]))
+            .lines()
+            .count(),
+        list.lines().count() - 1
+    );
+    assert!(deidgate(&data, &["quarantine", "purge", "--all"])
+        .status
+        .success());
+    assert_eq!(stdout(&deidgate(&data, &["quarantine", "list"])), "");
     // Everything that was written is readable DICOM.
     for f in files_under(&out) {
         assert!(dcmdump(&f).0, "{}", f.display());

@@ -646,7 +646,7 @@ mod tests {
             let db = sled::open(&path).unwrap();
             append_n(&AuditLog::open(&db).unwrap(), 2);
         }
-        let db = sled::open(&path).unwrap();
+        let db = crate::keystore::sled_store::open_db(&path).unwrap();
         let log = AuditLog::open(&db).unwrap();
         assert_eq!(log.append("a", "b", "c", "d", None, "e").unwrap().seq, 3);
         assert_eq!(log.verify(), Ok(3));

@@ -122,7 +122,7 @@ impl SledKeyStore {
     /// error naming both key ids (so a rotation can still be resumed).
     pub fn open(dir: &Path, secrets: &Secrets) -> Result<Self> {
         create_private_dir(dir)?;
-        let db = sled::Config::new().path(dir).open().with_context(|| {
+        let db = open_db(dir).with_context(|| {
             format!(
                 "opening key store {} (is another deidgate process using it?)",
                 dir.display()
@@ -439,6 +439,24 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("creating key store directory {}", dir.display()))
+}
+
+/// Open the sled database, waiting up to 5 s for its file lock: a database
+/// closed a moment ago in this process is released by sled's background
+/// flusher shortly after the last handle is dropped.
+pub fn open_db(dir: &Path) -> sled::Result<sled::Db> {
+    let mut tries = 0;
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && tries < 100 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
 }
 
 #[cfg(test)]

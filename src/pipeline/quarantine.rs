@@ -39,6 +39,27 @@ impl Quarantine {
         Ok(id)
     }
 
+    /// The folder of one id; ids are hex, so a path cannot escape the quarantine.
+    fn entry(&self, id: &str) -> Result<PathBuf> {
+        anyhow::ensure!(
+            !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit()),
+            "not a quarantine id: {id:?}"
+        );
+        let d = self.dir.join(id);
+        anyhow::ensure!(d.is_dir(), "no quarantined object {id}");
+        Ok(d)
+    }
+
+    /// The reason file of one object.
+    pub fn reason(&self, id: &str) -> Result<String> {
+        Ok(std::fs::read_to_string(self.entry(id)?.join("reason.txt"))?)
+    }
+
+    /// Delete one object and its reason.
+    pub fn purge(&self, id: &str) -> Result<()> {
+        Ok(std::fs::remove_dir_all(self.entry(id)?)?)
+    }
+
     /// (id, first line of reason) for every quarantined object.
     pub fn list(&self) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
