@@ -45,7 +45,7 @@ P1=$(free_port); mkdir -p "$TMP/a"
 storescp -aet STORESCP -od "$TMP/a" "$P1" >/dev/null 2>&1 & PIDS+=($!)
 wait_port "$P1"
 t0=$(date +%s.%N)
-storescu -aec STORESCP +sd "$TMP/in" 127.0.0.1 "$P1" >/dev/null 2>&1
+storescu -aec STORESCP +sd 127.0.0.1 "$P1" "$TMP/in" >/dev/null 2>&1
 wait_count "$TMP/a" "$N"
 t1=$(date +%s.%N)
 A=$(echo "$t1 - $t0" | bc -l)
@@ -57,6 +57,8 @@ cat > "$TMP/gw.toml" <<TOML
 [node]
 port = $P3
 data_dir = "$TMP/gw-data"
+[http]
+listen = ""
 [[destination]]
 name = "bench"
 type = "dicom"
@@ -68,7 +70,7 @@ TOML
 wait_port "$P3"
 wait_port "$P2"
 t0=$(date +%s.%N)
-storescu -aec DEIDGATE +sd "$TMP/in" 127.0.0.1 "$P3" >/dev/null 2>&1
+storescu -aec DEIDGATE +sd 127.0.0.1 "$P3" "$TMP/in" >/dev/null 2>&1
 t_ack=$(date +%s.%N)
 wait_count "$TMP/b" "$N"
 t1=$(date +%s.%N)

@@ -58,6 +58,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     Ok(())
 }
 
+/// Flush the file system that holds `path` (syncfs(2)): every file written
+/// there so far is durable when it returns.
+pub fn sync_filesystem_of(path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: syncfs takes a valid open descriptor, held by `f` for the call.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    anyhow::ensure!(
+        rc == 0,
+        "syncfs {} failed: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    Ok(())
+}
+
 /// Flush every written file to stable storage (sync(2)).
 pub fn sync_filesystems() {
     // SAFETY: sync(2) takes no arguments and cannot fail.

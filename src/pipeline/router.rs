@@ -194,7 +194,21 @@ impl Router {
         Ok(r)
     }
 
-    /// Hand a durable de-identified file to every destination that wants it.
+    /// Make everything placed so far durable: one syncfs(2) per file system
+    /// that holds a destination, instead of an fsync per file and folder.
+    pub fn sync(&self) -> Result<()> {
+        let roots = self
+            .folders
+            .iter()
+            .map(|(_, p)| p)
+            .chain(self.dicom.iter().map(|d| &d.outbox));
+        for r in roots {
+            super::output::sync_filesystem_of(r)?;
+        }
+        Ok(())
+    }
+
+    /// Hand a de-identified file to every destination that wants it.
     /// Idempotent: running it again after a crash links the same files and
     /// enqueues nothing twice.
     pub fn dispatch(
@@ -251,7 +265,8 @@ impl Router {
     }
 }
 
-/// Put `src` at `dst` durably: a hard link when possible, else a copy.
+/// Put `src` at `dst`: a hard link when possible, else a copy. Not yet
+/// durable: the caller runs [`Router::sync`] before it forgets the source.
 fn place(src: &Path, dst: &Path) -> Result<()> {
     let dir = dst.parent().context("destination without parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -260,9 +275,7 @@ fn place(src: &Path, dst: &Path) -> Result<()> {
     }
     if std::fs::hard_link(src, dst).is_err() {
         let bytes = std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
-        return super::output::write_durable(dst, &bytes);
+        return super::output::write_atomic(dst, &bytes, false);
     }
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot sync {}", dir.display()))
+    Ok(())
 }

@@ -226,8 +226,13 @@ impl Shared {
         if done.is_empty() {
             return;
         }
-        if let Err(e) = self.rt.store.flush() {
-            tracing::error!(error = %e, "key store flush failed; spool files kept");
+        // Outputs first, then the key store and queues: only then may the
+        // acknowledged originals go.
+        let synced = super::output::sync_filesystem_of(&self.staging)
+            .and_then(|_| self.router.sync())
+            .and_then(|_| self.rt.store.flush());
+        if let Err(e) = synced {
+            tracing::error!(error = %e, "sync failed; spool files kept");
             done.clear();
             return;
         }
@@ -277,7 +282,7 @@ impl Shared {
             &rt.config.filter,
             &self.staging,
             &self.quarantine,
-            true,
+            false,
         )? {
             FileOutcome::Written {
                 path,
