@@ -406,8 +406,9 @@ fn association_limit_rejects_then_recovers() {
 fn kill_9_mid_transfer_loses_no_acknowledged_instance() {
     let tmp = tempfile::tempdir().unwrap();
     let mut g = Gateway::start(tmp.path(), "");
-    let series = data_dir().join("derived/head_mr_t1_sag_lowres");
-    let files = files_under(&series);
+    // 500 distinct instances; the gateway is killed after 200 acknowledgements.
+    let series = tmp.path().join("in");
+    let files = make_instances(&series, 500);
     let profile = scu_profile(tmp.path(), &files);
     let mut scu = storescu_cmd(&g, &profile, "STORESCU", &[series])
         .stdout(Stdio::null())
@@ -428,7 +429,7 @@ fn kill_9_mid_transfer_loses_no_acknowledged_instance() {
     let t = Instant::now();
     loop {
         let n = stored_files(&log.lock().unwrap()).len();
-        if n >= 20 || scu.try_wait().unwrap().is_some() {
+        if n >= 200 || scu.try_wait().unwrap().is_some() {
             break;
         }
         assert!(t.elapsed() < DEADLINE, "storescu stalled:\n{}", g.log());

@@ -48,6 +48,11 @@ pub enum Outcome {
     DeadLetter(String),
 }
 
+/// Marks a retry of the instance that was being sent when the association
+/// failed; after `MAX_ABORTS_ON_INSTANCE` of them it is dead-lettered.
+pub const ABORTED_ON_INSTANCE: &str = "association failed while sending this instance";
+pub const MAX_ABORTS_ON_INSTANCE: u32 = 5;
+
 /// How a C-STORE-RSP status is treated (PS3.4 B.2.3).
 pub fn classify(status: u16) -> Outcome {
     match status {
@@ -168,11 +173,21 @@ pub fn send_batch(
                 w.write_all(&data).map_err(|e| e.to_string())?;
                 w.finish().map_err(|e| e.to_string())
             });
-        if let Err(e) = sent {
-            return Err(format!("sending failed: {e}"));
+        let status = sent
+            .map_err(|e| format!("sending failed: {e}"))
+            .and_then(|_| {
+                super::socket::quick_ack(assoc.inner_stream());
+                read_status(&mut assoc)
+            });
+        match status {
+            Ok(s) => done(i, classify(s)),
+            Err(e) => {
+                // This instance was on the wire when the association broke:
+                // if that keeps happening, the peer is refusing it.
+                done(i, Outcome::Retry(format!("{ABORTED_ON_INSTANCE}: {e}")));
+                return Err(e);
+            }
         }
-        super::socket::quick_ack(assoc.inner_stream());
-        done(i, classify(read_status(&mut assoc)?));
     }
     assoc.release().ok();
     Ok(())

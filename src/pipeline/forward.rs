@@ -295,6 +295,17 @@ fn record(dest: &DicomDestination, queue: &Queue, original: Job, outcome: Outcom
     let c = &queue.counters;
     let mut job = original.clone();
     let too_old = now().saturating_sub(job.enqueued_at) > dest.max_age_secs;
+    // The same instance breaking the association again and again is a
+    // refusal by the peer, not an outage.
+    let outcome = match outcome {
+        Outcome::Retry(why)
+            if why.starts_with(scu::ABORTED_ON_INSTANCE)
+                && job.attempts + 1 >= scu::MAX_ABORTS_ON_INSTANCE =>
+        {
+            Outcome::DeadLetter(format!("{why} ({} times)", job.attempts + 1))
+        }
+        o => o,
+    };
     match outcome {
         Outcome::Delivered { status } => {
             if queue.complete(&job)? {

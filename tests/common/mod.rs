@@ -181,3 +181,24 @@ pub fn survives(needle: &str, out_bytes: &[u8], out_text: &str) -> bool {
         })
         || (n.len() >= 8 && out_text.contains(n))
 }
+
+/// `n` copies of a real MR file, each a distinct instance.
+pub fn make_instances(dir: &Path, n: usize) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    let src = data_dir().join("dicom/mr/MR_small.dcm");
+    (0..n)
+        .map(|i| {
+            let mut o = dicom_object::open_file(&src).unwrap();
+            let uid = format!("1.2.826.0.1.3680043.9.7777.{}", i + 1);
+            o.put(dicom_core::DataElement::new(
+                dicom_dictionary_std::tags::SOP_INSTANCE_UID,
+                VR::UI,
+                dicom_core::value::PrimitiveValue::from(uid.as_str()),
+            ));
+            o.update_meta(|m| m.media_storage_sop_instance_uid = uid.clone());
+            let p = dir.join(format!("{i:04}.dcm"));
+            o.write_to_file(&p).unwrap();
+            p
+        })
+        .collect()
+}
