@@ -7,6 +7,7 @@
 # arrived at storescp. Reports both rates, their ratio and deidgate's peak RSS.
 #
 #   N=1000 bash scripts/bench_gateway.sh
+#   PERF="perf record -g -o /tmp/gw.perf" N=600 bash scripts/bench_gateway.sh   # profile the gateway
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 N="${N:-1000}"
@@ -66,7 +67,7 @@ ae_title = "STORESCP"
 host = "127.0.0.1"
 port = $P2
 TOML
-"$BIN" --config "$TMP/gw.toml" serve >"$TMP/gw.log" 2>&1 & GW=$!; PIDS+=($GW)
+${PERF:-} "$BIN" --config "$TMP/gw.toml" serve >"$TMP/gw.log" 2>&1 & GW=$!; PIDS+=($GW)
 wait_port "$P3"
 wait_port "$P2"
 t0=$(date +%s.%N)
