@@ -461,3 +461,28 @@ fn kill_9_mid_transfer_loses_no_acknowledged_instance() {
     }
     assert!(g.alive());
 }
+
+#[test]
+fn an_acknowledged_instance_that_is_quarantined_leaves_the_spool() {
+    // The first instance of a fresh gateway goes straight to quarantine
+    // (BurnedInAnnotation=YES): it is acknowledged, kept with a reason, and
+    // the spool still drains (nothing waits for a destination folder).
+    let tmp = tempfile::tempdir().unwrap();
+    let g = Gateway::start(tmp.path(), "");
+    let input = data_dir().join("dicom/us/GREYSCALE_IMAGE.dcm");
+    let profile = scu_profile(tmp.path(), std::slice::from_ref(&input));
+    let out = storescu_cmd(&g, &profile, "STORESCU", &[input])
+        .output()
+        .unwrap();
+    assert_eq!(stored_files(&text(&out)).len(), 1, "{}", text(&out));
+    poll("the spool to drain", &g, || dir_is_empty(&g.spool("ready")));
+    let reasons: Vec<_> = files_under(&g.data.join("quarantine"))
+        .into_iter()
+        .filter(|p| p.ends_with("reason.txt"))
+        .collect();
+    assert_eq!(reasons.len(), 1);
+    assert!(std::fs::read_to_string(&reasons[0])
+        .unwrap()
+        .contains("BurnedInAnnotation=YES"));
+    assert!(outputs(&g).is_empty());
+}

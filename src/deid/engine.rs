@@ -9,7 +9,7 @@ use super::profile::{Profile, Source, ACCESSION_NUMBER, PATIENT_ID, PATIENT_NAME
 use super::pseudonym::{patient_key, Pseudonymizer};
 use super::report::Report;
 use super::scrub::Scrubber;
-use super::values::{self, dummy, is_string, is_text, max_len, strings, truncate_chars};
+use super::values::{dummy, is_string, is_text, max_len, strings, truncate_chars};
 use crate::config::Config;
 use crate::keystore::{KeyStore, PatientRecord};
 use dicom_core::header::Header;
@@ -647,7 +647,3 @@ impl AgeSource {
         }
     }
 }
-
-// Keep `values` referenced for the doc link above.
-#[allow(unused_imports)]
-use values as _;

@@ -154,6 +154,9 @@ impl Router {
                 } else {
                     PathBuf::from(&d.path)
                 };
+                // Created up front: `sync` opens every root, used or not.
+                std::fs::create_dir_all(&p)
+                    .with_context(|| format!("cannot create {}", p.display()))?;
                 r.folders.push((d.clone(), p));
                 continue;
             }

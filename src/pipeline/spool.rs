@@ -148,8 +148,11 @@ impl Workers {
                 "resuming acknowledged instances from the spool"
             );
         }
+        let staging = rt.config.data_dir().join("staging");
+        std::fs::create_dir_all(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
         let shared = Arc::new(Shared {
-            staging: rt.config.data_dir().join("staging"),
+            staging,
             router,
             quarantine: Quarantine::new(rt.quarantine_dir()),
             rt,
