@@ -47,9 +47,61 @@ pub fn parse(bytes: &[u8]) -> Result<DefaultDicomObject, String> {
         .map_err(|e| format!("cannot parse as DICOM Part 10: {e}"))
 }
 
+/// An object de-identified and encoded, with what routing needs.
+struct Encoded {
+    buf: Vec<u8>,
+    info: ObjectInfo,
+    report: Report,
+    patient: String,
+    calling_ae: Option<String>,
+}
+
+/// Precheck, parse, filter, de-identify and encode; `Err` is the reason for
+/// quarantine.
+fn encode_deidentified(
+    bytes: &[u8],
+    deid: &Deidentifier,
+    filter: &crate::config::FilterConfig,
+) -> Result<Encoded, String> {
+    super::precheck::check(bytes).map_err(|r| format!("cannot parse as DICOM Part 10: {r}"))?;
+    let obj = parse(bytes)?;
+    super::filter::check(&obj, filter)?;
+    let calling_ae = obj
+        .meta()
+        .source_application_entity_title()
+        .map(|s| s.trim_end_matches(['\0', ' ']).to_string());
+    let d = deid
+        .deidentify(obj, &[])
+        .map_err(|e| format!("cannot de-identify: {e}"))?;
+    let mut buf = Vec::with_capacity(bytes.len() + 1024);
+    d.object
+        .write_all(&mut buf)
+        .map_err(|e| format!("cannot encode the de-identified object: {e}"))?;
+    let info = ObjectInfo {
+        sop_class: d
+            .object
+            .meta()
+            .media_storage_sop_class_uid()
+            .trim_end_matches('\0')
+            .to_string(),
+        sop_instance: d.sop_instance_uid,
+        study_uid: d.study_uid,
+        series_uid: d.series_uid,
+        modality: crate::deid::engine::text(&d.object, dicom_dictionary_std::tags::MODALITY),
+    };
+    Ok(Encoded {
+        buf,
+        info,
+        report: d.report,
+        patient: d.patient_pseudonym,
+        calling_ae,
+    })
+}
+
 /// De-identify one object held in memory and write it under `out_root`.
-/// Anything that cannot be done safely ends in quarantine with the reason.
-/// With `durable` false the caller must call `sync_filesystems` afterwards.
+/// Anything that cannot be done safely ends in quarantine with the reason,
+/// including a panic inside a parser: one bad object never stops a worker.
+/// With `durable` false the caller must sync the file system afterwards.
 pub fn process_bytes(
     bytes: &[u8],
     origin: &str,
@@ -59,53 +111,27 @@ pub fn process_bytes(
     quarantine: &Quarantine,
     durable: bool,
 ) -> Result<FileOutcome> {
-    let quarantined = |reason: String| -> Result<FileOutcome> {
-        let id = quarantine.put(bytes, &reason, origin)?;
-        tracing::warn!(quarantine_id = %id, %reason, "quarantined");
-        Ok(FileOutcome::Quarantined { id, reason })
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        encode_deidentified(bytes, deid, filter)
+    }))
+    .unwrap_or_else(|_| Err("internal error: de-identification panicked on this object".into()));
+    let e = match attempt {
+        Ok(e) => e,
+        Err(reason) => {
+            let id = quarantine.put(bytes, &reason, origin)?;
+            tracing::warn!(quarantine_id = %id, %reason, "quarantined");
+            return Ok(FileOutcome::Quarantined { id, reason });
+        }
     };
-    if let Err(reason) = super::precheck::check(bytes) {
-        return quarantined(format!("cannot parse as DICOM Part 10: {reason}"));
-    }
-    let obj = match parse(bytes) {
-        Ok(o) => o,
-        Err(reason) => return quarantined(reason),
-    };
-    if let Err(reason) = super::filter::check(&obj, filter) {
-        return quarantined(reason);
-    }
-    let calling_ae = obj
-        .meta()
-        .source_application_entity_title()
-        .map(|s| s.trim_end_matches(['\0', ' ']).to_string());
-    let d = match deid.deidentify(obj, &[]) {
-        Ok(d) => d,
-        Err(e) => return quarantined(format!("cannot de-identify: {e}")),
-    };
-    let mut buf = Vec::with_capacity(bytes.len() + 1024);
-    if let Err(e) = d.object.write_all(&mut buf) {
-        return quarantined(format!("cannot encode the de-identified object: {e}"));
-    }
-    let path = object_path(out_root, &d.study_uid, &d.series_uid, &d.sop_instance_uid);
-    write_atomic(&path, &buf, durable)?;
-    tracing::debug!(patient = %d.patient_pseudonym, sop = %d.sop_instance_uid, "de-identified");
-    let info = ObjectInfo {
-        sop_class: d
-            .object
-            .meta()
-            .media_storage_sop_class_uid()
-            .trim_end_matches('\0')
-            .to_string(),
-        sop_instance: d.sop_instance_uid.clone(),
-        study_uid: d.study_uid.clone(),
-        series_uid: d.series_uid.clone(),
-        modality: crate::deid::engine::text(&d.object, dicom_dictionary_std::tags::MODALITY),
-    };
+    let i = &e.info;
+    let path = object_path(out_root, &i.study_uid, &i.series_uid, &i.sop_instance);
+    write_atomic(&path, &e.buf, durable)?;
+    tracing::debug!(patient = %e.patient, sop = %i.sop_instance, "de-identified");
     Ok(FileOutcome::Written {
         path,
-        report: d.report,
-        info,
-        calling_ae,
+        report: e.report,
+        info: e.info,
+        calling_ae: e.calling_ae,
     })
 }
 
