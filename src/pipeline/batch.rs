@@ -1,7 +1,7 @@
 //! Offline batch mode (`deidgate anonymize IN OUT`): the gateway's pipeline
 //! over a file or a folder tree, in parallel, safe to run again.
 
-use super::output::{object_path, sync_filesystems, write_atomic};
+use super::output::{object_path, sync_filesystem_of, write_atomic};
 use super::quarantine::Quarantine;
 use super::router::ObjectInfo;
 use crate::deid::{Deidentifier, Report};
@@ -208,8 +208,9 @@ pub fn run(rt: &Runtime, input: &Path, output: &Path, jobs: usize) -> Result<Sum
         })
     });
     crate::keystore::KeyStore::flush(rt.store.as_ref())?;
-    // One sync for the whole batch instead of an fsync per file.
-    sync_filesystems();
+    // One syncfs for the whole batch instead of an fsync per file
+    // (quarantine writes are already durable one by one).
+    sync_filesystem_of(output)?;
     if let Some(e) = first_error.into_inner().expect("error lock") {
         return Err(e.context("batch stopped: an output could not be written"));
     }

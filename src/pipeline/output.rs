@@ -32,8 +32,8 @@ pub fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Write `bytes` to `path` atomically (temp file + rename). With `durable`
 /// the file and its folder are fsync'd before returning; without it the
-/// caller must call [`sync_filesystems`] before it reports success (the batch
-/// does, once, instead of one fsync per file).
+/// caller must call [`sync_filesystem_of`] before it reports success (the
+/// batch and the pipeline do, once per batch, instead of one fsync per file).
 pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().context("output path has no parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -72,10 +72,4 @@ pub fn sync_filesystem_of(path: &Path) -> Result<()> {
         std::io::Error::last_os_error()
     );
     Ok(())
-}
-
-/// Flush every written file to stable storage (sync(2)).
-pub fn sync_filesystems() {
-    // SAFETY: sync(2) takes no arguments and cannot fail.
-    unsafe { libc::sync() }
 }
