@@ -25,14 +25,15 @@ impl Quarantine {
     /// Keep `bytes` with `reason`. The id is the content hash, so the same
     /// object quarantined twice is stored once. Returns the id (safe to log).
     pub fn put(&self, bytes: &[u8], reason: &str, origin: &str) -> Result<String> {
-        let id = hex::encode(&Sha256::digest(bytes)[..8]);
+        let digest = hex::encode(Sha256::digest(bytes));
+        let id = digest[..16].to_string();
         let d = self.dir.join(&id);
         crate::runtime::create_private_dir(&self.dir)?;
         write_durable(&d.join("object.dcm"), bytes)?;
         let text = format!(
             "reason: {reason}\norigin: {origin}\nbytes: {}\nsha256: {}\ntime: {}\n",
             bytes.len(),
-            hex::encode(Sha256::digest(bytes)),
+            digest,
             chrono::Utc::now().to_rfc3339()
         );
         write_durable(&d.join("reason.txt"), text.as_bytes())?;
