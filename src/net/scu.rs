@@ -222,15 +222,21 @@ fn read_status(
         .ok_or_else(|| "C-STORE-RSP without a status".to_string())
 }
 
-/// The file meta table and the offset where the data set starts.
+/// The file meta table and the offset where the data set starts. Reads
+/// only the header: the file itself is read once, when it is sent.
 fn read_meta(it: &Outgoing) -> Result<(FileMetaTable, usize), String> {
-    let bytes = std::fs::read(&it.path).map_err(|e| e.to_string())?;
-    let start = if bytes.len() > 132 && &bytes[128..132] == b"DICM" {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::io::BufReader::new(std::fs::File::open(&it.path).map_err(|e| e.to_string())?);
+    let mut head = [0u8; 132];
+    let n = f.read(&mut head).map_err(|e| e.to_string())?;
+    let start = if n == 132 && &head[128..132] == b"DICM" {
         128
     } else {
         0
     };
-    let meta = FileMetaTable::from_reader(&bytes[start..]).map_err(|e| e.to_string())?;
+    f.seek(SeekFrom::Start(start as u64))
+        .map_err(|e| e.to_string())?;
+    let meta = FileMetaTable::from_reader(f).map_err(|e| e.to_string())?;
     let offset = start + 4 + 12 + meta.information_group_length as usize;
     Ok((meta, offset))
 }
