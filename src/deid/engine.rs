@@ -159,9 +159,6 @@ impl Deidentifier {
         walk.learn(&obj);
         walk.scrub.seal();
         let mut out = walk.dataset(obj, 0);
-        if ts != "1.2.840.10008.1.2.2" {
-            pack_pixel_words(&mut out);
-        }
         let mut report = walk.report;
         age_source.apply(&mut out, self.settings.max_age_years, &mut report);
         markers::apply(&mut out, self.profile.options(), pixel_codes);
@@ -201,25 +198,6 @@ impl Deidentifier {
             report,
         })
     }
-}
-
-/// Native OW pixel data is held as 16-bit words, which the writer encodes one
-/// value at a time (a fifth of the batch's CPU time). For little-endian
-/// transfer syntaxes the same bytes are written at once when held as octets.
-fn pack_pixel_words(obj: &mut InMemDicomObject) {
-    let Some(e) = obj.get(tags::PIXEL_DATA) else {
-        return;
-    };
-    let Value::Primitive(PrimitiveValue::U16(words)) = e.value() else {
-        return;
-    };
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    let vr = e.vr();
-    obj.put(DataElement::new(
-        tags::PIXEL_DATA,
-        vr,
-        PrimitiveValue::U8(bytes.into()),
-    ));
 }
 
 /// The trimmed string value of a top-level element, or "".

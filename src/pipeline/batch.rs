@@ -73,10 +73,6 @@ fn encode_deidentified(
     let d = deid
         .deidentify(obj, &[])
         .map_err(|e| format!("cannot de-identify: {e}"))?;
-    let mut buf = Vec::with_capacity(bytes.len() + 1024);
-    d.object
-        .write_all(&mut buf)
-        .map_err(|e| format!("cannot encode the de-identified object: {e}"))?;
     let info = ObjectInfo {
         sop_class: d
             .object
@@ -89,6 +85,7 @@ fn encode_deidentified(
         series_uid: d.series_uid,
         modality: crate::deid::engine::text(&d.object, dicom_dictionary_std::tags::MODALITY),
     };
+    let buf = super::output::encode(d.object, bytes.len() + 1024).map_err(|e| format!("{e:#}"))?;
     Ok(Encoded {
         buf,
         info,

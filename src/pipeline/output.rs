@@ -1,6 +1,10 @@
 //! Writing de-identified objects durably: temp file, fsync, rename, fsync dir.
 
 use anyhow::{Context, Result};
+use dicom_core::value::{PrimitiveValue, Value};
+use dicom_core::DataElement;
+use dicom_dictionary_std::tags;
+use dicom_object::DefaultDicomObject;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -72,4 +76,33 @@ pub fn sync_filesystem_of(path: &Path) -> Result<()> {
         std::io::Error::last_os_error()
     );
     Ok(())
+}
+
+/// Encode a Part 10 object. Native OW pixel data is held as 16-bit words,
+/// which dicom-object writes one value at a time (a fifth of the batch's CPU
+/// time); for little-endian transfer syntaxes the same bytes are written at
+/// once when held as octets.
+pub fn encode(mut obj: DefaultDicomObject, capacity: usize) -> Result<Vec<u8>> {
+    let big_endian = obj.meta().transfer_syntax().trim_end_matches('\0') == "1.2.840.10008.1.2.2";
+    let packed = match obj.get(tags::PIXEL_DATA).map(|e| (e.vr(), e.value())) {
+        Some((vr, Value::Primitive(PrimitiveValue::U16(words)))) if !big_endian => Some((
+            vr,
+            words
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        )),
+        _ => None,
+    };
+    if let Some((vr, bytes)) = packed {
+        obj.put(DataElement::new(
+            tags::PIXEL_DATA,
+            vr,
+            PrimitiveValue::U8(bytes.into()),
+        ));
+    }
+    let mut buf = Vec::with_capacity(capacity);
+    obj.write_all(&mut buf)
+        .context("cannot encode the de-identified object")?;
+    Ok(buf)
 }
