@@ -61,6 +61,26 @@ pub enum Command {
         #[command(subcommand)]
         cmd: QuarantineCmd,
     },
+    /// Users and API tokens of the HTTP API (stored in the key store).
+    Users {
+        #[command(subcommand)]
+        cmd: UsersCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCmd {
+    /// Create a user and print its API token (shown only this once).
+    Add {
+        name: String,
+        /// reid, auditor or operator; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<crate::auth::Role>,
+    },
+    /// List users, roles and whether they are revoked (never tokens).
+    List,
+    /// Revoke a user: its token stops working at once.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -69,6 +89,49 @@ pub enum KeysCmd {
     Init,
     /// Print the key id of the encryption key (never the key).
     Id,
+    /// Re-encrypt the key store under a new encryption key; pseudonyms do not
+    /// change. Stop the gateway first. Resumable if interrupted.
+    RotateEncryption,
+    /// Write an encrypted backup (records, users, audit log and the
+    /// pseudonym key) sealed with a passphrase.
+    Backup {
+        /// Output file (refuses to overwrite).
+        output: PathBuf,
+        #[command(flatten)]
+        pass: Passphrase,
+    },
+    /// Restore a backup into a new, empty data directory (--data-dir).
+    Restore {
+        input: PathBuf,
+        #[command(flatten)]
+        pass: Passphrase,
+    },
+}
+
+/// Where the backup passphrase comes from (never the command line: it would
+/// show in the process list and the shell history).
+#[derive(clap::Args, Debug)]
+pub struct Passphrase {
+    /// File whose first line is the passphrase; otherwise the environment
+    /// variable DEIDGATE_BACKUP_PASSPHRASE.
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+impl Passphrase {
+    fn read(&self) -> Result<String> {
+        match &self.passphrase_file {
+            Some(p) => Ok(std::fs::read_to_string(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()),
+            None => std::env::var("DEIDGATE_BACKUP_PASSPHRASE").map_err(|_| {
+                anyhow::anyhow!("give --passphrase-file or set DEIDGATE_BACKUP_PASSPHRASE")
+            }),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -148,6 +211,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Reid { cmd } => reid(cfg, cmd),
         Command::Audit { cmd } => audit(cfg, cmd),
         Command::Quarantine { cmd } => quarantine(&cfg, cmd),
+        Command::Users { cmd } => users(&cfg, cmd),
     }
 }
 
@@ -240,6 +304,129 @@ fn keys(cfg: Config, cmd: KeysCmd) -> Result<()> {
             println!("Back it up: losing the pseudonym key loses longitudinal consistency, losing the encryption key makes the key store unreadable.");
         }
         KeysCmd::Id => println!("{}", Secrets::load(&path)?.key_id),
+        KeysCmd::RotateEncryption => rotate_encryption(&cfg)?,
+        KeysCmd::Backup { output, pass } => {
+            let passphrase = pass.read()?;
+            let secrets = Secrets::load(&path)?;
+            let store = SledKeyStore::open(&keystore_dir(cfg.data_dir()), &secrets)?;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&output)
+                .with_context(|| format!("creating {}", output.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            let s = crate::keystore::backup::write(&store, &secrets, &passphrase, &mut w)?;
+            w.into_inner()
+                .map_err(|e| e.into_error())?
+                .sync_all()
+                .context("syncing the backup")?;
+            println!(
+                "backup written to {}: {} sealed records, {} users/audit entries",
+                output.display(),
+                s.sealed,
+                s.raw
+            );
+        }
+        KeysCmd::Restore { input, pass } => {
+            let passphrase = pass.read()?;
+            crate::runtime::create_private_dir(cfg.data_dir())?;
+            let file = std::fs::File::open(&input)
+                .with_context(|| format!("opening {}", input.display()))?;
+            let s = crate::keystore::backup::restore(
+                std::io::BufReader::new(file),
+                &passphrase,
+                &path,
+                &keystore_dir(cfg.data_dir()),
+            )?;
+            println!(
+                "restored {} sealed records and {} users/audit entries into {}; new secrets in {}",
+                s.sealed,
+                s.raw,
+                cfg.data_dir().display(),
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// New encryption key, same pseudonym key. The new secrets are written to
+/// `secrets.toml.rotating` first and renamed over the old file only after
+/// every tree is re-sealed, so a crash leaves a state a rerun completes.
+fn rotate_encryption(cfg: &Config) -> Result<()> {
+    use rand::RngCore;
+    let path = cfg.secrets_path();
+    let pending = path.with_extension("toml.rotating");
+    let old = Secrets::load(&path)?;
+    let new = if pending.exists() {
+        let n = Secrets::load(&pending)?;
+        if n.pseudonym_key != old.pseudonym_key {
+            bail!(
+                "{} does not carry the current pseudonym key; remove it and rerun",
+                pending.display()
+            );
+        }
+        eprintln!("resuming an interrupted rotation to key id {}", n.key_id);
+        n
+    } else {
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        let n = old.with_encryption_key(key);
+        n.write_new(&pending)?;
+        n
+    };
+    let store = SledKeyStore::open(&keystore_dir(cfg.data_dir()), &old)?;
+    let count = store.rotate_encryption(&new)?;
+    store.flush()?;
+    drop(store);
+    std::fs::rename(&pending, &path).with_context(|| format!("replacing {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .context("syncing the secrets directory")?;
+    }
+    println!(
+        "re-encrypted {count} records: key id {} -> {}; pseudonyms unchanged",
+        old.key_id, new.key_id
+    );
+    Ok(())
+}
+
+fn users(cfg: &Config, cmd: UsersCmd) -> Result<()> {
+    // Users may be created before the first start: create the data dir then.
+    crate::runtime::create_private_dir(cfg.data_dir())?;
+    let secrets = Secrets::load_or_init(&cfg.secrets_path())?;
+    let store = SledKeyStore::open(&keystore_dir(cfg.data_dir()), &secrets)?;
+    let users = crate::auth::UserStore::open(store.db())?;
+    match cmd {
+        UsersCmd::Add { name, roles } => {
+            let (user, token) = users.add(&name, &roles)?;
+            let roles: Vec<_> = user.roles.iter().map(|r| r.as_str()).collect();
+            eprintln!(
+                "created user {} with roles {}; its token (shown only now):",
+                user.name,
+                roles.join(",")
+            );
+            println!("{}", token.reveal());
+        }
+        UsersCmd::List => {
+            for u in users.list()? {
+                let roles: Vec<_> = u.roles.iter().map(|r| r.as_str()).collect();
+                println!(
+                    "{}\t{}\tcreated {}\t{}",
+                    u.name,
+                    roles.join(","),
+                    u.created,
+                    u.revoked
+                        .map(|t| format!("revoked {t}"))
+                        .unwrap_or_else(|| "active".into())
+                );
+            }
+        }
+        UsersCmd::Revoke { name } => {
+            let u = users.revoke(&name)?;
+            println!("revoked {} at {}", u.name, u.revoked.unwrap_or_default());
+        }
     }
     Ok(())
 }
@@ -259,50 +446,23 @@ fn actor() -> String {
 }
 
 fn reid(cfg: Config, cmd: ReidCmd) -> Result<()> {
+    use crate::reid::{Justification, Lookup};
     let store = open_store(&cfg)?;
-    let (action, subject, why) = match &cmd {
-        ReidCmd::Patient { pseudonym, why } => ("reid.patient", pseudonym.clone(), why),
-        ReidCmd::Uid { uid, why } => ("reid.uid", uid.clone(), why),
-        ReidCmd::Accession { pseudonym, why } => ("reid.accession", pseudonym.clone(), why),
+    let (what, why) = match cmd {
+        ReidCmd::Patient { pseudonym, why } => (Lookup::Patient(pseudonym), why),
+        ReidCmd::Uid { uid, why } => (Lookup::Uid(uid), why),
+        ReidCmd::Accession { pseudonym, why } => (Lookup::Accession(pseudonym), why),
     };
-    if why.reason.trim().is_empty() {
-        bail!("--reason must say why the re-identification is needed");
-    }
-    let found: Option<String> = match &cmd {
-        ReidCmd::Patient { pseudonym, .. } => store.get_patient(pseudonym)?.map(|p| {
-            format!(
-                "PatientID: {}\nIssuerOfPatientID: {}\nPatientName: {}\nPatientBirthDate: {}",
-                p.patient_id,
-                p.issuer.unwrap_or_default(),
-                p.name.unwrap_or_default(),
-                p.birth_date.unwrap_or_default()
-            )
-        }),
-        ReidCmd::Uid { uid, .. } => store.get_uid(uid)?.map(|u| format!("UID: {u}")),
-        ReidCmd::Accession { pseudonym, .. } => store
-            .get_accession(pseudonym)?
-            .map(|a| format!("AccessionNumber: {a}")),
+    let why = Justification {
+        reason: why.reason,
+        ticket: why.ticket,
     };
-    let outcome = if found.is_some() {
-        "revealed"
-    } else {
-        "not_found"
-    };
-    // The lookup is audited before anything is shown.
-    store.audit().append(
-        &actor(),
-        action,
-        &subject,
-        &why.reason,
-        why.ticket.as_deref(),
-        outcome,
-    )?;
-    match found {
-        Some(text) => {
-            println!("{text}");
+    match crate::reid::reveal(&store, &actor(), &what, &why)? {
+        Some(found) => {
+            println!("{}", crate::reid::describe(&found));
             Ok(())
         }
-        None => bail!("no record for {subject}"),
+        None => bail!("no record for {}", what.subject()),
     }
 }
 

@@ -105,12 +105,43 @@ pub struct FilterConfig {
     pub quarantine_transfer_syntaxes: Vec<String>,
 }
 
-/// The HTTP side (`[http]`): /healthz and /metrics.
+/// The HTTP side (`[http]`): health, metrics, the re-identification API and
+/// the operator page.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// `host:port`; empty disables the HTTP server.
     pub listen: String,
+    /// PEM certificate chain; with `tls_key`, the server speaks HTTPS only.
+    #[serde(default)]
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: String,
+    /// Failed authentications per client address before it is locked out.
+    pub max_auth_failures: u32,
+    /// How long a locked-out address is refused (429), in seconds.
+    pub lockout_secs: u64,
+}
+
+impl HttpConfig {
+    /// Whether HTTPS is configured.
+    pub fn tls(&self) -> bool {
+        !self.tls_cert.is_empty()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.tls_cert.is_empty() != self.tls_key.is_empty() {
+            return Err("[http] tls_cert and tls_key: give both (HTTPS) or neither (HTTP)".into());
+        }
+        if self.max_auth_failures == 0 {
+            return Err("[http] max_auth_failures: expected at least 1".into());
+        }
+        if self.lockout_secs == 0 {
+            return Err("[http] lockout_secs: expected at least 1 second".into());
+        }
+        Ok(())
+    }
 }
 
 /// The C-STORE receiver (`[scp]`).
@@ -248,6 +279,7 @@ impl Config {
             ));
         }
         self.scp.validate()?;
+        self.http.validate()?;
         self.overrides().map(|_| ())?;
         self.safe_private_tags().map(|_| ())
     }

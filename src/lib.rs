@@ -2,6 +2,7 @@
 //! and forwards it to a research archive. See DESIGN.md for the data flow.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod deid;
@@ -9,5 +10,6 @@ pub mod keystore;
 pub mod metrics;
 pub mod net;
 pub mod pipeline;
+pub mod reid;
 pub mod runtime;
 pub mod serve;

@@ -65,19 +65,8 @@ pub fn run(cfg: Config) -> Result<()> {
             "listening"
         );
         if !rt.config.http.listen.is_empty() {
-            let http = tokio::net::TcpListener::bind(&rt.config.http.listen)
-                .await
-                .with_context(|| format!("[http] listen {}: cannot bind", rt.config.http.listen))?;
-            tracing::info!(address = %http.local_addr()?, "HTTP: /healthz, /metrics");
-            let app = crate::api::app(crate::api::State {
-                router: router.clone(),
-                spool_ready: rt.config.data_dir().join("spool").join("ready"),
-            });
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(http, app).await {
-                    tracing::error!(error = %e, "HTTP server stopped");
-                }
-            });
+            let state = crate::api::Shared::new(rt.clone(), router.clone())?;
+            crate::api::listen::start(state).await?;
         }
         scp.serve(listener, shutdown_signal()).await
     });

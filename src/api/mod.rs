@@ -1,83 +1,85 @@
-//! The gateway's HTTP side: health and metrics (re-identification and the
-//! operator page come with the re-identification service).
+//! The gateway's HTTP side: health and metrics for monitoring, the operator
+//! page, and the authenticated API (re-identification, pseudonymization,
+//! audit, status). Every `/api` response carries `Cache-Control: no-store`.
 
+mod audit;
+mod error;
+mod guard;
+mod health;
+pub mod listen;
+mod models;
+mod page;
+mod reid;
+mod status;
+pub mod throughput;
+
+use crate::auth::{FailureLimiter, UserStore};
 use crate::pipeline::router::Router;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use crate::runtime::Runtime;
+use axum::http::{header, HeaderValue};
+use axum::routing::{get, post};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// What the handlers read.
-#[derive(Clone)]
-pub struct State {
+pub use error::ApiError;
+
+/// What the handlers share.
+pub struct Shared {
+    pub runtime: Arc<Runtime>,
     pub router: Arc<Router>,
     pub spool_ready: PathBuf,
+    pub users: UserStore,
+    pub limiter: FailureLimiter,
+    pub verified: guard::VerifiedCache,
+    pub throughput: throughput::Throughput,
+    pub started: Instant,
 }
 
+pub type State = Arc<Shared>;
+
+impl Shared {
+    pub fn new(runtime: Arc<Runtime>, router: Arc<Router>) -> anyhow::Result<State> {
+        let http = &runtime.config.http;
+        Ok(Arc::new(Shared {
+            spool_ready: runtime.config.data_dir().join("spool").join("ready"),
+            users: UserStore::open(runtime.store.db())?,
+            limiter: FailureLimiter::new(
+                http.max_auth_failures,
+                Duration::from_secs(http.lockout_secs),
+            ),
+            verified: guard::VerifiedCache::default(),
+            throughput: throughput::Throughput::default(),
+            started: Instant::now(),
+            runtime,
+            router,
+        }))
+    }
+}
+
+/// The whole HTTP application.
 pub fn app(state: State) -> axum::Router {
+    let api = axum::Router::new()
+        .route("/reid/patient", post(reid::patient))
+        .route("/reid/uid", post(reid::uid))
+        .route("/reid/accession", post(reid::accession))
+        .route("/pseudonymize/patient", post(reid::pseudonymize_patient))
+        .route("/audit", get(audit::list))
+        .route("/status", get(status::status))
+        .fallback(error::not_found)
+        .layer(axum::middleware::map_response(no_store));
     axum::Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route("/", get(page::index))
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
+        .nest("/api", api)
         .with_state(state)
 }
 
-/// 200 when the spool can be written, 503 otherwise (disk full, read-only).
-async fn healthz(axum::extract::State(s): axum::extract::State<State>) -> impl IntoResponse {
-    let probe = s.spool_ready.with_file_name(".healthz");
-    match std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe)) {
-        Ok(()) => (StatusCode::OK, "ok\n"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "spool not writable\n"),
-    }
-}
-
-async fn metrics(axum::extract::State(s): axum::extract::State<State>) -> impl IntoResponse {
-    use std::sync::atomic::Ordering::Relaxed;
-    let mut out = crate::metrics::render();
-    let spool = std::fs::read_dir(&s.spool_ready)
-        .map(|d| d.count())
-        .unwrap_or(0);
-    crate::metrics::line(
-        &mut out,
-        "deidgate_spool_ready",
-        "gauge",
-        "Acknowledged instances waiting for the pipeline.",
-        spool,
-    );
-    out.push_str("# HELP deidgate_forward_queue_depth Instances queued per destination.\n# TYPE deidgate_forward_queue_depth gauge\n");
-    for d in &s.router.dicom {
-        out.push_str(&format!(
-            "deidgate_forward_queue_depth{{destination=\"{}\"}} {}\n",
-            d.config.name,
-            d.queue.depth()
-        ));
-    }
-    for (name, help, pick) in [
-        (
-            "deidgate_forward_delivered_total",
-            "Instances delivered per destination.",
-            0,
-        ),
-        (
-            "deidgate_forward_retries_total",
-            "Failed attempts that will be retried.",
-            1,
-        ),
-        (
-            "deidgate_forward_dead_letter_total",
-            "Instances dead-lettered per destination.",
-            2,
-        ),
-    ] {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-        for d in &s.router.dicom {
-            let c = &d.queue.counters;
-            let v = [&c.delivered, &c.retries, &c.dead_lettered][pick].load(Relaxed);
-            out.push_str(&format!(
-                "{name}{{destination=\"{}\"}} {v}\n",
-                d.config.name
-            ));
-        }
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+/// Identities must never sit in a browser or proxy cache.
+async fn no_store(mut res: axum::response::Response) -> axum::response::Response {
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
 }

@@ -21,6 +21,7 @@
 //! added later; [`SledKeyStore`] is the embedded, single-node implementation.
 
 pub mod audit;
+pub mod backup;
 pub mod crypto;
 pub mod secrets;
 pub mod sled_store;

@@ -151,7 +151,9 @@ impl Secrets {
         Ok(format!("{HEADER}\n{body}"))
     }
 
-    fn write_new(&self, path: &Path) -> Result<()> {
+    /// Writes these secrets to a NEW file at `path` (mode 0600); refuses to
+    /// overwrite.
+    pub fn write_new(&self, path: &Path) -> Result<()> {
         create_private_parent(path)?;
         let mut f = OpenOptions::new()
             .write(true)

@@ -63,6 +63,10 @@ impl Kind {
         }
     }
 
+    fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.tree_name() == name)
+    }
+
     fn meta_key(self) -> String {
         format!("key_id/{}", self.tree_name())
     }
@@ -279,6 +283,36 @@ impl SledKeyStore {
             })
             .map_err(|e| anyhow!("re-sealing tree {name}: {e:?}"))?;
         Ok(count)
+    }
+
+    /// Calls `f(tree, key, plaintext)` for every sealed record (for backups);
+    /// returns the count.
+    pub fn export_plain(
+        &self,
+        mut f: impl FnMut(&'static str, &[u8], Vec<u8>) -> Result<()>,
+    ) -> Result<usize> {
+        let mut n = 0;
+        for kind in Kind::ALL {
+            let state = self.state_for(kind)?;
+            let name = kind.tree_name();
+            for item in self.tree(kind).iter() {
+                let (key, sealed) = item.with_context(|| format!("reading tree {name}"))?;
+                let plain = state
+                    .cipher
+                    .open(&kind.aad(&key), &sealed)
+                    .with_context(|| format!("opening {name} record {}", show_key(&key)))?;
+                f(name, &key, plain)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Seals and inserts one record exported by [`Self::export_plain`]
+    /// (insert-only, like every write).
+    pub fn import_plain(&self, tree: &str, key: &str, plain: Vec<u8>) -> Result<()> {
+        let kind = Kind::from_name(tree).ok_or_else(|| anyhow!("unknown sealed tree {tree:?}"))?;
+        self.put_sealed(kind, key, || Ok(plain))
     }
 
     fn tree(&self, kind: Kind) -> &sled::Tree {

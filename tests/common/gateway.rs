@@ -10,6 +10,49 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// Writes `dir/gateway.toml`: a free loopback port, data in `dir/data`, HTTP
+/// on an ephemeral port, then `extra_toml`.
+pub fn write_config(dir: &Path, extra_toml: &str) -> PathBuf {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data = dir.join("data");
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nport = {port}\ndata_dir = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n{extra_toml}",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Runs `deidgate --config CONFIG ARGS...` to completion.
+pub fn cli(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deidgate"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("DEIDGATE_CONFIG")
+        .output()
+        .expect("run deidgate")
+}
+
+/// Creates a user with `roles` and returns its token.
+pub fn add_user(config: &Path, name: &str, roles: &[&str]) -> String {
+    let mut args = vec!["users", "add", name];
+    for r in roles {
+        args.extend(["--role", r]);
+    }
+    let o = cli(config, &args);
+    assert!(o.status.success(), "users add failed: {}", text(&o));
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
+}
+
 /// Generous: debug builds on a busy machine. Only ever a bound on polling.
 pub const DEADLINE: Duration = Duration::from_secs(300);
 
@@ -25,27 +68,24 @@ pub struct Gateway {
 impl Gateway {
     /// Start on a free loopback port with a fresh data dir under `dir`.
     pub fn start(dir: &Path, extra_toml: &str) -> Gateway {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let data = dir.join("data");
-        let config = dir.join("gateway.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[node]\nport = {port}\ndata_dir = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n{extra_toml}",
-                data.display().to_string()
-            ),
-        )
-        .unwrap();
-        let child = spawn(&config, &dir.join("gateway.log"));
+        let config = write_config(dir, extra_toml);
+        Gateway::start_configured(dir, &config)
+    }
+
+    /// Start with a config written by [`write_config`] (after, say, users
+    /// were added with the CLI, which needs the key store unlocked).
+    pub fn start_configured(dir: &Path, config: &Path) -> Gateway {
+        let text = std::fs::read_to_string(config).unwrap();
+        let port = text
+            .lines()
+            .find_map(|l| l.strip_prefix("port = ")?.trim().parse().ok())
+            .expect("config has a port");
+        let child = spawn(config, &dir.join("gateway.log"));
         let mut g = Gateway {
             child,
             port,
-            data,
-            config,
+            data: dir.join("data"),
+            config: config.to_path_buf(),
             log: dir.join("gateway.log"),
         };
         g.wait_ready();

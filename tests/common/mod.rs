@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod http;
 
 use dicom_core::header::Header;
 use dicom_core::value::Value;

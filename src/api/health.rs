@@ -1,0 +1,65 @@
+//! `/healthz` for load balancers and `/metrics` for Prometheus: no
+//! authentication, counts only.
+
+use super::State;
+use axum::extract::State as S;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+
+/// 200 when the spool can be written, 503 otherwise (disk full, read-only).
+pub async fn healthz(S(s): S<State>) -> impl IntoResponse {
+    let probe = s.spool_ready.with_file_name(".healthz");
+    match std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe)) {
+        Ok(()) => (StatusCode::OK, "ok\n"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "spool not writable\n"),
+    }
+}
+
+pub async fn metrics(S(s): S<State>) -> impl IntoResponse {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = crate::metrics::render();
+    let spool = super::status::spool_ready(&s);
+    crate::metrics::line(
+        &mut out,
+        "deidgate_spool_ready",
+        "gauge",
+        "Acknowledged instances waiting for the pipeline.",
+        spool,
+    );
+    out.push_str("# HELP deidgate_forward_queue_depth Instances queued per destination.\n# TYPE deidgate_forward_queue_depth gauge\n");
+    for d in &s.router.dicom {
+        out.push_str(&format!(
+            "deidgate_forward_queue_depth{{destination=\"{}\"}} {}\n",
+            d.config.name,
+            d.queue.depth()
+        ));
+    }
+    for (name, help, pick) in [
+        (
+            "deidgate_forward_delivered_total",
+            "Instances delivered per destination.",
+            0,
+        ),
+        (
+            "deidgate_forward_retries_total",
+            "Failed attempts that will be retried.",
+            1,
+        ),
+        (
+            "deidgate_forward_dead_letter_total",
+            "Instances dead-lettered per destination.",
+            2,
+        ),
+    ] {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+        for d in &s.router.dicom {
+            let c = &d.queue.counters;
+            let v = [&c.delivered, &c.retries, &c.dead_lettered][pick].load(Relaxed);
+            out.push_str(&format!(
+                "{name}{{destination=\"{}\"}} {v}\n",
+                d.config.name
+            ));
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
