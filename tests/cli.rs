@@ -209,3 +209,126 @@ fn malformed_files_are_quarantined_with_reasons_never_crash() {
         assert!(dcmdump(&f).0, "{}", f.display());
     }
 }
+
+/// De-identifies the mr_tag_tests folder into `out` with data dir `data`;
+/// returns (pseudonymous PatientID, original PatientID) of one output.
+fn populate(data: &Path, out: &Path) -> (String, String) {
+    let input = data_dir().join("dicom/mr_tag_tests");
+    let o = deidgate(
+        data,
+        &["anonymize", input.to_str().unwrap(), out.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = files_under(out)[0].clone();
+    let obj = deidgate::pipeline::batch::parse(&std::fs::read(&first).unwrap()).unwrap();
+    let pseudonym = deidgate::deid::engine::text(&obj, dicom_dictionary_std::tags::PATIENT_ID);
+    let o = deidgate(data, &["reid", "patient", &pseudonym, "--reason", "setup"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let original = stdout(&o)
+        .lines()
+        .find_map(|l| l.strip_prefix("PatientID: ").map(str::to_string))
+        .unwrap();
+    (pseudonym, original)
+}
+
+fn reid_patient(data: &Path, pseudonym: &str) -> Output {
+    deidgate(data, &["reid", "patient", pseudonym, "--reason", "check"])
+}
+
+#[test]
+fn rotate_encryption_keeps_pseudonyms_and_old_key_no_longer_opens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let (pseudonym, original) = populate(&data, &tmp.path().join("out1"));
+    let old_secrets = std::fs::read_to_string(data.join("secrets.toml")).unwrap();
+    let old_id = stdout(&deidgate(&data, &["keys", "id"])).trim().to_string();
+
+    let o = deidgate(&data, &["keys", "rotate-encryption"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("pseudonyms unchanged"),
+        "{}",
+        stdout(&o)
+    );
+    let new_id = stdout(&deidgate(&data, &["keys", "id"])).trim().to_string();
+    assert_ne!(old_id, new_id);
+    assert!(!data.join("secrets.toml.rotating").exists());
+    let mode = std::fs::metadata(data.join("secrets.toml"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // Same pseudonym, same identity, under the new key.
+    let o = reid_patient(&data, &pseudonym);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&format!("PatientID: {original}")));
+    // New instances of the same patient get the same pseudonym.
+    let (again, _) = populate(&data, &tmp.path().join("out2"));
+    assert_eq!(again, pseudonym);
+    // The old secrets file no longer opens the reverse map.
+    std::fs::write(data.join("secrets.toml"), old_secrets).unwrap();
+    let o = reid_patient(&data, &pseudonym);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("sealed with key id"), "{}", stderr(&o));
+}
+
+#[test]
+fn backup_restores_into_a_new_data_dir_and_reveals_nothing_without_passphrase() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let (pseudonym, original) = populate(&data, &tmp.path().join("out"));
+    let o = deidgate(&data, &["users", "add", "rita", "--role", "reid"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let backup = tmp.path().join("keys.backup");
+    let pass = tmp.path().join("pass.txt");
+    std::fs::write(&pass, "a long backup passphrase\n").unwrap();
+    let pass_arg = ["--passphrase-file", pass.to_str().unwrap()];
+
+    let o = deidgate(&data, &["keys", "backup", backup.to_str().unwrap()]);
+    assert!(!o.status.success(), "no passphrase given");
+    let mut args = vec!["keys", "backup", backup.to_str().unwrap()];
+    args.extend(pass_arg);
+    let o = deidgate(&data, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&backup).unwrap();
+    assert!(find(&bytes, original.as_bytes()).is_none());
+    assert!(find(&bytes, pseudonym.as_bytes()).is_none());
+    let o = deidgate(&data, &args);
+    assert!(!o.status.success(), "refuses to overwrite a backup");
+
+    // Restore elsewhere: same pseudonyms resolve, users and audit come along.
+    let data2 = tmp.path().join("d2");
+    let wrong = tmp.path().join("wrong.txt");
+    std::fs::write(&wrong, "not the right passphrase").unwrap();
+    let o = deidgate(
+        &data2,
+        &[
+            "keys",
+            "restore",
+            backup.to_str().unwrap(),
+            "--passphrase-file",
+            wrong.to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("wrong passphrase"), "{}", stderr(&o));
+    let mut args = vec!["keys", "restore", backup.to_str().unwrap()];
+    args.extend(pass_arg);
+    let o = deidgate(&data2, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = reid_patient(&data2, &pseudonym);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&format!("PatientID: {original}")));
+    assert!(stdout(&deidgate(&data2, &["users", "list"])).contains("rita\treid"));
+    // The restored audit log holds the original's records plus the new lookup.
+    let o = deidgate(&data2, &["audit", "verify"]);
+    assert!(stdout(&o).contains("intact: 2 records"), "{}", stdout(&o));
+    // The restored site keeps the pseudonym key but has its own encryption key.
+    let s1 = std::fs::read_to_string(data.join("secrets.toml")).unwrap();
+    let s2 = std::fs::read_to_string(data2.join("secrets.toml")).unwrap();
+    let line = |s: &str, k: &str| s.lines().find(|l| l.starts_with(k)).unwrap().to_string();
+    assert_eq!(line(&s1, "pseudonym_key"), line(&s2, "pseudonym_key"));
+    assert_ne!(line(&s1, "encryption_key"), line(&s2, "encryption_key"));
+}

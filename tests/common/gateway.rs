@@ -120,25 +120,53 @@ impl Gateway {
 
     /// Start again on the same port and data dir.
     pub fn restart(&mut self) {
+        let http_lines = |g: &Gateway| {
+            g.log()
+                .lines()
+                .filter(|l| l.contains("HTTP: /healthz"))
+                .count()
+        };
+        let before = http_lines(self);
         self.child = spawn(&self.config, &self.log);
         self.wait_ready();
+        // So that http_port() reads this run's port, not the last one's.
+        if before > 0 {
+            let log = self.log.clone();
+            let count = move || {
+                strip_ansi(&std::fs::read_to_string(&log).unwrap_or_default())
+                    .lines()
+                    .filter(|l| l.contains("HTTP: /healthz"))
+                    .count()
+            };
+            poll("the HTTP listener after restart", self, || count() > before);
+        }
     }
 
-    /// The HTTP port the gateway logged (it binds an ephemeral one in tests).
+    /// The HTTP port the gateway logged last (it binds an ephemeral one in
+    /// tests); waits for the line, which follows the DICOM listener's.
     pub fn http_port(&self) -> u16 {
-        self.log()
-            .lines()
-            .filter(|l| l.contains("HTTP: /healthz"))
-            .find_map(|l| {
-                l.split("address=")
-                    .nth(1)?
-                    .split(':')
-                    .nth(1)?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .expect("the gateway logs its HTTP address")
+        let t = Instant::now();
+        loop {
+            let port = self
+                .log()
+                .lines()
+                .rev()
+                .filter(|l| l.contains("HTTP: /healthz"))
+                .find_map(|l| {
+                    let port = l.split("address=").nth(1)?.split(':').nth(1)?;
+                    let digits: String = port.chars().take_while(char::is_ascii_digit).collect();
+                    digits.parse().ok()
+                });
+            if let Some(p) = port {
+                return p;
+            }
+            assert!(
+                t.elapsed() < DEADLINE,
+                "the gateway never logged its HTTP address:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// GET `path` from the gateway's HTTP server: (status line, body).
