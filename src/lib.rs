@@ -1,6 +1,7 @@
 //! deidgate: a DICOM storage destination that de-identifies what it receives
 //! and forwards it to a research archive. See DESIGN.md for the data flow.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod cli;

@@ -64,6 +64,7 @@ pub fn run(cfg: Config) -> Result<()> {
             out = %rt.config.data_dir().join("out").display(),
             "listening"
         );
+        crate::admin::start(rt.clone());
         if !rt.config.http.listen.is_empty() {
             let state = crate::api::Shared::new(rt.clone(), router.clone())?;
             crate::api::listen::start(state).await?;

@@ -492,3 +492,69 @@ fn https_when_a_certificate_is_configured() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&o.stdout).contains("DEIDGATE"));
 }
+
+#[test]
+fn cli_commands_reach_a_running_gateway_through_its_admin_socket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (g, u) = gateway_with_users(tmp.path(), "");
+    let outs = send(
+        &g,
+        tmp.path(),
+        &planted_instances(&tmp.path().join("in"), 1),
+    );
+    let pseudonym = deidgate::deid::engine::text(&header(&outs[0]).unwrap(), tags::PATIENT_ID);
+    let socket = g.data.join("admin.sock");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    // A user added while serving can use the API at once.
+    let late = add_user(&g.config, "lena", &["operator"]);
+    let r = request(g.http_port(), "GET", "/api/status", Some(&late), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let o = cli(&g.config, &["users", "list"]);
+    assert!(text(&o).contains("lena\toperator"), "{}", text(&o));
+
+    let o = cli(
+        &g.config,
+        &["reid", "patient", &pseudonym, "--reason", "tumour board"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(PLANTED_ID));
+    let o = cli(
+        &g.config,
+        &["reid", "patient", "NOSUCHPSEUDONYM0", "--reason", "typo"],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no record"), "{}", text(&o));
+
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "backup passphrase for the test").unwrap();
+    let backup = tmp.path().join("live.backup");
+    let o = cli(
+        &g.config,
+        &[
+            "keys",
+            "backup",
+            backup.to_str().unwrap(),
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(find(&std::fs::read(&backup).unwrap(), PLANTED_ID.as_bytes()).is_none());
+    let o = cli(&g.config, &["keys", "rotate-encryption"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("stop it"), "{}", text(&o));
+
+    let o = cli(&g.config, &["audit", "verify"]);
+    assert!(text(&o).contains("intact: 2 records"), "{}", text(&o));
+    // The API and the CLI write to the same chain.
+    let records = assert_chain_intact(&g, &u.auditor);
+    let actors: Vec<_> = records
+        .iter()
+        .map(|r| r["actor"].as_str().unwrap())
+        .collect();
+    assert!(actors[0].starts_with("cli:"), "{actors:?}");
+    assert!(records.iter().all(|r| !r.to_string().contains(PLANTED_ID)));
+}

@@ -1,0 +1,202 @@
+//! The commands that read or write the key store: users, reid, audit.
+//!
+//! sled lets one process open the database, so while `deidgate serve` runs
+//! these commands are sent to it over its admin socket (see [`crate::admin`])
+//! and executed there; otherwise they open the store directly. Either way the
+//! same code below runs and the same audit records are written.
+
+use super::args::{AuditCmd, ReidCmd, UsersCmd};
+use crate::config::Config;
+use crate::keystore::{Secrets, SledKeyStore};
+use crate::runtime::keystore_dir;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+
+/// A key-store command, as sent over the admin socket.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum StoreCmd {
+    Users(UsersCmd),
+    Reid(ReidCmd),
+    Audit(AuditCmd),
+    /// `keys backup`, with the output path made absolute by the client.
+    Backup {
+        output: std::path::PathBuf,
+        passphrase: String,
+    },
+}
+
+/// What a command prints.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Reply {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` in the gateway if it is serving, else against the store.
+pub fn run(cfg: &Config, cmd: StoreCmd) -> Result<()> {
+    let actor = actor();
+    let reply = match crate::admin::send(cfg.data_dir(), &actor, &cmd)? {
+        Some(reply) => reply?,
+        None => {
+            let store = open_direct(cfg, &cmd)?;
+            execute(cfg, &store, &actor, cmd)?
+        }
+    };
+    eprint!("{}", reply.stderr);
+    print!("{}", reply.stdout);
+    Ok(())
+}
+
+fn open_direct(cfg: &Config, cmd: &StoreCmd) -> Result<SledKeyStore> {
+    let secrets = if matches!(cmd, StoreCmd::Users(_)) {
+        // Users may be created before the first start.
+        crate::runtime::create_private_dir(cfg.data_dir())?;
+        Secrets::load_or_init(&cfg.secrets_path())?
+    } else {
+        Secrets::load(&cfg.secrets_path()).context("the key store needs the secrets file")?
+    };
+    SledKeyStore::open(&keystore_dir(cfg.data_dir()), &secrets)
+}
+
+/// Who is asking: the operating-system user (the CLI runs with local access).
+pub fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default();
+    format!("cli:{}", if user.is_empty() { "unknown" } else { &user })
+}
+
+/// Executes `cmd` against an open store on behalf of `actor`.
+pub fn execute(cfg: &Config, store: &SledKeyStore, actor: &str, cmd: StoreCmd) -> Result<Reply> {
+    match cmd {
+        StoreCmd::Users(c) => users(store, c),
+        StoreCmd::Reid(c) => reid(store, actor, c),
+        StoreCmd::Audit(c) => audit(store, c),
+        StoreCmd::Backup { output, passphrase } => backup(cfg, store, &output, &passphrase),
+    }
+}
+
+/// Writes the encrypted backup to a new file and syncs it.
+fn backup(
+    cfg: &Config,
+    store: &SledKeyStore,
+    output: &std::path::Path,
+    passphrase: &str,
+) -> Result<Reply> {
+    let secrets = Secrets::load(&cfg.secrets_path())?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(output)
+        .with_context(|| format!("creating {}", output.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let written = crate::keystore::backup::write(store, &secrets, passphrase, &mut w);
+    let synced = written.and_then(|s| {
+        w.into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()
+            .context("syncing the backup")?;
+        Ok(s)
+    });
+    let s = match synced {
+        Ok(s) => s,
+        Err(e) => {
+            // Never leave a partial backup that looks like a good one.
+            let _ = std::fs::remove_file(output);
+            return Err(e);
+        }
+    };
+    Ok(Reply {
+        stdout: format!(
+            "backup written to {}: {} sealed records, {} users/audit entries\n",
+            output.display(),
+            s.sealed,
+            s.raw
+        ),
+        stderr: String::new(),
+    })
+}
+
+fn users(store: &SledKeyStore, cmd: UsersCmd) -> Result<Reply> {
+    let users = crate::auth::UserStore::open(store.db())?;
+    let mut r = Reply::default();
+    let roles_of = |u: &crate::auth::User| {
+        u.roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    match cmd {
+        UsersCmd::Add { name, roles } => {
+            let (user, token) = users.add(&name, &roles)?;
+            r.stderr = format!(
+                "created user {} with roles {}; its token (shown only now):\n",
+                user.name,
+                roles_of(&user)
+            );
+            r.stdout = format!("{}\n", token.reveal());
+        }
+        UsersCmd::List => {
+            for u in users.list()? {
+                let state = u
+                    .revoked
+                    .as_ref()
+                    .map(|t| format!("revoked {t}"))
+                    .unwrap_or_else(|| "active".into());
+                writeln!(
+                    r.stdout,
+                    "{}\t{}\tcreated {}\t{state}",
+                    u.name,
+                    roles_of(&u),
+                    u.created
+                )?;
+            }
+        }
+        UsersCmd::Revoke { name } => {
+            let u = users.revoke(&name)?;
+            r.stdout = format!("revoked {} at {}\n", u.name, u.revoked.unwrap_or_default());
+        }
+    }
+    Ok(r)
+}
+
+fn reid(store: &SledKeyStore, actor: &str, cmd: ReidCmd) -> Result<Reply> {
+    use crate::reid::{Justification, Lookup};
+    let (what, why) = match cmd {
+        ReidCmd::Patient { pseudonym, why } => (Lookup::Patient(pseudonym), why),
+        ReidCmd::Uid { uid, why } => (Lookup::Uid(uid), why),
+        ReidCmd::Accession { pseudonym, why } => (Lookup::Accession(pseudonym), why),
+    };
+    let why = Justification {
+        reason: why.reason,
+        ticket: why.ticket,
+    };
+    match crate::reid::reveal(store, actor, &what, &why)? {
+        Some(found) => Ok(Reply {
+            stdout: format!("{}\n", crate::reid::describe(&found)),
+            stderr: String::new(),
+        }),
+        None => bail!("no record for {}", what.subject()),
+    }
+}
+
+fn audit(store: &SledKeyStore, cmd: AuditCmd) -> Result<Reply> {
+    let log = store.audit();
+    let mut r = Reply::default();
+    match cmd {
+        AuditCmd::Verify => {
+            let n = log
+                .verify()
+                .map_err(|e| anyhow::anyhow!("audit chain broken: {e}"))?;
+            r.stdout = format!("audit chain intact: {n} records\n");
+        }
+        AuditCmd::Export => {
+            let mut buf = Vec::new();
+            log.export_jsonl(&mut buf)?;
+            r.stdout = String::from_utf8(buf).context("audit export is not UTF-8")?;
+        }
+    }
+    Ok(r)
+}
