@@ -9,7 +9,8 @@
 //!
 //! Protocol: one JSON request line, one JSON response, then close.
 
-use crate::cli::store_cmds::{self, Reply, StoreCmd};
+use crate::cli::store_cmds::{self, ReleaseSink, Reply, StoreCmd};
+use crate::pipeline::spool::Spool;
 use crate::runtime::Runtime;
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -65,9 +66,26 @@ pub fn send(data_dir: &Path, actor: &str, cmd: &StoreCmd) -> Result<Option<Resul
     }))
 }
 
+/// The running gateway's spool and the workers' queue.
+#[derive(Clone)]
+pub struct LiveSpool {
+    pub spool: Arc<Spool>,
+    pub queue: tokio::sync::mpsc::Sender<String>,
+}
+
+impl ReleaseSink for LiveSpool {
+    fn release(&self, bytes: &[u8]) -> Result<String> {
+        let id = self.spool.release(bytes)?;
+        // Durable in the spool already; if the queue is gone (shutting
+        // down), the next start picks it up from there.
+        let _ = self.queue.blocking_send(id.clone());
+        Ok(id)
+    }
+}
+
 /// Binds the admin socket and serves it until the runtime stops. A failure
 /// to bind is logged, not fatal: the gateway's main job goes on.
-pub fn start(rt: Arc<Runtime>) {
+pub fn start(rt: Arc<Runtime>, live: LiveSpool) {
     let path = socket_path(rt.config.data_dir());
     let listener = match bind(&path) {
         Ok(l) => l,
@@ -81,9 +99,9 @@ pub fn start(rt: Arc<Runtime>) {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    let rt = rt.clone();
+                    let (rt, live) = (rt.clone(), live.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = handle(rt, stream).await {
+                        if let Err(e) = handle(rt, live, stream).await {
                             tracing::warn!(error = %format!("{e:#}"), "admin request failed");
                         }
                     });
@@ -112,7 +130,7 @@ fn bind(path: &Path) -> Result<tokio::net::UnixListener> {
     Ok(l)
 }
 
-async fn handle(rt: Arc<Runtime>, stream: tokio::net::UnixStream) -> Result<()> {
+async fn handle(rt: Arc<Runtime>, live: LiveSpool, stream: tokio::net::UnixStream) -> Result<()> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     let peer = stream.peer_cred()?;
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -134,7 +152,7 @@ async fn handle(rt: Arc<Runtime>, stream: tokio::net::UnixStream) -> Result<()> 
         Ok(req) => {
             let rt = rt.clone();
             let r = tokio::task::spawn_blocking(move || {
-                store_cmds::execute(&rt.config, &rt.store, &req.actor, req.cmd)
+                store_cmds::execute(&rt.config, &rt.store, &live, &req.actor, req.cmd)
             })
             .await?;
             match r {

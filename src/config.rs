@@ -105,6 +105,20 @@ pub struct FilterConfig {
     pub quarantine_transfer_syntaxes: Vec<String>,
 }
 
+impl FilterConfig {
+    /// No configurable rule: for objects an operator released from
+    /// quarantine. Parsing, the DICOMDIR refusal and de-identification still
+    /// apply.
+    pub fn released() -> FilterConfig {
+        FilterConfig {
+            quarantine_burned_in_annotation: false,
+            quarantine_sop_classes: Vec::new(),
+            quarantine_modalities: Vec::new(),
+            quarantine_transfer_syntaxes: Vec::new(),
+        }
+    }
+}
+
 /// The HTTP side (`[http]`): health, metrics, the re-identification API and
 /// the operator page.
 #[derive(Debug, Clone, Deserialize)]

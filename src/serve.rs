@@ -46,6 +46,12 @@ pub fn run(cfg: Config) -> Result<()> {
         worker_threads(),
         router.clone(),
     )?;
+    // The admin socket's sender is dropped with the network runtime, before
+    // the workers are joined, so they still drain and stop.
+    let admin_spool = crate::admin::LiveSpool {
+        spool: spool.clone(),
+        queue: tx.clone(),
+    };
     let sink = Sink {
         spool,
         queue: tx,
@@ -64,7 +70,7 @@ pub fn run(cfg: Config) -> Result<()> {
             out = %rt.config.data_dir().join("out").display(),
             "listening"
         );
-        crate::admin::start(rt.clone());
+        crate::admin::start(rt.clone(), admin_spool);
         if !rt.config.http.listen.is_empty() {
             let state = crate::api::Shared::new(rt.clone(), router.clone())?;
             crate::api::listen::start(state).await?;

@@ -486,3 +486,86 @@ fn an_acknowledged_instance_that_is_quarantined_leaves_the_spool() {
         .contains("BurnedInAnnotation=YES"));
     assert!(outputs(&g).is_empty());
 }
+
+#[test]
+fn a_released_instance_is_deidentified_offline_or_live_and_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut g = Gateway::start(tmp.path(), "");
+    let input = data_dir().join("dicom/us/GREYSCALE_IMAGE.dcm");
+    let profile = scu_profile(tmp.path(), std::slice::from_ref(&input));
+    let send = |g: &Gateway| {
+        let out = storescu_cmd(g, &profile, "STORESCU", std::slice::from_ref(&input))
+            .output()
+            .unwrap();
+        assert_eq!(stored_files(&text(&out)).len(), 1, "{}", text(&out));
+        poll("the spool to drain", g, || dir_is_empty(&g.spool("ready")));
+    };
+    let quarantined = |g: &Gateway| -> Vec<String> {
+        let o = cli(&g.config, &["quarantine", "list"]);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect()
+    };
+    send(&g);
+    let ids = quarantined(&g);
+    assert_eq!(ids.len(), 1);
+
+    // Offline: the gateway is down, the object waits in the spool.
+    g.kill9();
+    let o = cli(
+        &g.config,
+        &["quarantine", "release", &ids[0], "--reason", ""],
+    );
+    assert!(!o.status.success(), "a release needs a reason");
+    let o = cli(
+        &g.config,
+        &[
+            "quarantine",
+            "release",
+            &ids[0],
+            "--reason",
+            "pixels reviewed: no text",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(quarantined(&g).is_empty());
+    g.restart();
+    poll("the released instance", &g, || outputs(&g).len() == 1);
+    let out = &outputs(&g)[0];
+    let before = dicom_object::open_file(&input).unwrap();
+    let after = dicom_object::open_file(out).unwrap();
+    let name = |o: &dicom_object::DefaultDicomObject| {
+        deidgate::deid::engine::text(o, dicom_dictionary_std::tags::PATIENT_NAME)
+    };
+    assert_ne!(name(&after), name(&before), "still de-identified");
+    assert_eq!(
+        deidgate::deid::engine::text(&after, dicom_dictionary_std::tags::PATIENT_IDENTITY_REMOVED),
+        "YES"
+    );
+
+    // Live: released through the running gateway's admin socket.
+    std::fs::remove_file(out).unwrap();
+    send(&g);
+    let ids = quarantined(&g);
+    assert_eq!(ids.len(), 1);
+    let o = cli(
+        &g.config,
+        &[
+            "quarantine",
+            "release",
+            &ids[0],
+            "--reason",
+            "pixels reviewed again",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    poll("the live release", &g, || outputs(&g).len() == 1);
+    assert!(quarantined(&g).is_empty());
+    let o = cli(&g.config, &["audit", "export"]);
+    let releases = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.contains("\"quarantine.release\""))
+        .count();
+    assert_eq!(releases, 2);
+}

@@ -177,6 +177,14 @@ pub enum QuarantineCmd {
     List,
     /// Print the reason file of one quarantined object.
     Show { id: String },
+    /// Send one object back through the pipeline without the [filter] rules
+    /// that held it (it is still de-identified). Audited; needs a reason.
+    Release {
+        id: String,
+        /// Why the object may pass, e.g. "pixels reviewed: no burned-in text".
+        #[arg(long)]
+        reason: String,
+    },
     /// Delete quarantined objects (they hold PHI): one id, or --all.
     Purge {
         id: Option<String>,

@@ -48,6 +48,9 @@ fn quarantine(cfg: &Config, cmd: QuarantineCmd) -> Result<()> {
             }
         }
         QuarantineCmd::Show { id } => print!("{}", q.reason(&id)?),
+        QuarantineCmd::Release { id, reason } => {
+            return store_cmds::run(cfg, StoreCmd::Release { id, reason })
+        }
         QuarantineCmd::Purge {
             id: Some(id),
             all: false,

@@ -19,11 +19,32 @@ pub enum StoreCmd {
     Users(UsersCmd),
     Reid(ReidCmd),
     Audit(AuditCmd),
+    /// `quarantine release`.
+    Release {
+        id: String,
+        reason: String,
+    },
     /// `keys backup`, with the output path made absolute by the client.
     Backup {
         output: std::path::PathBuf,
         passphrase: String,
     },
+}
+
+/// Where a released object goes: the running gateway's spool and queue, or
+/// (gateway stopped) the spool, which the next start works through.
+pub trait ReleaseSink {
+    /// Spools the object; returns its spool id.
+    fn release(&self, bytes: &[u8]) -> Result<String>;
+}
+
+/// The spool of a stopped gateway.
+struct OfflineSpool(crate::pipeline::spool::Spool);
+
+impl ReleaseSink for OfflineSpool {
+    fn release(&self, bytes: &[u8]) -> Result<String> {
+        self.0.release(bytes)
+    }
 }
 
 /// What a command prints.
@@ -40,7 +61,9 @@ pub fn run(cfg: &Config, cmd: StoreCmd) -> Result<()> {
         Some(reply) => reply?,
         None => {
             let store = open_direct(cfg, &cmd)?;
-            execute(cfg, &store, &actor, cmd)?
+            // The key store is ours, so no gateway runs: the spool is ours too.
+            let spool = OfflineSpool(crate::pipeline::spool::Spool::open(cfg.data_dir())?);
+            execute(cfg, &store, &spool, &actor, cmd)?
         }
     };
     eprint!("{}", reply.stderr);
@@ -68,13 +91,50 @@ pub fn actor() -> String {
 }
 
 /// Executes `cmd` against an open store on behalf of `actor`.
-pub fn execute(cfg: &Config, store: &SledKeyStore, actor: &str, cmd: StoreCmd) -> Result<Reply> {
+pub fn execute(
+    cfg: &Config,
+    store: &SledKeyStore,
+    sink: &dyn ReleaseSink,
+    actor: &str,
+    cmd: StoreCmd,
+) -> Result<Reply> {
     match cmd {
+        StoreCmd::Release { id, reason } => release(cfg, store, sink, actor, &id, &reason),
         StoreCmd::Users(c) => users(store, c),
         StoreCmd::Reid(c) => reid(store, actor, c),
         StoreCmd::Audit(c) => audit(store, c),
         StoreCmd::Backup { output, passphrase } => backup(cfg, store, &output, &passphrase),
     }
+}
+
+/// Sends a quarantined object back through the pipeline without the filter
+/// rules; audited before anything moves. The quarantine copy is removed only
+/// after the spool holds the object durably.
+fn release(
+    cfg: &Config,
+    store: &SledKeyStore,
+    sink: &dyn ReleaseSink,
+    actor: &str,
+    id: &str,
+    reason: &str,
+) -> Result<Reply> {
+    if reason.trim().is_empty() {
+        bail!("--reason must say why the object may pass the filter");
+    }
+    let q = crate::pipeline::quarantine::Quarantine::new(cfg.data_dir().join("quarantine"));
+    let bytes = q.object(id)?;
+    store
+        .audit()
+        .append(actor, "quarantine.release", id, reason, None, "released")?;
+    let spool_id = sink.release(&bytes)?;
+    q.purge(id)?;
+    tracing::info!(quarantine_id = id, spool = %spool_id, "released from quarantine");
+    Ok(Reply {
+        stdout: format!(
+            "released {id}: it goes through de-identification without the [filter] rules (spool {spool_id})\n"
+        ),
+        stderr: String::new(),
+    })
 }
 
 /// Writes the encrypted backup to a new file and syncs it.

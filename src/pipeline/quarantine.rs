@@ -51,6 +51,11 @@ impl Quarantine {
         Ok(d)
     }
 
+    /// The quarantined object's bytes.
+    pub fn object(&self, id: &str) -> Result<Vec<u8>> {
+        Ok(std::fs::read(self.entry(id)?.join("object.dcm"))?)
+    }
+
     /// The reason file of one object.
     pub fn reason(&self, id: &str) -> Result<String> {
         Ok(std::fs::read_to_string(self.entry(id)?.join("reason.txt"))?)

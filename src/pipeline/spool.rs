@@ -21,6 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Suffix of the spool ids of objects released from quarantine.
+pub const RELEASED_SUFFIX: &str = ".released";
+
 /// Finished files are deleted in groups after one key-store flush.
 const SETTLE_EVERY: usize = 32;
 
@@ -89,6 +92,16 @@ impl Spool {
         std::fs::File::open(&self.ready)
             .and_then(|d| d.sync_all())
             .with_context(|| format!("cannot sync {}", self.ready.display()))
+    }
+
+    /// Spools `bytes` released from quarantine; returns its spool id, whose
+    /// `.released` suffix tells the workers to skip the [filter] rules.
+    pub fn release(&self, bytes: &[u8]) -> Result<String> {
+        let (id, tmp) = self.new_incoming();
+        let id = format!("{id}{RELEASED_SUFFIX}");
+        super::output::write_durable(&tmp, bytes)?;
+        self.commit(&id, &tmp)?;
+        Ok(id)
     }
 
     /// Ids waiting in `ready/`, oldest first.
@@ -278,11 +291,17 @@ impl Shared {
         };
         let rt = &self.rt;
         let origin = format!("scp spool {id}");
+        let released = crate::config::FilterConfig::released();
+        let filter = if id.ends_with(RELEASED_SUFFIX) {
+            &released
+        } else {
+            &rt.config.filter
+        };
         match process_bytes(
             &bytes,
             &origin,
             &rt.deid,
-            &rt.config.filter,
+            filter,
             &self.staging,
             &self.quarantine,
             false,
