@@ -5,7 +5,8 @@
 #   bash scripts/test.sh [extra cargo test args...]
 #
 # Tools: dcmdump/storescu/storescp/echoscu (dcmtk), dciodvfy (dicom3tools),
-# Orthanc (orthanc, /usr/sbin/Orthanc). Test data is read in place from
+# Orthanc (orthanc, /usr/sbin/Orthanc), headless Chromium and chromedriver
+# (chromium, chromium-driver) for the browser test. Test data is read in place from
 # ../shared/data relative to the repo root.
 set -euo pipefail
 
@@ -40,6 +41,11 @@ declare -A PKG_FOR=(
 )
 
 have_orthanc() { [ -x /usr/sbin/Orthanc ] || command -v Orthanc >/dev/null 2>&1; }
+# The browser test runs these exact paths (Debian's packages).
+declare -A PKG_FOR_PATH=(
+    [/usr/bin/chromium]=chromium
+    [/usr/bin/chromedriver]=chromium-driver
+)
 
 missing_pkgs=()
 add_pkg() {
@@ -59,6 +65,12 @@ if ! have_orthanc; then
     log "missing: Orthanc"
     add_pkg orthanc
 fi
+for path in "${!PKG_FOR_PATH[@]}"; do
+    if [ ! -x "$path" ]; then
+        log "missing: $path"
+        add_pkg "${PKG_FOR_PATH[$path]}"
+    fi
+done
 
 if [ "${#missing_pkgs[@]}" -gt 0 ]; then
     log "installing: ${missing_pkgs[*]}"
@@ -99,6 +111,9 @@ for cmd in dcmdump storescu storescp echoscu dciodvfy; do
     command -v "$cmd" >/dev/null 2>&1 || { log "still missing: $cmd"; fail=1; }
 done
 have_orthanc || { log "still missing: Orthanc"; fail=1; }
+for path in "${!PKG_FOR_PATH[@]}"; do
+    [ -x "$path" ] || { log "still missing: $path"; fail=1; }
+done
 [ "$fail" -eq 0 ] || exit 1
 
 # ---------------------------------------------------------------- versions
@@ -115,6 +130,9 @@ echo "echoscu:  $(first_line echoscu --version)"
 # dciodvfy has no --version flag; report the package version.
 echo "dciodvfy: $(command -v dciodvfy) (dicom3tools $(pkg_version dicom3tools))"
 echo "Orthanc:  $(first_line "$orthanc_bin" --version)"
+# stdout only: Debian's launcher script can warn on stderr (its /dev/shm check).
+echo "chromium: $(/usr/bin/chromium --version 2>/dev/null </dev/null | head -n1 || true) (package $(pkg_version chromium))"
+echo "chromedriver: $(first_line /usr/bin/chromedriver --version)"
 echo "cargo:    $(cargo --version)"
 echo "rustc:    $(rustc --version)"
 echo "test data: $(cd "$REPO_ROOT/.." && pwd)/shared/data $( [ -d "$REPO_ROOT/../shared/data" ] && echo '(present)' || echo '(MISSING)')"
