@@ -38,6 +38,8 @@ declare -A PKG_FOR=(
     [storescp]=dcmtk
     [echoscu]=dcmtk
     [dciodvfy]=dicom3tools
+    [openssl]=openssl
+    [curl]=curl
 )
 
 have_orthanc() { [ -x /usr/sbin/Orthanc ] || command -v Orthanc >/dev/null 2>&1; }
@@ -55,7 +57,7 @@ add_pkg() {
     done
     missing_pkgs+=("$1")
 }
-for cmd in dcmdump storescu storescp echoscu dciodvfy; do
+for cmd in dcmdump storescu storescp echoscu dciodvfy openssl curl; do
     if ! command -v "$cmd" >/dev/null 2>&1; then
         log "missing: $cmd"
         add_pkg "${PKG_FOR[$cmd]}"
@@ -107,7 +109,7 @@ fi
 
 # Verify everything is present now.
 fail=0
-for cmd in dcmdump storescu storescp echoscu dciodvfy; do
+for cmd in dcmdump storescu storescp echoscu dciodvfy openssl curl; do
     command -v "$cmd" >/dev/null 2>&1 || { log "still missing: $cmd"; fail=1; }
 done
 have_orthanc || { log "still missing: Orthanc"; fail=1; }

@@ -79,24 +79,6 @@ fn screenshot(b: &Browser, name: &str) -> PathBuf {
     path
 }
 
-/// The HTTP port the gateway logs (after the DICOM listener that
-/// `start_configured` waits for, so the line is polled for).
-fn http_port(g: &Gateway) -> u16 {
-    let read = || {
-        g.log()
-            .lines()
-            .rev()
-            .filter(|l| l.contains("HTTP: /healthz"))
-            .find_map(|l| {
-                let port = l.split("address=").nth(1)?.split(':').nth(1)?;
-                let digits: String = port.chars().take_while(char::is_ascii_digit).collect();
-                digits.parse().ok()
-            })
-    };
-    poll("the HTTP listener", g, || read().is_some());
-    read().unwrap()
-}
-
 fn count(text: &str) -> Option<u64> {
     text.trim().parse().ok()
 }
@@ -131,7 +113,7 @@ fn operator_page_shows_status_and_reidentifies_with_a_reason() {
     let operator_token = add_user(&config, "olga", &["operator"]);
     let auditor_token = add_user(&config, "audrey", &["auditor"]);
     let g = Gateway::start_configured(tmp.path(), &config);
-    let http = http_port(&g);
+    let http = g.http_port();
 
     let inputs = make_instances(&tmp.path().join("in"), INSTANCES);
     let profile = scu_profile(tmp.path(), &inputs);
