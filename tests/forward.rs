@@ -332,3 +332,130 @@ fn every_instance_is_forwarded_to_orthanc() {
     );
     assert_clean(&stored_in_orthanc, &stored);
 }
+
+/// Pixel Data bytes and transfer syntax of a file.
+fn pixels(path: &Path) -> (String, Vec<u8>) {
+    let o = dicom_object::open_file(path).unwrap();
+    let ts = o
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
+    let px = o
+        .element(tags::PIXEL_DATA)
+        .unwrap()
+        .to_bytes()
+        .unwrap()
+        .to_vec();
+    (ts, px)
+}
+
+#[test]
+fn compressed_instances_are_decoded_for_a_peer_that_accepts_only_uncompressed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let scp_dir = tmp.path().join("storescp");
+    std::fs::create_dir_all(&scp_dir).unwrap();
+    // No +xa: this storescp accepts uncompressed transfer syntaxes only.
+    let _scp = Peer(
+        Command::new(tool("storescp"))
+            .args(["-aet", "STORESCP", "+uf", "-od"])
+            .arg(&scp_dir)
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(port);
+    let g = Gateway::start(tmp.path(), &dicom_destination("pacs", "STORESCP", port));
+    let ts = data_dir().join("dicom/ts");
+    // (input, dcmtk decompressor for an exact comparison, when lossless)
+    let cases = [
+        ("SC_rgb_rle.dcm", Some("dcmdrle")),
+        ("JPEG-LL.dcm", Some("dcmdjpeg")),
+        ("SC_rgb_small_odd_jpeg.dcm", None),
+    ];
+    let mut inputs: Vec<PathBuf> = cases.iter().map(|(f, _)| ts.join(f)).collect();
+    inputs.push(data_dir().join("dicom/cr_dx/RG1_J2KR.dcm"));
+    // JPEG-LS has no decoder in this build: it must be dead-lettered with
+    // the reason, never sent compressed or dropped.
+    inputs.push(ts.join("JPEGLSNearLossless_16.dcm"));
+    send(&g, tmp.path(), &inputs);
+    poll("the spool to drain", &g, || dir_is_empty(&g.spool("ready")));
+    let out = outputs(&g);
+    assert_eq!(out.len(), inputs.len(), "{}", g.log());
+    let received = wait_forwarded(&g, "pacs", || files_under(&scp_dir), inputs.len() - 1);
+    assert_eq!(received.len(), inputs.len() - 1);
+    let by_uid = |files: &[PathBuf], uid: &str| {
+        files
+            .iter()
+            .find(|f| {
+                sop_uids(std::slice::from_ref(f))
+                    .first()
+                    .map(String::as_str)
+                    == Some(uid)
+            })
+            .cloned()
+    };
+    for input in &inputs[..inputs.len() - 1] {
+        // The gateway's own (still compressed) output of this input.
+        let out_file = out
+            .iter()
+            .find(|o| {
+                let a = dicom_object::open_file(o).unwrap();
+                let b = dicom_object::open_file(input).unwrap();
+                let rows = |x: &dicom_object::DefaultDicomObject| {
+                    deidgate::deid::engine::text(x, tags::ROWS)
+                        + &deidgate::deid::engine::text(x, tags::COLUMNS)
+                        + x.meta().transfer_syntax()
+                };
+                rows(&a) == rows(&b)
+            })
+            .unwrap_or_else(|| panic!("no output for {}", input.display()));
+        let uid = &sop_uids(std::slice::from_ref(out_file))[0];
+        let got =
+            by_uid(&received, uid).unwrap_or_else(|| panic!("{} not received", input.display()));
+        let (got_ts, got_px) = pixels(&got);
+        assert!(
+            ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"].contains(&got_ts.as_str()),
+            "{}: received in {got_ts}",
+            input.display()
+        );
+        let o = dicom_object::open_file(&got).unwrap();
+        let num = |t| {
+            deidgate::deid::engine::text(&o, t)
+                .parse::<usize>()
+                .unwrap_or(1)
+        };
+        let expected = num(tags::ROWS)
+            * num(tags::COLUMNS)
+            * num(tags::SAMPLES_PER_PIXEL)
+            * num(tags::BITS_ALLOCATED).div_ceil(8)
+            * num(tags::NUMBER_OF_FRAMES);
+        assert_eq!(got_px.len(), expected + expected % 2, "{}", input.display());
+        assert!(dcmdump(&got).0, "{}", got.display());
+        let name = input.file_name().unwrap().to_str().unwrap();
+        if let Some(Some(tool_name)) = cases.iter().find(|(f, _)| *f == name).map(|(_, t)| t) {
+            // dcmtk decodes the same stream: the bytes must be identical.
+            let ref_file = tmp.path().join(format!("{name}.ref.dcm"));
+            let st = Command::new(tool(tool_name))
+                .arg(out_file)
+                .arg(&ref_file)
+                .status()
+                .unwrap();
+            assert!(st.success(), "{tool_name} failed on {}", out_file.display());
+            assert_eq!(
+                pixels(&ref_file).1,
+                got_px,
+                "{name}: pixels differ from dcmtk's decoding"
+            );
+        }
+    }
+    let dead = files_under(&g.data.join("dead_letter/pacs"));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(g
+        .log()
+        .lines()
+        .any(|l| l.contains("dead-lettered") && l.contains("could not be decoded")));
+}

@@ -245,9 +245,12 @@ fn ts_of(m: &FileMetaTable) -> String {
     m.transfer_syntax().trim_end_matches('\0').to_string()
 }
 
-/// Re-encode a data set in another (uncompressed) transfer syntax.
+/// Re-encode a data set in another (uncompressed) transfer syntax,
+/// decompressing encapsulated pixel data first (the peer accepts only
+/// uncompressed data for this SOP class).
 fn reencode(it: &Outgoing, ts_uid: &str) -> Result<Vec<u8>, String> {
-    let obj = dicom_object::open_file(&it.path)
+    use dicom_pixeldata::Transcode;
+    let mut obj = dicom_object::open_file(&it.path)
         .map_err(|e| format!("cannot re-read for transcoding: {e}"))?;
     let from = obj
         .meta()
@@ -257,14 +260,21 @@ fn reencode(it: &Outgoing, ts_uid: &str) -> Result<Vec<u8>, String> {
     let from_ts = TransferSyntaxRegistry
         .get(&from)
         .ok_or("unknown source transfer syntax")?;
-    if from_ts.is_encapsulated_pixel_data() {
-        return Err(format!(
-            "the peer accepts only uncompressed data and {from} cannot be decompressed here"
-        ));
-    }
     let to = TransferSyntaxRegistry
         .get(ts_uid)
         .ok_or("unknown target transfer syntax")?;
+    if to.is_encapsulated_pixel_data() {
+        return Err(format!("cannot transcode {from} into compressed {ts_uid}"));
+    }
+    if from_ts.is_encapsulated_pixel_data() {
+        // Decoding can panic inside a codec on a hostile stream: contain it
+        // so one file dead-letters instead of taking the forwarder down.
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.transcode(to)))
+            .map_err(|_| format!("decoding {from} pixel data panicked"))?;
+        decoded.map_err(|e| {
+            format!("the peer accepts only uncompressed data and {from} could not be decoded: {e}")
+        })?;
+    }
     let mut buf = Vec::new();
     obj.into_inner()
         .write_dataset_with_ts(&mut buf, to)
