@@ -147,3 +147,24 @@ fn astronaut_replaced_keeps_periocular_and_restores() {
     restore(&mut img, &rep.regions).unwrap();
     assert_eq!(img, original);
 }
+
+#[test]
+fn cpu_fast_path_matches_candle_reference() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_WEIGHTS);
+    let reference = Mtcnn::load(&path, &Device::Cpu)
+        .expect("load MTCNN weights (run scripts/fetch-weights.sh)")
+        .without_cpu_fast_path();
+    let img = load_png(&data_dir().join("images/astronaut.png"));
+    let fast = detector().detect(&img).unwrap();
+    let slow = reference.detect(&img).unwrap();
+    assert_eq!(fast.len(), slow.len());
+    for (a, b) in fast.iter().zip(&slow) {
+        assert!((a.score - b.score).abs() < 1e-3);
+        for (x, y) in a.bbox.iter().zip(&b.bbox) {
+            assert!((x - y).abs() < 0.5, "{:?} vs {:?}", a.bbox, b.bbox);
+        }
+        for (p, q) in a.landmarks.iter().zip(&b.landmarks) {
+            assert!((p.0 - q.0).abs() < 0.5 && (p.1 - q.1).abs() < 0.5);
+        }
+    }
+}

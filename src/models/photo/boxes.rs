@@ -3,6 +3,7 @@
 //! next network looks at.
 
 use super::image::{area_resize_normalized, RgbImage, Window};
+use crate::models::ops::Nhwc;
 
 /// A box in image pixels with its face score.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,9 +27,9 @@ const STRIDE: f32 = 2.0;
 const CELL: f32 = 12.0;
 
 /// Boxes for every cell of one pyramid level whose face probability reaches
-/// `threshold`. `reg` is P-Net's 4×h×w regression map, `prob` its h×w
-/// probability map, `scale` the level's scale (boxes come back in image
-/// pixels).
+/// `threshold`. `reg` holds P-Net's 4 regression offsets per cell, `prob` the
+/// cells' probabilities (both row by row), `scale` the level's scale (boxes
+/// come back in image pixels).
 pub fn proposals(
     reg: &[f32],
     prob: &[f32],
@@ -37,7 +38,6 @@ pub fn proposals(
     scale: f64,
     threshold: f32,
 ) -> Vec<Candidate> {
-    let plane = w * h;
     let mut out = Vec::new();
     for y in 0..h {
         for x in 0..w {
@@ -56,12 +56,7 @@ pub fn proposals(
                     y2: ((STRIDE * fy + CELL) / s).floor(),
                     score: p,
                 },
-                reg: [
-                    reg[i],
-                    reg[plane + i],
-                    reg[2 * plane + i],
-                    reg[3 * plane + i],
-                ],
+                reg: [reg[4 * i], reg[4 * i + 1], reg[4 * i + 2], reg[4 * i + 3]],
             });
         }
     }
@@ -129,10 +124,10 @@ pub fn crop_window(b: &BBox, width: u32, height: u32) -> Option<Window> {
     }
 }
 
-/// Cut and area-resample the crops of `boxes` to `size`×`size`, normalised and
-/// planar, one after the other (N×3×size×size). Returns the data and the
-/// indices of the boxes that had a crop.
-pub fn crops(img: &RgbImage, boxes: &[BBox], size: usize) -> (Vec<f32>, Vec<usize>) {
+/// Cut and area-resample the crops of `boxes` to `size`×`size`, normalised,
+/// one after the other (N×size×size×3). Returns the batch and the indices of
+/// the boxes that had a crop.
+pub fn crops(img: &RgbImage, boxes: &[BBox], size: usize) -> (Nhwc, Vec<usize>) {
     let per = 3 * size * size;
     let mut data = Vec::with_capacity(boxes.len() * per);
     let mut used = Vec::with_capacity(boxes.len());
@@ -144,7 +139,7 @@ pub fn crops(img: &RgbImage, boxes: &[BBox], size: usize) -> (Vec<f32>, Vec<usiz
             used.push(i);
         }
     }
-    (data, used)
+    (Nhwc::new(used.len(), size, size, 3, data), used)
 }
 
 #[cfg(test)]

@@ -3,13 +3,13 @@
 //! 48×48 crops and places the five landmarks.
 
 use anyhow::Result;
-use candle_core::Tensor;
 
 use super::boxes::{crops, proposals, regress, regress_proposal, square, BBox, Candidate};
 use super::image::{area_resize_normalized, RgbImage, Window};
 use super::mtcnn::Mtcnn;
 use super::nms::{nms, Overlap};
 use super::pyramid::{level_size, scales};
+use crate::models::ops::Nhwc;
 
 /// Detector settings; the defaults are those the weights were published with.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,12 +89,8 @@ impl Mtcnn {
             let (w, h) = level_size(img.width, img.height, scale);
             let mut data = vec![0f32; 3 * w * h];
             area_resize_normalized(img, full, w, h, &mut data);
-            let input = Tensor::from_vec(data, (1, 3, h, w), &self.device)?;
-            let (reg, prob) = self.pnet.forward(&input)?;
-            let (_, _, oh, ow) = reg.dims4()?;
-            let reg = reg.flatten_all()?.to_vec1::<f32>()?;
-            let prob = prob.flatten_all()?.to_vec1::<f32>()?;
-            let level = proposals(&reg, &prob, ow, oh, scale, cfg.thresholds[0]);
+            let out = self.run_pnet(Nhwc::new(1, h, w, 3, data))?;
+            let level = proposals(&out.reg, &out.prob, out.w, out.h, scale, cfg.thresholds[0]);
             let level_boxes: Vec<BBox> = level.iter().map(|c| c.bbox).collect();
             all.extend(
                 nms(&level_boxes, 0.5, Overlap::Union)
@@ -111,20 +107,17 @@ impl Mtcnn {
 
     /// R-Net on 24×24 crops, all proposals in one batch.
     fn stage_refine(&self, img: &RgbImage, boxes: &[BBox], threshold: f32) -> Result<Vec<BBox>> {
-        let (data, used) = crops(img, boxes, 24);
+        let (batch, used) = crops(img, boxes, 24);
         if used.is_empty() {
             return Ok(Vec::new());
         }
-        let input = Tensor::from_vec(data, (used.len(), 3, 24, 24), &self.device)?;
-        let (reg, prob) = self.rnet.forward(&input)?;
-        let reg = reg.to_vec2::<f32>()?;
-        let prob = prob.to_vec1::<f32>()?;
+        let out = self.run_rnet(batch)?;
         let mut passed = Vec::new();
         for (k, &i) in used.iter().enumerate() {
-            if prob[k] > threshold {
+            if out.prob[k] > threshold {
                 let mut b = boxes[i];
-                b.score = prob[k];
-                passed.push((b, [reg[k][0], reg[k][1], reg[k][2], reg[k][3]]));
+                b.score = out.prob[k];
+                passed.push((b, reg4(&out.reg, k)));
             }
         }
         let only: Vec<BBox> = passed.iter().map(|p| p.0).collect();
@@ -136,15 +129,12 @@ impl Mtcnn {
 
     /// O-Net on 48×48 crops: final score, box and landmarks.
     fn stage_output(&self, img: &RgbImage, boxes: &[BBox], threshold: f32) -> Result<Vec<Face>> {
-        let (data, used) = crops(img, boxes, 48);
+        let (batch, used) = crops(img, boxes, 48);
         if used.is_empty() {
             return Ok(Vec::new());
         }
-        let input = Tensor::from_vec(data, (used.len(), 3, 48, 48), &self.device)?;
-        let (reg, marks, prob) = self.onet.forward(&input)?;
-        let reg = reg.to_vec2::<f32>()?;
-        let marks = marks.to_vec2::<f32>()?;
-        let prob = prob.to_vec1::<f32>()?;
+        let out = self.run_onet(batch)?;
+        let (prob, marks) = (&out.prob, &out.landmarks);
         let mut faces = Vec::new();
         let mut final_boxes = Vec::new();
         for (k, &i) in used.iter().enumerate() {
@@ -158,11 +148,11 @@ impl Mtcnn {
             let mut landmarks = [(0f32, 0f32); 5];
             for (j, l) in landmarks.iter_mut().enumerate() {
                 *l = (
-                    w * marks[k][j] + b.x1 - 1.0,
-                    h * marks[k][5 + j] + b.y1 - 1.0,
+                    w * marks[k * 10 + j] + b.x1 - 1.0,
+                    h * marks[k * 10 + 5 + j] + b.y1 - 1.0,
                 );
             }
-            let b = regress(&b, [reg[k][0], reg[k][1], reg[k][2], reg[k][3]]);
+            let b = regress(&b, reg4(&out.reg, k));
             final_boxes.push(b);
             faces.push(Face {
                 bbox: [b.x1, b.y1, b.x2, b.y2],
@@ -175,4 +165,8 @@ impl Mtcnn {
             .map(|i| faces[i].clone())
             .collect())
     }
+}
+
+fn reg4(reg: &[f32], k: usize) -> [f32; 4] {
+    [reg[4 * k], reg[4 * k + 1], reg[4 * k + 2], reg[4 * k + 3]]
 }

@@ -50,8 +50,8 @@ fn area_span(i: usize, out: usize, len: usize) -> (usize, usize) {
 }
 
 /// Resample `win` of `img` to `out_w`×`out_h` by area averaging and write it
-/// planar (C, H, W) and normalised as the networks expect, `(v - 127.5) / 128`,
-/// into `dst` (length `3 * out_w * out_h`).
+/// interleaved (H, W, C) and normalised as the networks expect,
+/// `(v - 127.5) / 128`, into `dst` (length `3 * out_w * out_h`).
 ///
 /// Area averaging is separable, so it runs as a horizontal then a vertical pass.
 pub fn area_resize_normalized(
@@ -68,8 +68,8 @@ pub fn area_resize_normalized(
     // Horizontal pass: for every source row of the window, out_w averaged RGB.
     let mut rows = vec![0f32; wh * out_w * 3];
     for r in 0..wh {
-        let row =
-            &img.data[((win.y0 + r) * src_w + win.x0) * 3..((win.y0 + r) * src_w + win.x1) * 3];
+        let start = ((win.y0 + r) * src_w + win.x0) * 3;
+        let row = &img.data[start..start + ww * 3];
         let dst_row = &mut rows[r * out_w * 3..(r + 1) * out_w * 3];
         for (o, &(s, e)) in xspans.iter().enumerate() {
             let mut acc = [0f32; 3];
@@ -84,22 +84,20 @@ pub fn area_resize_normalized(
             dst_row[o * 3 + 2] = acc[2] * inv;
         }
     }
-    // Vertical pass straight into the planar, normalised output.
-    let plane = out_w * out_h;
+    // Vertical pass straight into the normalised output.
+    let line = out_w * 3;
     for oy in 0..out_h {
         let (s, e) = area_span(oy, out_h, wh);
         let inv = 1.0 / (e - s) as f32;
-        for ox in 0..out_w {
-            let mut acc = [0f32; 3];
-            for r in s..e {
-                let p = &rows[(r * out_w + ox) * 3..(r * out_w + ox) * 3 + 3];
-                acc[0] += p[0];
-                acc[1] += p[1];
-                acc[2] += p[2];
+        let out = &mut dst[oy * line..(oy + 1) * line];
+        out.copy_from_slice(&rows[s * line..(s + 1) * line]);
+        for r in s + 1..e {
+            for (o, v) in out.iter_mut().zip(&rows[r * line..(r + 1) * line]) {
+                *o += v;
             }
-            for (c, a) in acc.iter().enumerate() {
-                dst[c * plane + oy * out_w + ox] = (a * inv - 127.5) * 0.0078125;
-            }
+        }
+        for o in out.iter_mut() {
+            *o = (*o * inv - 127.5) * 0.0078125;
         }
     }
 }

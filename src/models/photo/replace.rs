@@ -282,10 +282,10 @@ pub fn replace_faces(img: &mut RgbImage, faces: &[Face], cfg: &ReplaceConfig) ->
                         + 0.6 * value_noise(seed, 2, px, py, fine)
                         + 1.0 * hash_unit(seed, x as i64, y as i64, 3));
                 let i = (y as usize * w as usize + x as usize) * 3;
-                for c in 0..3 {
+                for (c, tone) in skin.iter().enumerate() {
                     let chroma =
                         0.3 * cfg.noise * hash_unit(seed, x as i64, y as i64, 4 + c as u64);
-                    let fill = (skin[c] * shade + lum + chroma).clamp(0.0, 255.0);
+                    let fill = (tone * shade + lum + chroma).clamp(0.0, 255.0);
                     let orig = img.data[i + c] as f32;
                     img.data[i + c] = (fill * alpha + orig * (1.0 - alpha)).round() as u8;
                 }
@@ -355,7 +355,11 @@ mod tests {
         let mut data = Vec::with_capacity((w * h * 3) as usize);
         for y in 0..h {
             for x in 0..w {
-                let check = if (x / 7 + y / 5) % 2 == 0 { 40 } else { 0 };
+                let check = if (x / 7 + y / 5).is_multiple_of(2) {
+                    40
+                } else {
+                    0
+                };
                 data.push((x % 256) as u8);
                 data.push((y % 256) as u8);
                 data.push(((x + y) / 3 % 200) as u8 + check);
@@ -445,7 +449,13 @@ mod tests {
         let pts: Vec<(u32, u32)> = (130..190)
             .flat_map(|y| (125..175).map(move |x| (x, y)))
             .collect();
-        let checker = |x: u32, y: u32| if (x / 7 + y / 5) % 2 == 0 { 1.0 } else { 0.0 };
+        let checker = |x: u32, y: u32| {
+            if (x / 7 + y / 5).is_multiple_of(2) {
+                1.0
+            } else {
+                0.0
+            }
+        };
         let correlation = |img: &RgbImage| {
             let n = pts.len() as f64;
             let mc = pts.iter().map(|&(x, y)| checker(x, y)).sum::<f64>() / n;
