@@ -324,7 +324,7 @@ fn merged_dense(ls: &[&Linear]) -> candle_core::Result<DenseRows> {
 }
 
 /// P-Net output rows computed per band on the CPU.
-const PNET_BAND: usize = 16;
+const PNET_BAND: usize = 32;
 /// Crops per R-Net/O-Net chunk on the CPU.
 const CROP_CHUNK: usize = 32;
 
