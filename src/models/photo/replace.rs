@@ -13,6 +13,7 @@
 //! them back exactly.
 
 use anyhow::{ensure, Result};
+use rayon::prelude::*;
 
 use super::detect::Face;
 use super::image::RgbImage;
@@ -252,45 +253,53 @@ pub fn replace_faces(img: &mut RgbImage, faces: &[Face], cfg: &ReplaceConfig) ->
         // as a large one.
         let coarse = (e.a / 3.0).max(2.0);
         let fine = (e.a / 10.0).max(1.0);
-        for y in rect.y..rect.y + rect.height {
-            for x in rect.x..rect.x + rect.width {
-                let (px, py) = (x as f32, y as f32);
-                let r = e.radius(px, py);
-                let mut alpha = 1.0 - smoothstep(1.0, outer, r);
-                if alpha <= 0.0 {
-                    continue;
+        // Rows are independent (the noise is a stateless hash of the
+        // position), so they run in parallel.
+        let row_bytes = w as usize * 3;
+        let rows =
+            &mut img.data[rect.y as usize * row_bytes..(rect.y + rect.height) as usize * row_bytes];
+        rows.par_chunks_mut(row_bytes)
+            .enumerate()
+            .for_each(|(j, line)| {
+                let y = rect.y + j as u32;
+                for x in rect.x..rect.x + rect.width {
+                    let (px, py) = (x as f32, y as f32);
+                    let r = e.radius(px, py);
+                    let mut alpha = 1.0 - smoothstep(1.0, outer, r);
+                    if alpha <= 0.0 {
+                        continue;
+                    }
+                    // Distance to keep regions: 0 inside (never touched), ramping
+                    // up over `band` pixels outside.
+                    let mut near = f32::INFINITY;
+                    for k in &kept {
+                        near = near.min(k.distance(x, y));
+                    }
+                    if near == 0.0 {
+                        continue;
+                    }
+                    if band > 0.0 {
+                        alpha *= smoothstep(0.0, band, near);
+                    }
+                    if alpha <= 0.0 {
+                        continue;
+                    }
+                    let (u, v) = e.local(px, py);
+                    let shade = mean_face_shading(u, v);
+                    let lum = cfg.noise
+                        * (0.8 * value_noise(seed, 1, px, py, coarse)
+                            + 0.6 * value_noise(seed, 2, px, py, fine)
+                            + 1.0 * hash_unit(seed, x as i64, y as i64, 3));
+                    let i = x as usize * 3;
+                    for (c, tone) in skin.iter().enumerate() {
+                        let chroma =
+                            0.3 * cfg.noise * hash_unit(seed, x as i64, y as i64, 4 + c as u64);
+                        let fill = (tone * shade + lum + chroma).clamp(0.0, 255.0);
+                        let orig = line[i + c] as f32;
+                        line[i + c] = (fill * alpha + orig * (1.0 - alpha)).round() as u8;
+                    }
                 }
-                // Distance to keep regions: 0 inside (never touched), ramping
-                // up over `band` pixels outside.
-                let mut near = f32::INFINITY;
-                for k in &kept {
-                    near = near.min(k.distance(x, y));
-                }
-                if near == 0.0 {
-                    continue;
-                }
-                if band > 0.0 {
-                    alpha *= smoothstep(0.0, band, near);
-                }
-                if alpha <= 0.0 {
-                    continue;
-                }
-                let (u, v) = e.local(px, py);
-                let shade = mean_face_shading(u, v);
-                let lum = cfg.noise
-                    * (0.8 * value_noise(seed, 1, px, py, coarse)
-                        + 0.6 * value_noise(seed, 2, px, py, fine)
-                        + 1.0 * hash_unit(seed, x as i64, y as i64, 3));
-                let i = (y as usize * w as usize + x as usize) * 3;
-                for (c, tone) in skin.iter().enumerate() {
-                    let chroma =
-                        0.3 * cfg.noise * hash_unit(seed, x as i64, y as i64, 4 + c as u64);
-                    let fill = (tone * shade + lum + chroma).clamp(0.0, 255.0);
-                    let orig = img.data[i + c] as f32;
-                    img.data[i + c] = (fill * alpha + orig * (1.0 - alpha)).round() as u8;
-                }
-            }
-        }
+            });
         regions.push(ReplacedRegion { rect, original });
     }
     Replacement { regions, kept }
