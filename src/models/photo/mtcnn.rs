@@ -533,6 +533,17 @@ mod tests {
     }
 
     #[test]
+    fn missing_weights_say_how_to_fetch_them() {
+        let err = Mtcnn::load("/nonexistent/mtcnn.safetensors", &Device::Cpu)
+            .err()
+            .expect("loading must fail");
+        assert!(
+            err.to_string().contains("scripts/fetch-weights.sh"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn banded_pnet_matches_whole_image_candle() {
         let (p, r, o) = random_nets();
         let cpu = CpuNets::new(&p, &r, &o).unwrap();
