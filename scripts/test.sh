@@ -140,5 +140,10 @@ echo "rustc:    $(rustc --version)"
 echo "test data: $(cd "$REPO_ROOT/.." && pwd)/shared/data $( [ -d "$REPO_ROOT/../shared/data" ] && echo '(present)' || echo '(MISSING)')"
 echo "-----------------------"
 
+# ---------------------------------------------------------------- weights
+# The photo route's face detector needs its (uncommitted) MTCNN weights;
+# tests/photo_detect.rs fails without them. Skips when already present.
+bash "$REPO_ROOT/scripts/fetch-weights.sh"
+
 # ---------------------------------------------------------------- tests
 exec cargo test --release "$@"

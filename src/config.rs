@@ -21,6 +21,7 @@ pub struct Config {
     pub filter: FilterConfig,
     pub scp: ScpConfig,
     pub http: HttpConfig,
+    pub photo: PhotoConfig,
     /// `[[destination]]`: folder sinks and DICOM peers.
     #[serde(default, rename = "destination")]
     pub destinations: Vec<crate::pipeline::router::DestinationConfig>,
@@ -117,6 +118,20 @@ impl FilterConfig {
             quarantine_transfer_syntaxes: Vec::new(),
         }
     }
+}
+
+/// The photo route (`[photo]`): faces in photographs are replaced.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhotoConfig {
+    /// Off: photographs go to quarantine (never through untouched).
+    pub enabled: bool,
+    /// MTCNN weights written by scripts/fetch-weights.sh.
+    pub weights: PathBuf,
+    /// Regions left bit-identical: "periocular", "perioral".
+    pub keep: Vec<crate::models::photo::KeepRegion>,
+    /// Smallest face searched for, in pixels.
+    pub min_face_size: f32,
 }
 
 /// The HTTP side (`[http]`): health, metrics, the re-identification API and

@@ -9,6 +9,7 @@ pub mod config;
 pub mod deid;
 pub mod keystore;
 pub mod metrics;
+pub mod models;
 pub mod net;
 pub mod pipeline;
 pub mod reid;

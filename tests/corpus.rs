@@ -41,6 +41,7 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
             &name,
             &rt.deid,
             &rt.config.filter,
+            &rt.photo,
             &out_root,
             &q,
             false,

@@ -110,6 +110,7 @@ fn fuzz_files() {
                 "fuzz",
                 &rt.deid,
                 &rt.config.filter,
+                &rt.photo,
                 &tmp.path().join("out"),
                 &q,
                 false,

@@ -1,11 +1,11 @@
 //! The pixel routes and whether their models are usable, for the status page.
 //!
-//! No pixel model ships in this build yet, so every route reports
-//! `loaded: false` and what happens to its instances instead: they pass
+//! Only the photo route has a model in this build. The others report
+//! `loaded: false` and what happens to their instances instead: they pass
 //! with pixels untouched unless a [filter] rule quarantines them. The page
 //! must never suggest that pixels are being de-identified when they are not.
 
-use crate::config::Config;
+use crate::runtime::Runtime;
 use serde::Serialize;
 use std::path::Path;
 
@@ -20,7 +20,8 @@ pub struct ModelRoute {
     pub meanwhile: String,
 }
 
-pub fn routes(cfg: &Config) -> Vec<ModelRoute> {
+pub fn routes(rt: &Runtime) -> Vec<ModelRoute> {
+    let cfg = &rt.config;
     let meanwhile = if cfg.filter.quarantine_burned_in_annotation {
         "pixels untouched; BurnedInAnnotation=YES quarantined".to_string()
     } else {
@@ -47,14 +48,25 @@ pub fn routes(cfg: &Config) -> Vec<ModelRoute> {
         ),
     ]
     .into_iter()
-    .map(|(route, applies_to, model, weights)| ModelRoute {
-        route,
-        applies_to,
-        model,
-        weights,
-        weights_present: Path::new(weights).exists(),
-        loaded: false,
-        meanwhile: meanwhile.clone(),
+    .map(|(route, applies_to, model, weights)| {
+        let loaded = route == "photo" && rt.photo.loaded();
+        ModelRoute {
+            route,
+            applies_to,
+            model,
+            weights,
+            weights_present: Path::new(weights).exists(),
+            loaded,
+            meanwhile: if route == "photo" {
+                if loaded {
+                    "faces replaced; undecodable photographs quarantined".into()
+                } else {
+                    "photographs quarantined".into()
+                }
+            } else {
+                meanwhile.clone()
+            },
+        }
     })
     .collect()
 }

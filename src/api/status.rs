@@ -93,6 +93,6 @@ fn build(s: &State) -> Value {
             "reasons": reasons.iter().map(|(r, n)| json!({"reason": r, "count": n})).collect::<Vec<_>>(),
             "objects": listed.iter().take(MAX_LISTED).map(|(id, r)| json!({"id": id, "reason": r})).collect::<Vec<_>>(),
         },
-        "models": super::models::routes(cfg),
+        "models": super::models::routes(&s.runtime),
     })
 }

@@ -105,6 +105,11 @@ impl Deidentifier {
         &self.profile
     }
 
+    /// The key store the reverse map is written to, if any.
+    pub fn store(&self) -> Option<&Arc<dyn KeyStore>> {
+        self.store.as_ref()
+    }
+
     pub fn pseudonymizer(&self) -> &Pseudonymizer {
         &self.pseudo
     }

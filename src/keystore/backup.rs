@@ -39,6 +39,7 @@ enum Line {
         pseudonym_key: String,
         key_id: String,
     },
+    /// `value`: hex of the plaintext (JSON, or raw pixels).
     Sealed {
         tree: String,
         key: String,
@@ -143,7 +144,7 @@ pub fn write(
         w.line(&Line::Sealed {
             tree: tree.to_string(),
             key: String::from_utf8(key.to_vec()).context("non-UTF-8 key in the key store")?,
-            value: String::from_utf8(plain).context("non-UTF-8 record in the key store")?,
+            value: hex::encode(plain),
         })
     })?;
     let mut summary = Summary { sealed, raw: 0 };
@@ -263,7 +264,7 @@ pub fn restore(
     for line in &lines[1..lines.len() - 1] {
         match line {
             Line::Sealed { tree, key, value } => {
-                store.import_plain(tree, key, value.clone().into_bytes())?;
+                store.import_plain(tree, key, hex::decode(value)?)?;
                 summary.sealed += 1;
             }
             Line::Raw { tree, key, value } => {

@@ -71,6 +71,11 @@ pub trait KeyStore: Send + Sync {
     fn get_uid(&self, new_uid: &str) -> anyhow::Result<Option<String>>;
     /// Looks up the original accession number behind a pseudonym.
     fn get_accession(&self, pseudonym: &str) -> anyhow::Result<Option<String>>;
+    /// Records the original pixels a pixel route replaced in the instance
+    /// now called `sop_uid` (no-op if known).
+    fn put_pixels(&self, sop_uid: &str, original: &[u8]) -> anyhow::Result<()>;
+    /// The original pixels replaced in instance `sop_uid`.
+    fn get_pixels(&self, sop_uid: &str) -> anyhow::Result<Option<Vec<u8>>>;
     /// Makes every previous `put_*` durable.
     fn flush(&self) -> anyhow::Result<()>;
 }

@@ -7,6 +7,7 @@
 //! | `patients`      | patient pseudonym     | sealed JSON [`PatientRecord`]       |
 //! | `uids`          | replacement UID       | sealed JSON string (original UID)   |
 //! | `accessions`    | accession pseudonym   | sealed JSON string (original value) |
+//! | `pixel_regions` | de-identified SOP UID | sealed original pixels of replaced regions |
 //! | `audit`, `audit_head` | see [`AuditLog`] |                                    |
 //! | `keystore_meta` | `key_id/<tree>`       | key id that sealed that tree        |
 //!
@@ -41,6 +42,8 @@ pub const PATIENTS_TREE: &str = "patients";
 pub const UIDS_TREE: &str = "uids";
 /// Tree of original accession numbers.
 pub const ACCESSIONS_TREE: &str = "accessions";
+/// Tree of original pixels replaced by a pixel route (photo faces).
+pub const PIXELS_TREE: &str = "pixel_regions";
 /// Tree recording which key id sealed each tree.
 pub const META_TREE: &str = "keystore_meta";
 
@@ -53,13 +56,14 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::Patient, Kind::Uid, Kind::Accession];
+    const ALL: [Kind; 4] = [Kind::Patient, Kind::Uid, Kind::Accession, Kind::Pixels];
 
     fn tree_name(self) -> &'static str {
         match self {
             Kind::Patient => PATIENTS_TREE,
             Kind::Uid => UIDS_TREE,
             Kind::Accession => ACCESSIONS_TREE,
+            Kind::Pixels => PIXELS_TREE,
         }
     }
 
@@ -97,6 +101,7 @@ pub struct SledKeyStore {
     patients: sled::Tree,
     uids: sled::Tree,
     accessions: sled::Tree,
+    pixels: sled::Tree,
     meta: sled::Tree,
     /// Read-locked by every operation, write-locked by a rotation, so no
     /// record is written under the old key while the trees are re-sealed.
@@ -144,6 +149,7 @@ impl SledKeyStore {
             patients: open(PATIENTS_TREE)?,
             uids: open(UIDS_TREE)?,
             accessions: open(ACCESSIONS_TREE)?,
+            pixels: open(PIXELS_TREE)?,
             meta: open(META_TREE)?,
             state: RwLock::new(CipherState {
                 cipher: RecordCipher::new(&secrets.encryption_key),
@@ -320,6 +326,7 @@ impl SledKeyStore {
             Kind::Patient => &self.patients,
             Kind::Uid => &self.uids,
             Kind::Accession => &self.accessions,
+            Kind::Pixels => &self.pixels,
         }
     }
 
@@ -443,6 +450,14 @@ impl KeyStore for SledKeyStore {
 
     fn get_accession(&self, pseudonym: &str) -> Result<Option<String>> {
         self.get_string(Kind::Accession, pseudonym)
+    }
+
+    fn put_pixels(&self, sop_uid: &str, original: &[u8]) -> Result<()> {
+        self.put_sealed(Kind::Pixels, sop_uid, || Ok(original.to_vec()))
+    }
+
+    fn get_pixels(&self, sop_uid: &str) -> Result<Option<Vec<u8>>> {
+        self.get_opened(Kind::Pixels, sop_uid)
     }
 
     fn flush(&self) -> Result<()> {

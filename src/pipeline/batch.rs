@@ -2,6 +2,7 @@
 //! over a file or a folder tree, in parallel, safe to run again.
 
 use super::output::{object_path, sync_filesystem_of, write_atomic};
+use super::photo::PhotoRoute;
 use super::quarantine::Quarantine;
 use super::router::ObjectInfo;
 use crate::deid::{Deidentifier, Report};
@@ -62,17 +63,43 @@ fn encode_deidentified(
     bytes: &[u8],
     deid: &Deidentifier,
     filter: &crate::config::FilterConfig,
+    photo: &PhotoRoute,
 ) -> Result<Encoded, String> {
     super::precheck::check(bytes).map_err(|r| format!("cannot parse as DICOM Part 10: {r}"))?;
-    let obj = parse(bytes)?;
+    let mut obj = parse(bytes)?;
     super::filter::check(&obj, filter)?;
     let calling_ae = obj
         .meta()
         .source_application_entity_title()
         .map(|s| s.trim_end_matches(['\0', ' ']).to_string());
+    let mut codes = Vec::new();
+    let mut replaced = None;
+    if PhotoRoute::applies(&obj) {
+        let applied = photo.apply(&mut obj)?;
+        if applied.faces == 0 {
+            tracing::info!("photo route: no face found; pixels passed unchanged");
+        } else {
+            codes.push(crate::deid::markers::CLEAN_RECOGNIZABLE_VISUAL_FEATURES);
+            let cols = crate::deid::engine::text(&obj, dicom_dictionary_std::tags::COLUMNS);
+            let rows = crate::deid::engine::text(&obj, dicom_dictionary_std::tags::ROWS);
+            let dims = (cols.parse().unwrap_or(0), rows.parse().unwrap_or(0));
+            replaced = Some(super::photo::encode_regions(dims.0, dims.1, &applied.regions));
+            tracing::info!(faces = applied.faces, "photo route: faces replaced");
+        }
+    }
     let d = deid
-        .deidentify(obj, &[])
+        .deidentify(obj, &codes)
         .map_err(|e| format!("cannot de-identify: {e}"))?;
+    if let Some(regions) = replaced {
+        // Sealed under the new instance UID before the output exists, so an
+        // acknowledged, replaced photograph can always be restored.
+        let store = deid
+            .store()
+            .ok_or("photo route: no key store to keep the replaced pixels in")?;
+        store
+            .put_pixels(&d.sop_instance_uid, &regions)
+            .map_err(|e| format!("photo route: cannot store the replaced pixels: {e:#}"))?;
+    }
     let info = ObjectInfo {
         sop_class: d
             .object
@@ -104,12 +131,13 @@ pub fn process_bytes(
     origin: &str,
     deid: &Deidentifier,
     filter: &crate::config::FilterConfig,
+    photo: &PhotoRoute,
     out_root: &Path,
     quarantine: &Quarantine,
     durable: bool,
 ) -> Result<FileOutcome> {
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        encode_deidentified(bytes, deid, filter)
+        encode_deidentified(bytes, deid, filter, photo)
     }))
     .unwrap_or_else(|_| Err("internal error: de-identification panicked on this object".into()));
     let e = match attempt {
@@ -179,6 +207,7 @@ pub fn run(rt: &Runtime, input: &Path, output: &Path, jobs: usize) -> Result<Sum
                         &origin,
                         &rt.deid,
                         &rt.config.filter,
+                        &rt.photo,
                         output,
                         &quarantine,
                         false,

@@ -4,6 +4,7 @@ pub mod batch;
 pub mod filter;
 pub mod forward;
 pub mod output;
+pub mod photo;
 pub mod precheck;
 pub mod quarantine;
 pub mod router;

@@ -302,6 +302,7 @@ impl Shared {
             &origin,
             &rt.deid,
             filter,
+            &rt.photo,
             &self.staging,
             &self.quarantine,
             false,

@@ -1,0 +1,6 @@
+//! Pixel models. Each model is ordinary Candle code loaded from
+//! `models/<name>/` (see DESIGN.md, "Models are ordinary code"); CPU always
+//! works, CUDA comes with the `cuda` cargo feature.
+
+pub mod ops;
+pub mod photo;

@@ -1,0 +1,284 @@
+//! The photo route: photographs of patients lose their faces before they
+//! leave, and the replaced pixels are kept sealed in the key store.
+//!
+//! Which objects: the VL/ophthalmic photographic SOP classes, XC/OP/ES
+//! modalities, and secondary captures (SC/OT) with colour content. What can
+//! happen to them: faces found -> replaced (code 113102 added, pixels written
+//! back uncompressed RGB); no face -> passed unchanged with a note in the log;
+//! anything that stops the route (no weights, undecodable or unsupported
+//! pixels, a detector error) -> `Err(reason)`, which sends the object to
+//! quarantine. A photograph never passes untouched because something failed.
+
+use crate::config::PhotoConfig;
+use crate::models::photo::{replace_faces, restore, DetectConfig, Mtcnn, PixelRect, ReplaceConfig, ReplacedRegion, RgbImage};
+use dicom_core::value::PrimitiveValue;
+use dicom_core::{DataElement, VR};
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::DefaultDicomObject;
+use sha2::{Digest, Sha256};
+
+/// SOP classes that are photographs whatever their content.
+const PHOTO_CLASSES: &[&str] = &[
+    uids::VL_PHOTOGRAPHIC_IMAGE_STORAGE,
+    uids::VIDEO_PHOTOGRAPHIC_IMAGE_STORAGE,
+    uids::OPHTHALMIC_PHOTOGRAPHY8_BIT_IMAGE_STORAGE,
+    uids::OPHTHALMIC_PHOTOGRAPHY16_BIT_IMAGE_STORAGE,
+    uids::VL_ENDOSCOPIC_IMAGE_STORAGE,
+    "1.2.840.10008.5.1.4.1.1.77.1.4.1", // VL Photographic Image (external camera)
+];
+/// Secondary capture classes: photographs when their pixels are in colour.
+const SC_CLASSES: &[&str] = &[
+    uids::SECONDARY_CAPTURE_IMAGE_STORAGE,
+    uids::MULTI_FRAME_TRUE_COLOR_SECONDARY_CAPTURE_IMAGE_STORAGE,
+];
+const PHOTO_MODALITIES: &[&str] = &["XC", "OP", "ES", "VL"];
+
+/// What the route did to one photograph.
+pub struct Applied {
+    pub faces: usize,
+    /// Original pixels of the replaced rectangles (empty when no face).
+    pub regions: Vec<ReplacedRegion>,
+}
+
+/// The loaded route, or why it cannot run.
+pub struct PhotoRoute {
+    model: Result<Mtcnn, String>,
+    cfg: PhotoConfig,
+}
+
+impl PhotoRoute {
+    /// Loads the detector on the CPU. A missing model is not an error here:
+    /// the route then quarantines every photograph with the reason.
+    pub fn load(cfg: &PhotoConfig) -> PhotoRoute {
+        let model = if !cfg.enabled {
+            Err("the photo route is disabled ([photo] enabled = false)".to_string())
+        } else {
+            Mtcnn::load(&cfg.weights, &candle_core::Device::Cpu).map_err(|e| format!("{e:#}"))
+        };
+        match &model {
+            Ok(_) => tracing::info!(weights = %cfg.weights.display(), "photo route: MTCNN loaded"),
+            Err(e) => tracing::warn!(reason = %e, "photo route unavailable: photographs go to quarantine"),
+        }
+        PhotoRoute {
+            model,
+            cfg: cfg.clone(),
+        }
+    }
+
+    /// Whether the weights are loaded.
+    pub fn loaded(&self) -> bool {
+        self.model.is_ok()
+    }
+
+    /// Whether `obj` is a photograph for this route.
+    pub fn applies(obj: &DefaultDicomObject) -> bool {
+        let class = obj.meta().media_storage_sop_class_uid().trim_end_matches('\0');
+        let text = |t| crate::deid::engine::text(obj, t);
+        if PHOTO_CLASSES.contains(&class) || PHOTO_MODALITIES.contains(&text(tags::MODALITY).as_str()) {
+            return true;
+        }
+        let colour = text(tags::SAMPLES_PER_PIXEL) == "3";
+        SC_CLASSES.contains(&class) && colour
+            || ["SC", "OT"].contains(&text(tags::MODALITY).as_str()) && colour
+    }
+
+    /// Replaces the faces of `obj` in place. `Err` is a quarantine reason.
+    pub fn apply(&self, obj: &mut DefaultDicomObject) -> Result<Applied, String> {
+        let model = self.model.as_ref().map_err(|e| format!("photo route: {e}"))?;
+        let mut img = decode_rgb(obj)?;
+        let detect = DetectConfig {
+            min_face_size: self.cfg.min_face_size,
+            ..DetectConfig::default()
+        };
+        let faces = model
+            .detect_with(&img, &detect)
+            .map_err(|e| format!("photo route: face detector failed: {e:#}"))?;
+        if faces.is_empty() {
+            return Ok(Applied {
+                faces: 0,
+                regions: Vec::new(),
+            });
+        }
+        let rep = replace_faces(
+            &mut img,
+            &faces,
+            &ReplaceConfig {
+                keep: self.cfg.keep.clone(),
+                seed: seed_of(obj),
+                ..ReplaceConfig::default()
+            },
+        );
+        write_rgb(obj, img);
+        Ok(Applied {
+            faces: faces.len(),
+            regions: rep.regions,
+        })
+    }
+}
+
+/// The replacement noise is seeded from the instance so a replay gives the
+/// same bytes (the output is then identical, as elsewhere in the pipeline).
+fn seed_of(obj: &DefaultDicomObject) -> u64 {
+    let uid = crate::deid::engine::text(obj, tags::SOP_INSTANCE_UID);
+    let d = Sha256::digest(uid.as_bytes());
+    u64::from_le_bytes(d[..8].try_into().unwrap_or_default())
+}
+
+/// The single frame of an 8-bit colour photograph as interleaved RGB.
+fn decode_rgb(obj: &DefaultDicomObject) -> Result<RgbImage, String> {
+    use dicom_pixeldata::{PhotometricInterpretation as Pi, PixelDecoder, PlanarConfiguration};
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
+        .map_err(|_| "photo route: the pixel decoder panicked".to_string())?
+        .map_err(|e| format!("photo route: cannot decode the pixel data: {e}"))?;
+    let (w, h) = (decoded.columns(), decoded.rows());
+    if decoded.number_of_frames() != 1 {
+        return Err(format!(
+            "photo route: {} frames; only single-frame photographs are handled",
+            decoded.number_of_frames()
+        ));
+    }
+    if decoded.bits_allocated() != 8 || decoded.samples_per_pixel() != 3 {
+        return Err(format!(
+            "photo route: {} samples of {} bits; only 8-bit colour photographs are handled",
+            decoded.samples_per_pixel(),
+            decoded.bits_allocated()
+        ));
+    }
+    let n = w as usize * h as usize;
+    let raw = decoded.data();
+    if raw.len() < n * 3 {
+        return Err("photo route: the pixel data is shorter than the image".into());
+    }
+    let mut rgb: Vec<u8> = match decoded.planar_configuration() {
+        PlanarConfiguration::Standard => raw[..n * 3].to_vec(),
+        PlanarConfiguration::PixelFirst => (0..n * 3).map(|i| raw[(i % 3) * n + i / 3]).collect(),
+    };
+    match decoded.photometric_interpretation() {
+        Pi::Rgb => {}
+        Pi::YbrFull => ybr_to_rgb(&mut rgb),
+        other => {
+            return Err(format!(
+                "photo route: photometric interpretation {other} is not handled"
+            ))
+        }
+    }
+    RgbImage::new(w, h, rgb).map_err(|e| format!("photo route: {e:#}"))
+}
+
+/// YBR_FULL (PS3.3 C.7.6.3.1.2) to RGB, in place.
+fn ybr_to_rgb(px: &mut [u8]) {
+    for p in px.chunks_exact_mut(3) {
+        let (y, cb, cr) = (p[0] as f32, p[1] as f32 - 128.0, p[2] as f32 - 128.0);
+        let c = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+        p[0] = c(y + 1.402 * cr);
+        p[1] = c(y - 0.344136 * cb - 0.714136 * cr);
+        p[2] = c(y + 1.772 * cb);
+    }
+}
+
+/// Writes `img` back as uncompressed interleaved RGB in Explicit VR Little
+/// Endian (the replaced pixels must not be re-compressed lossily).
+fn write_rgb(obj: &mut DefaultDicomObject, img: RgbImage) {
+    let us = |v: u16| PrimitiveValue::from(v);
+    obj.put(DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, PrimitiveValue::from("RGB")));
+    obj.put(DataElement::new(tags::PLANAR_CONFIGURATION, VR::US, us(0)));
+    obj.put(DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, us(3)));
+    obj.put(DataElement::new(tags::BITS_ALLOCATED, VR::US, us(8)));
+    obj.put(DataElement::new(tags::BITS_STORED, VR::US, us(8)));
+    obj.put(DataElement::new(tags::HIGH_BIT, VR::US, us(7)));
+    obj.put(DataElement::new(tags::PIXEL_REPRESENTATION, VR::US, us(0)));
+    obj.remove_element(tags::NUMBER_OF_FRAMES);
+    let mut data = img.data;
+    if data.len() % 2 == 1 {
+        data.push(0);
+    }
+    obj.put(DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::from(data)));
+    obj.update_meta(|m| m.set_transfer_syntax(&uids::EXPLICIT_VR_LITTLE_ENDIAN.to_string()));
+}
+
+/// The replaced regions as bytes for the key store: per region `x y w h`
+/// (u32 LE) then `w*h*3` original RGB bytes; preceded by the image size.
+pub fn encode_regions(width: u32, height: u32, regions: &[ReplacedRegion]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in [width, height, regions.len() as u32] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for r in regions {
+        for v in [r.rect.x, r.rect.y, r.rect.width, r.rect.height] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&r.original);
+    }
+    out
+}
+
+/// Inverse of [`encode_regions`].
+pub fn decode_regions(bytes: &[u8]) -> Result<(u32, u32, Vec<ReplacedRegion>), String> {
+    let mut pos = 0usize;
+    let mut u32_at = |pos: &mut usize| -> Result<u32, String> {
+        let b = bytes.get(*pos..*pos + 4).ok_or("truncated region record")?;
+        *pos += 4;
+        Ok(u32::from_le_bytes(b.try_into().map_err(|_| "bad record")?))
+    };
+    let (w, h, n) = (u32_at(&mut pos)?, u32_at(&mut pos)?, u32_at(&mut pos)?);
+    let mut regions = Vec::new();
+    for _ in 0..n {
+        let rect = PixelRect {
+            x: u32_at(&mut pos)?,
+            y: u32_at(&mut pos)?,
+            width: u32_at(&mut pos)?,
+            height: u32_at(&mut pos)?,
+        };
+        let len = rect.width as usize * rect.height as usize * 3;
+        let original = bytes
+            .get(pos..pos + len)
+            .ok_or("truncated region pixels")?
+            .to_vec();
+        pos += len;
+        regions.push(ReplacedRegion { rect, original });
+    }
+    Ok((w, h, regions))
+}
+
+/// Puts the sealed original regions back into a de-identified photograph.
+pub fn restore_photo(obj: &mut DefaultDicomObject, sealed: &[u8]) -> Result<(), String> {
+    let (w, h, regions) = decode_regions(sealed)?;
+    let mut img = decode_rgb(obj)?;
+    if (img.width, img.height) != (w, h) {
+        return Err(format!(
+            "the photograph is {}x{}, the stored regions belong to a {w}x{h} one",
+            img.width, img.height
+        ));
+    }
+    restore(&mut img, &regions).map_err(|e| format!("{e:#}"))?;
+    write_rgb(obj, img);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_round_trip() {
+        let regions = vec![ReplacedRegion {
+            rect: PixelRect {
+                x: 1,
+                y: 2,
+                width: 2,
+                height: 1,
+            },
+            original: vec![1, 2, 3, 4, 5, 6],
+        }];
+        let b = encode_regions(10, 8, &regions);
+        assert_eq!(decode_regions(&b).unwrap(), (10, 8, regions));
+        assert!(decode_regions(&b[..b.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn ybr_grey_stays_grey() {
+        let mut px = [100u8, 128, 128];
+        ybr_to_rgb(&mut px);
+        assert_eq!(px, [100, 100, 100]);
+    }
+}
