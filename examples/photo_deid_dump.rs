@@ -56,8 +56,8 @@ fn pixelate(img: &RgbImage, block: u32) -> RgbImage {
             for y in by..y1 {
                 for x in bx..x1 {
                     let i = ((y * img.width + x) * 3) as usize;
-                    for c in 0..3 {
-                        out.data[i + c] = (acc[c] / n) as u8;
+                    for (o, a) in out.data[i..i + 3].iter_mut().zip(acc) {
+                        *o = (a / n) as u8;
                     }
                 }
             }
