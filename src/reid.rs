@@ -18,6 +18,8 @@ pub enum Lookup {
     Patient(String),
     Uid(String),
     Accession(String),
+    /// The original pixels a pixel route replaced in instance `uid`.
+    Photo(String),
 }
 
 impl Lookup {
@@ -27,13 +29,14 @@ impl Lookup {
             Lookup::Patient(_) => "reid.patient",
             Lookup::Uid(_) => "reid.uid",
             Lookup::Accession(_) => "reid.accession",
+            Lookup::Photo(_) => "reid.photo",
         }
     }
 
     /// The pseudonym or UID looked up (what the audit record names).
     pub fn subject(&self) -> &str {
         match self {
-            Lookup::Patient(s) | Lookup::Uid(s) | Lookup::Accession(s) => s,
+            Lookup::Patient(s) | Lookup::Uid(s) | Lookup::Accession(s) | Lookup::Photo(s) => s,
         }
     }
 }
@@ -43,8 +46,17 @@ impl Lookup {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Revealed {
     Patient(PatientRecord),
-    Uid { original_uid: String },
-    Accession { original_accession_number: String },
+    Uid {
+        original_uid: String,
+    },
+    Accession {
+        original_accession_number: String,
+    },
+    /// Sealed-region record of [`crate::pipeline::photo::encode_regions`].
+    PhotoRegions {
+        #[serde(skip)]
+        regions: Vec<u8>,
+    },
 }
 
 /// Why a re-identification is done.
@@ -106,6 +118,9 @@ pub fn reveal(
                     original_accession_number,
                 })
         }
+        Lookup::Photo(u) => store
+            .get_pixels(u)?
+            .map(|regions| Revealed::PhotoRegions { regions }),
     };
     let outcome = if found.is_some() {
         "revealed"
@@ -137,6 +152,7 @@ pub fn describe(r: &Revealed) -> String {
         Revealed::Accession {
             original_accession_number,
         } => format!("AccessionNumber: {original_accession_number}"),
+        Revealed::PhotoRegions { regions } => format!("original pixels: {} bytes", regions.len()),
     }
 }
 

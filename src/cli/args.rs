@@ -145,6 +145,19 @@ pub enum ReidCmd {
         #[command(flatten)]
         why: Why,
     },
+    /// Restore the original face pixels of a de-identified photograph.
+    Photo {
+        /// The de-identified instance's SOP Instance UID.
+        uid: String,
+        /// The de-identified file.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the restored file (refuses to overwrite).
+        #[arg(long)]
+        output: PathBuf,
+        #[command(flatten)]
+        why: Why,
+    },
     /// Hashed accession number -> original.
     Accession {
         pseudonym: String,

@@ -32,11 +32,30 @@ pub fn run(cli: Cli) -> Result<()> {
             jobs,
         } => anonymize(cfg, &input, &output, jobs),
         Command::Keys { cmd } => keys::run(cfg, cmd),
-        Command::Reid { cmd } => store_cmds::run(&cfg, StoreCmd::Reid(cmd)),
+        Command::Reid { cmd } => store_cmds::run(&cfg, StoreCmd::Reid(absolute_paths(cmd)?)),
         Command::Audit { cmd } => store_cmds::run(&cfg, StoreCmd::Audit(cmd)),
         Command::Quarantine { cmd } => quarantine(&cfg, cmd),
         Command::Users { cmd } => store_cmds::run(&cfg, StoreCmd::Users(cmd)),
     }
+}
+
+/// File paths are resolved here: a running gateway may execute the command
+/// from another working directory.
+fn absolute_paths(cmd: ReidCmd) -> Result<ReidCmd> {
+    Ok(match cmd {
+        ReidCmd::Photo {
+            uid,
+            input,
+            output,
+            why,
+        } => ReidCmd::Photo {
+            uid,
+            input: std::path::absolute(input)?,
+            output: std::path::absolute(output)?,
+            why,
+        },
+        other => other,
+    })
 }
 
 fn quarantine(cfg: &Config, cmd: QuarantineCmd) -> Result<()> {

@@ -224,10 +224,20 @@ fn users(store: &SledKeyStore, cmd: UsersCmd) -> Result<Reply> {
 
 fn reid(store: &SledKeyStore, actor: &str, cmd: ReidCmd) -> Result<Reply> {
     use crate::reid::{Justification, Lookup};
+    if let ReidCmd::Photo {
+        uid,
+        input,
+        output,
+        why,
+    } = cmd
+    {
+        return restore_photo(store, actor, uid, &input, &output, why);
+    }
     let (what, why) = match cmd {
         ReidCmd::Patient { pseudonym, why } => (Lookup::Patient(pseudonym), why),
         ReidCmd::Uid { uid, why } => (Lookup::Uid(uid), why),
         ReidCmd::Accession { pseudonym, why } => (Lookup::Accession(pseudonym), why),
+        ReidCmd::Photo { .. } => unreachable!("handled above"),
     };
     let why = Justification {
         reason: why.reason,
@@ -240,6 +250,46 @@ fn reid(store: &SledKeyStore, actor: &str, cmd: ReidCmd) -> Result<Reply> {
         }),
         None => bail!("no record for {}", what.subject()),
     }
+}
+
+/// Audited restore of a photograph's replaced pixels into a new file.
+fn restore_photo(
+    store: &SledKeyStore,
+    actor: &str,
+    uid: String,
+    input: &std::path::Path,
+    output: &std::path::Path,
+    why: super::args::Why,
+) -> Result<Reply> {
+    use crate::reid::{Justification, Lookup, Revealed};
+    let mut obj =
+        dicom_object::open_file(input).with_context(|| format!("reading {}", input.display()))?;
+    let in_file = crate::deid::engine::text(&obj, dicom_dictionary_std::tags::SOP_INSTANCE_UID);
+    if in_file != uid {
+        bail!("{} is instance {in_file}, not {uid}", input.display());
+    }
+    let why = Justification {
+        reason: why.reason,
+        ticket: why.ticket,
+    };
+    let Some(Revealed::PhotoRegions { regions }) =
+        crate::reid::reveal(store, actor, &Lookup::Photo(uid.clone()), &why)?
+    else {
+        bail!("no replaced pixels recorded for {uid}");
+    };
+    crate::pipeline::photo::restore_photo(&mut obj, &regions).map_err(|e| anyhow::anyhow!(e))?;
+    if output.exists() {
+        bail!("{} exists; choose a new file", output.display());
+    }
+    obj.write_to_file(output)
+        .with_context(|| format!("writing {}", output.display()))?;
+    Ok(Reply {
+        stdout: format!(
+            "restored the original pixels of {uid} into {}\n",
+            output.display()
+        ),
+        stderr: String::new(),
+    })
 }
 
 fn audit(store: &SledKeyStore, cmd: AuditCmd) -> Result<Reply> {

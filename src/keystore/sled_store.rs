@@ -53,6 +53,7 @@ enum Kind {
     Patient,
     Uid,
     Accession,
+    Pixels,
 }
 
 impl Kind {

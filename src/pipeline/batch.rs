@@ -83,7 +83,11 @@ fn encode_deidentified(
             let cols = crate::deid::engine::text(&obj, dicom_dictionary_std::tags::COLUMNS);
             let rows = crate::deid::engine::text(&obj, dicom_dictionary_std::tags::ROWS);
             let dims = (cols.parse().unwrap_or(0), rows.parse().unwrap_or(0));
-            replaced = Some(super::photo::encode_regions(dims.0, dims.1, &applied.regions));
+            replaced = Some(super::photo::encode_regions(
+                dims.0,
+                dims.1,
+                &applied.regions,
+            ));
             tracing::info!(faces = applied.faces, "photo route: faces replaced");
         }
     }
@@ -126,6 +130,9 @@ fn encode_deidentified(
 /// Anything that cannot be done safely ends in quarantine with the reason,
 /// including a panic inside a parser: one bad object never stops a worker.
 /// With `durable` false the caller must sync the file system afterwards.
+// The stages and sinks are separate borrows of the runtime on purpose (the
+// spool workers pass a per-item filter); a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn process_bytes(
     bytes: &[u8],
     origin: &str,

@@ -10,7 +10,9 @@
 //! quarantine. A photograph never passes untouched because something failed.
 
 use crate::config::PhotoConfig;
-use crate::models::photo::{replace_faces, restore, DetectConfig, Mtcnn, PixelRect, ReplaceConfig, ReplacedRegion, RgbImage};
+use crate::models::photo::{
+    replace_faces, restore, DetectConfig, Mtcnn, PixelRect, ReplaceConfig, ReplacedRegion, RgbImage,
+};
 use dicom_core::value::PrimitiveValue;
 use dicom_core::{DataElement, VR};
 use dicom_dictionary_std::{tags, uids};
@@ -57,7 +59,9 @@ impl PhotoRoute {
         };
         match &model {
             Ok(_) => tracing::info!(weights = %cfg.weights.display(), "photo route: MTCNN loaded"),
-            Err(e) => tracing::warn!(reason = %e, "photo route unavailable: photographs go to quarantine"),
+            Err(e) => {
+                tracing::warn!(reason = %e, "photo route unavailable: photographs go to quarantine")
+            }
         }
         PhotoRoute {
             model,
@@ -72,19 +76,28 @@ impl PhotoRoute {
 
     /// Whether `obj` is a photograph for this route.
     pub fn applies(obj: &DefaultDicomObject) -> bool {
-        let class = obj.meta().media_storage_sop_class_uid().trim_end_matches('\0');
+        let class = obj
+            .meta()
+            .media_storage_sop_class_uid()
+            .trim_end_matches('\0');
         let text = |t| crate::deid::engine::text(obj, t);
-        if PHOTO_CLASSES.contains(&class) || PHOTO_MODALITIES.contains(&text(tags::MODALITY).as_str()) {
+        if PHOTO_CLASSES.contains(&class)
+            || PHOTO_MODALITIES.contains(&text(tags::MODALITY).as_str())
+        {
             return true;
         }
         let colour = text(tags::SAMPLES_PER_PIXEL) == "3";
-        SC_CLASSES.contains(&class) && colour
-            || ["SC", "OT"].contains(&text(tags::MODALITY).as_str()) && colour
+        colour
+            && (SC_CLASSES.contains(&class)
+                || ["SC", "OT"].contains(&text(tags::MODALITY).as_str()))
     }
 
     /// Replaces the faces of `obj` in place. `Err` is a quarantine reason.
     pub fn apply(&self, obj: &mut DefaultDicomObject) -> Result<Applied, String> {
-        let model = self.model.as_ref().map_err(|e| format!("photo route: {e}"))?;
+        let model = self
+            .model
+            .as_ref()
+            .map_err(|e| format!("photo route: {e}"))?;
         let mut img = decode_rgb(obj)?;
         let detect = DetectConfig {
             min_face_size: self.cfg.min_face_size,
@@ -127,9 +140,10 @@ fn seed_of(obj: &DefaultDicomObject) -> u64 {
 /// The single frame of an 8-bit colour photograph as interleaved RGB.
 fn decode_rgb(obj: &DefaultDicomObject) -> Result<RgbImage, String> {
     use dicom_pixeldata::{PhotometricInterpretation as Pi, PixelDecoder, PlanarConfiguration};
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
-        .map_err(|_| "photo route: the pixel decoder panicked".to_string())?
-        .map_err(|e| format!("photo route: cannot decode the pixel data: {e}"))?;
+    let decoded =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
+            .map_err(|_| "photo route: the pixel decoder panicked".to_string())?
+            .map_err(|e| format!("photo route: cannot decode the pixel data: {e}"))?;
     let (w, h) = (decoded.columns(), decoded.rows());
     if decoded.number_of_frames() != 1 {
         return Err(format!(
@@ -180,7 +194,11 @@ fn ybr_to_rgb(px: &mut [u8]) {
 /// Endian (the replaced pixels must not be re-compressed lossily).
 fn write_rgb(obj: &mut DefaultDicomObject, img: RgbImage) {
     let us = |v: u16| PrimitiveValue::from(v);
-    obj.put(DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, PrimitiveValue::from("RGB")));
+    obj.put(DataElement::new(
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        PrimitiveValue::from("RGB"),
+    ));
     obj.put(DataElement::new(tags::PLANAR_CONFIGURATION, VR::US, us(0)));
     obj.put(DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, us(3)));
     obj.put(DataElement::new(tags::BITS_ALLOCATED, VR::US, us(8)));
@@ -192,8 +210,13 @@ fn write_rgb(obj: &mut DefaultDicomObject, img: RgbImage) {
     if data.len() % 2 == 1 {
         data.push(0);
     }
-    obj.put(DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::from(data)));
-    obj.update_meta(|m| m.set_transfer_syntax(&uids::EXPLICIT_VR_LITTLE_ENDIAN.to_string()));
+    obj.put(DataElement::new(
+        tags::PIXEL_DATA,
+        VR::OB,
+        PrimitiveValue::from(data),
+    ));
+    let evrle = dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased();
+    obj.update_meta(|m| m.set_transfer_syntax(&evrle));
 }
 
 /// The replaced regions as bytes for the key store: per region `x y w h`
@@ -215,7 +238,7 @@ pub fn encode_regions(width: u32, height: u32, regions: &[ReplacedRegion]) -> Ve
 /// Inverse of [`encode_regions`].
 pub fn decode_regions(bytes: &[u8]) -> Result<(u32, u32, Vec<ReplacedRegion>), String> {
     let mut pos = 0usize;
-    let mut u32_at = |pos: &mut usize| -> Result<u32, String> {
+    let u32_at = |pos: &mut usize| -> Result<u32, String> {
         let b = bytes.get(*pos..*pos + 4).ok_or("truncated region record")?;
         *pos += 4;
         Ok(u32::from_le_bytes(b.try_into().map_err(|_| "bad record")?))
