@@ -86,7 +86,10 @@ impl PhotoRoute {
         {
             return true;
         }
-        let colour = text(tags::SAMPLES_PER_PIXEL) == "3";
+        // Palette colour counts: a face stored as a palette image is still a
+        // face (the route quarantines it, having no palette path yet).
+        let colour = text(tags::SAMPLES_PER_PIXEL) == "3"
+            || text(tags::PHOTOMETRIC_INTERPRETATION) == "PALETTE COLOR";
         colour
             && (SC_CLASSES.contains(&class)
                 || ["SC", "OT"].contains(&text(tags::MODALITY).as_str()))
