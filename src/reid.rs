@@ -95,15 +95,18 @@ pub fn reveal(
     why: &Justification,
 ) -> Result<Option<Revealed>> {
     let audit = store.audit();
-    if let Err(e) = why.check() {
+    let record = |outcome: &str| {
         audit.append(
             actor,
             what.action(),
             what.subject(),
             &why.reason,
             why.ticket(),
-            "rejected: no valid reason",
-        )?;
+            outcome,
+        )
+    };
+    if let Err(e) = why.check() {
+        record("rejected: no valid reason")?;
         return Err(e);
     }
     let found = match what {
@@ -127,14 +130,7 @@ pub fn reveal(
     } else {
         "not_found"
     };
-    audit.append(
-        actor,
-        what.action(),
-        what.subject(),
-        &why.reason,
-        why.ticket(),
-        outcome,
-    )?;
+    record(outcome)?;
     Ok(found)
 }
 

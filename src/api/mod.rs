@@ -60,9 +60,7 @@ impl Shared {
 /// The whole HTTP application.
 pub fn app(state: State) -> axum::Router {
     let api = axum::Router::new()
-        .route("/reid/patient", post(reid::patient))
-        .route("/reid/uid", post(reid::uid))
-        .route("/reid/accession", post(reid::accession))
+        .route("/reid/{kind}", post(reid::reid))
         .route("/pseudonymize/patient", post(reid::pseudonymize_patient))
         .route("/audit", get(audit::list))
         .route("/status", get(status::status))

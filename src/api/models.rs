@@ -55,7 +55,12 @@ pub fn routes(rt: &Runtime) -> Vec<ModelRoute> {
             applies_to,
             model,
             weights,
-            weights_present: Path::new(weights).exists(),
+            // The photo route's weights path is configurable.
+            weights_present: if route == "photo" {
+                cfg.photo.weights.exists()
+            } else {
+                Path::new(weights).exists()
+            },
             loaded,
             meanwhile: if route == "photo" {
                 if loaded {

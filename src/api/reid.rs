@@ -1,4 +1,4 @@
-//! `POST /api/reid/{patient,uid,accession}` and `POST /api/pseudonymize/patient`:
+//! `POST /api/reid/{kind}` (patient, uid, accession) and `POST /api/pseudonymize/patient`:
 //! role `reid` only, a reason required, every call audited.
 
 use super::guard::{self, Caller};
@@ -6,7 +6,7 @@ use super::{ApiError, State};
 use crate::auth::Role;
 use crate::reid::{Justification, Lookup};
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State as S};
+use axum::extract::{ConnectInfo, Path, State as S};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
@@ -74,40 +74,26 @@ fn required(v: Option<String>, field: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("field {field:?} is required")))
 }
 
-pub async fn patient(
+/// `POST /api/reid/{patient,uid,accession}`: the pseudonym (or UID) in the
+/// body, the original identifiers out.
+pub async fn reid(
     S(s): S<State>,
+    Path(kind): Path<String>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = authorized(&s, &headers, addr, "/api/reid/patient").await?;
+    if !["patient", "uid", "accession"].contains(&kind.as_str()) {
+        return Err(super::error::not_found().await);
+    }
+    let caller = authorized(&s, &headers, addr, &format!("/api/reid/{kind}")).await?;
     let b: ReidBody = parse(&body)?;
-    let p = required(b.pseudonym.clone(), "pseudonym")?;
-    run_reid(s, caller, Lookup::Patient(p), b).await
-}
-
-pub async fn uid(
-    S(s): S<State>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let caller = authorized(&s, &headers, addr, "/api/reid/uid").await?;
-    let b: ReidBody = parse(&body)?;
-    let u = required(b.uid.clone(), "uid")?;
-    run_reid(s, caller, Lookup::Uid(u), b).await
-}
-
-pub async fn accession(
-    S(s): S<State>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let caller = authorized(&s, &headers, addr, "/api/reid/accession").await?;
-    let b: ReidBody = parse(&body)?;
-    let p = required(b.pseudonym.clone(), "pseudonym")?;
-    run_reid(s, caller, Lookup::Accession(p), b).await
+    let what = match kind.as_str() {
+        "uid" => Lookup::Uid(required(b.uid.clone(), "uid")?),
+        "patient" => Lookup::Patient(required(b.pseudonym.clone(), "pseudonym")?),
+        _ => Lookup::Accession(required(b.pseudonym.clone(), "pseudonym")?),
+    };
+    run_reid(s, caller, what, b).await
 }
 
 #[derive(Deserialize)]
