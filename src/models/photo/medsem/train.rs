@@ -184,7 +184,7 @@ mod tests {
             }
             for y in 0..s {
                 for _ in 0..s {
-                    masks.push(if y >= 20 { 1.0 } else { 0.0 });
+                    masks.push(if y >= 20 { 1.0f32 } else { 0.0 });
                 }
             }
         }
