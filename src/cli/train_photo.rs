@@ -160,10 +160,14 @@ pub fn run(args: TrainPhotoArgs) -> Result<()> {
             pb.inc(1);
         }
         let m = sum.map(|s| s / n as f64);
-        pb.println(format!(
-            "epoch {epoch:>3}: total {:.4}  reconstruction {:.4}  medical {:.4}  swap {:.4}",
-            m[0], m[1], m[2], m[3]
-        ));
+        // Printed even when the bar is hidden (not a terminal): the loss
+        // curve is the run's record.
+        pb.suspend(|| {
+            eprintln!(
+                "epoch {epoch:>3}: total {:.4}  reconstruction {:.4}  medical {:.4}  swap {:.4}",
+                m[0], m[1], m[2], m[3]
+            )
+        });
         history.push(serde_json::json!({
             "epoch": epoch, "total": m[0], "reconstruction": m[1], "medical": m[2], "swap": m[3]
         }));
