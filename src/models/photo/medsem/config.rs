@@ -48,7 +48,7 @@ impl MedSemConfig {
 
     pub fn validate(&self) -> Result<()> {
         ensure!(
-            self.size >= 32 && self.size % 16 == 0,
+            self.size >= 32 && self.size.is_multiple_of(16),
             "crop size {}: expected a multiple of 16, at least 32",
             self.size
         );

@@ -85,7 +85,7 @@ mod tests {
             ..ReplaceConfig::default()
         };
         let mut a = original.clone();
-        let rep = generate_faces(&mut a, &[face.clone()], &rc, &model).unwrap();
+        let rep = generate_faces(&mut a, std::slice::from_ref(&face), &rc, &model).unwrap();
         assert_eq!(rep.regions.len(), 1);
         assert_ne!(a, original);
         let k = rep.kept[0];
