@@ -132,6 +132,28 @@ pub struct PhotoConfig {
     pub keep: Vec<crate::models::photo::KeepRegion>,
     /// Smallest face searched for, in pixels.
     pub min_face_size: f32,
+    /// How faces are replaced: synthetic fill, or the learned generator.
+    #[serde(default)]
+    pub mode: PhotoMode,
+    /// Generate mode's `config.json` and weights (`deidgate train photo`).
+    #[serde(default = "default_generator")]
+    pub generator: PathBuf,
+}
+
+/// `[photo] mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhotoMode {
+    /// Synthetic face-like fill (`models/photo/replace.rs`).
+    #[default]
+    Replace,
+    /// The learned MedSem decoder; without trained weights it refuses and
+    /// photographs go to quarantine.
+    Generate,
+}
+
+fn default_generator() -> PathBuf {
+    crate::models::photo::medsem::DEFAULT_DIR.into()
 }
 
 /// The HTTP side (`[http]`): health, metrics, the re-identification API and

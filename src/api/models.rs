@@ -43,7 +43,11 @@ pub fn routes(rt: &Runtime) -> Vec<ModelRoute> {
         (
             "photo",
             "XC/OP/VL/SC photos",
-            "MTCNN + face replacement",
+            if rt.photo.generates() {
+                "MTCNN + MedSem generator (generate mode)"
+            } else {
+                "MTCNN + face replacement"
+            },
             "models/photo/mtcnn.safetensors",
         ),
     ]
@@ -63,7 +67,9 @@ pub fn routes(rt: &Runtime) -> Vec<ModelRoute> {
             },
             loaded,
             meanwhile: if route == "photo" {
-                if loaded {
+                if let Some(reason) = rt.photo.generate_refusal() {
+                    format!("photographs quarantined: {reason}")
+                } else if loaded {
                     "faces replaced; undecodable photographs quarantined".into()
                 } else {
                     "photographs quarantined".into()

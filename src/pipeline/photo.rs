@@ -8,8 +8,13 @@
 //! anything that stops the route (no weights, undecodable or unsupported
 //! pixels, a detector error) -> `Err(reason)`, which sends the object to
 //! quarantine. A photograph never passes untouched because something failed.
+//!
+//! `[photo] mode = "generate"` paints faces with the learned MedSem decoder
+//! instead of the synthetic fill; without its trained weights the route
+//! refuses (quarantine, with the reason) rather than fall back silently.
 
-use crate::config::PhotoConfig;
+use crate::config::{PhotoConfig, PhotoMode};
+use crate::models::photo::medsem::{generate_faces, MedSem};
 use crate::models::photo::{
     replace_faces, restore, DetectConfig, Mtcnn, PixelRect, ReplaceConfig, ReplacedRegion, RgbImage,
 };
@@ -45,6 +50,9 @@ pub struct Applied {
 /// The loaded route, or why it cannot run.
 pub struct PhotoRoute {
     model: Result<Mtcnn, String>,
+    /// Generate mode's decoder, or why generate mode refuses; `None` in
+    /// replace mode.
+    generator: Option<Result<MedSem, String>>,
     cfg: PhotoConfig,
 }
 
@@ -63,15 +71,53 @@ impl PhotoRoute {
                 tracing::warn!(reason = %e, "photo route unavailable: photographs go to quarantine")
             }
         }
+        let generator = (cfg.enabled && cfg.mode == PhotoMode::Generate).then(|| {
+            let dir = &cfg.generator;
+            let loaded = MedSem::load(dir, &candle_core::Device::Cpu).map_err(|e| {
+                format!(
+                    "photo generate mode has no trained weights ({}): {e:#}",
+                    dir.display()
+                )
+            });
+            match &loaded {
+                Ok(g) => tracing::info!(
+                    generator = %dir.display(),
+                    size = g.cfg.size,
+                    "photo route: generate mode, MedSem decoder loaded"
+                ),
+                Err(e) => tracing::error!(
+                    reason = %e,
+                    "photo route: generate mode refuses to run; photographs go to quarantine \
+                     (train with `deidgate train photo`, or set [photo] mode = \"replace\")"
+                ),
+            }
+            loaded
+        });
         PhotoRoute {
             model,
+            generator,
             cfg: cfg.clone(),
         }
     }
 
-    /// Whether the weights are loaded.
+    /// Whether the route can de-identify: detector loaded and, in generate
+    /// mode, the decoder too.
     pub fn loaded(&self) -> bool {
-        self.model.is_ok()
+        self.model.is_ok() && self.generate_refusal().is_none()
+    }
+
+    /// Why generate mode refuses to run; `None` in replace mode or when its
+    /// weights are loaded.
+    pub fn generate_refusal(&self) -> Option<&str> {
+        match &self.generator {
+            Some(Err(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether faces are painted by the learned generator.
+    pub fn generates(&self) -> bool {
+        self.cfg.mode == PhotoMode::Generate
     }
 
     /// Whether `obj` is a photograph for this route.
@@ -97,6 +143,9 @@ impl PhotoRoute {
 
     /// Replaces the faces of `obj` in place. `Err` is a quarantine reason.
     pub fn apply(&self, obj: &mut DefaultDicomObject) -> Result<Applied, String> {
+        if let Some(reason) = self.generate_refusal() {
+            return Err(reason.to_string());
+        }
         let model = self
             .model
             .as_ref()
@@ -115,15 +164,16 @@ impl PhotoRoute {
                 regions: Vec::new(),
             });
         }
-        let rep = replace_faces(
-            &mut img,
-            &faces,
-            &ReplaceConfig {
-                keep: self.cfg.keep.clone(),
-                seed: seed_of(obj),
-                ..ReplaceConfig::default()
-            },
-        );
+        let rcfg = ReplaceConfig {
+            keep: self.cfg.keep.clone(),
+            seed: seed_of(obj),
+            ..ReplaceConfig::default()
+        };
+        let rep = match &self.generator {
+            Some(Ok(g)) => generate_faces(&mut img, &faces, &rcfg, g)
+                .map_err(|e| format!("photo route: the face generator failed: {e:#}"))?,
+            _ => replace_faces(&mut img, &faces, &rcfg),
+        };
         write_rgb(obj, img);
         Ok(Applied {
             faces: faces.len(),
@@ -299,6 +349,66 @@ mod tests {
         let b = encode_regions(10, 8, &regions);
         assert_eq!(decode_regions(&b).unwrap(), (10, 8, regions));
         assert!(decode_regions(&b[..b.len() - 1]).is_err());
+    }
+
+    fn generate_cfg(generator: &std::path::Path) -> PhotoConfig {
+        let mut cfg = crate::config::Config::load(None).unwrap().photo;
+        cfg.mode = PhotoMode::Generate;
+        cfg.generator = generator.to_path_buf();
+        cfg
+    }
+
+    #[test]
+    fn generate_mode_without_weights_refuses_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let route = PhotoRoute::load(&generate_cfg(&dir.path().join("medsem")));
+        assert!(!route.loaded());
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/data/derived/vl_photo_face_rgb.dcm");
+        let mut obj = dicom_object::open_file(path).unwrap();
+        assert!(PhotoRoute::applies(&obj));
+        let before = obj
+            .element(tags::PIXEL_DATA)
+            .unwrap()
+            .to_bytes()
+            .unwrap()
+            .to_vec();
+        let err = route
+            .apply(&mut obj)
+            .err()
+            .expect("generate mode must refuse");
+        assert!(
+            err.starts_with("photo generate mode has no trained weights ("),
+            "{err}"
+        );
+        assert!(err.contains("medsem"), "{err}");
+        assert_eq!(route.generate_refusal(), Some(err.as_str()));
+        let after = obj
+            .element(tags::PIXEL_DATA)
+            .unwrap()
+            .to_bytes()
+            .unwrap()
+            .to_vec();
+        assert_eq!(before, after, "refusing must not touch the pixels");
+    }
+
+    #[test]
+    fn generate_mode_loads_trained_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::models::photo::medsem::MedSemConfig {
+            size: 32,
+            id_dim: 8,
+            sem_channels: 4,
+            width: 32,
+            ..Default::default()
+        };
+        MedSem::new(cfg, &candle_core::Device::Cpu)
+            .unwrap()
+            .save(dir.path())
+            .unwrap();
+        let route = PhotoRoute::load(&generate_cfg(dir.path()));
+        assert_eq!(route.generate_refusal(), None);
+        assert!(route.generates());
     }
 
     #[test]

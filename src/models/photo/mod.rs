@@ -8,6 +8,7 @@ pub mod boxes;
 pub mod detect;
 pub mod image;
 pub mod keep;
+pub mod medsem;
 pub mod mtcnn;
 pub mod nms;
 pub mod pyramid;

@@ -228,9 +228,72 @@ fn median_skin(img: &RgbImage, e: &FaceEllipse, kept: &[PixelRect], rect: &Pixel
     out
 }
 
+/// The colour (0–255, unclamped is fine) a replacement puts at image pixel
+/// `(x, y)` of one face's replaced rectangle, before blending.
+pub type FaceFill = Box<dyn Fn(u32, u32) -> [f32; 3] + Send + Sync>;
+
+/// What a fill is made from: the face, the image before this face is
+/// replaced, the rectangle about to be replaced and the kept rectangles.
+pub struct FillContext<'a> {
+    pub index: usize,
+    pub face: &'a Face,
+    pub img: &'a RgbImage,
+    pub rect: PixelRect,
+    pub kept: &'a [PixelRect],
+    ellipse: FaceEllipse,
+}
+
+/// Bounds `[x0, y0, x1, y1]` of the area replacement may touch for `face`
+/// (the ellipse with its feather), unclipped. The learned generator crops
+/// around it, in training as in use, so both see the same framing.
+pub fn replaced_bounds(face: &Face, feather: f32) -> [f32; 4] {
+    let (x0, y0, x1, y1) = FaceEllipse::of(face).bounds(1.0 + feather.max(0.0));
+    [x0, y0, x1, y1]
+}
+
 /// Replace every face in `img`. Keep regions of all faces are honoured by
 /// every replacement. Returns the original bytes of each touched rectangle.
 pub fn replace_faces(img: &mut RgbImage, faces: &[Face], cfg: &ReplaceConfig) -> Replacement {
+    replace_faces_with(img, faces, cfg, |ctx| Ok(synthetic_fill(ctx, cfg)))
+        .expect("the synthetic fill does not fail")
+}
+
+/// The synthetic fill: median skin colour, generic shading, seeded noise.
+fn synthetic_fill(ctx: &FillContext, cfg: &ReplaceConfig) -> FaceFill {
+    let e = ctx.ellipse;
+    let skin = median_skin(ctx.img, &e, ctx.kept, &ctx.rect);
+    let seed = cfg.seed ^ (ctx.index as u64).wrapping_mul(0xA24B_AED4_963E_E407);
+    // Noise scales follow the face size so a small face is as scrambled
+    // as a large one.
+    let coarse = (e.a / 3.0).max(2.0);
+    let fine = (e.a / 10.0).max(1.0);
+    let noise = cfg.noise;
+    Box::new(move |x, y| {
+        let (px, py) = (x as f32, y as f32);
+        let (u, v) = e.local(px, py);
+        let shade = mean_face_shading(u, v);
+        let lum = noise
+            * (0.8 * value_noise(seed, 1, px, py, coarse)
+                + 0.6 * value_noise(seed, 2, px, py, fine)
+                + 1.0 * hash_unit(seed, x as i64, y as i64, 3));
+        let mut out = [0f32; 3];
+        for (c, tone) in skin.iter().enumerate() {
+            let chroma = 0.3 * noise * hash_unit(seed, x as i64, y as i64, 4 + c as u64);
+            out[c] = (tone * shade + lum + chroma).clamp(0.0, 255.0);
+        }
+        out
+    })
+}
+
+/// [`replace_faces`] with the fill made by `make_fill` (the learned
+/// generator's, for instance): the same ellipse, feather, keep regions and
+/// recorded originals, whatever paints the face.
+pub fn replace_faces_with(
+    img: &mut RgbImage,
+    faces: &[Face],
+    cfg: &ReplaceConfig,
+    mut make_fill: impl FnMut(&FillContext) -> Result<FaceFill>,
+) -> Result<Replacement> {
     let (w, h) = (img.width, img.height);
     let kept = if faces.is_empty() {
         Vec::new()
@@ -246,15 +309,17 @@ pub fn replace_faces(img: &mut RgbImage, faces: &[Face], cfg: &ReplaceConfig) ->
             continue;
         };
         let band = (cfg.keep_feather * eye_distance(face)).max(0.0);
-        let skin = median_skin(img, &e, &kept, &rect);
+        let fill = make_fill(&FillContext {
+            index,
+            face,
+            img,
+            rect,
+            kept: &kept,
+            ellipse: e,
+        })?;
         let original = copy_rect(img, &rect);
-        let seed = cfg.seed ^ (index as u64).wrapping_mul(0xA24B_AED4_963E_E407);
-        // Noise scales follow the face size so a small face is as scrambled
-        // as a large one.
-        let coarse = (e.a / 3.0).max(2.0);
-        let fine = (e.a / 10.0).max(1.0);
-        // Rows are independent (the noise is a stateless hash of the
-        // position), so they run in parallel.
+        // Rows are independent (the fill is a function of the position), so
+        // they run in parallel.
         let row_bytes = w as usize * 3;
         let rows =
             &mut img.data[rect.y as usize * row_bytes..(rect.y + rect.height) as usize * row_bytes];
@@ -263,8 +328,7 @@ pub fn replace_faces(img: &mut RgbImage, faces: &[Face], cfg: &ReplaceConfig) ->
             .for_each(|(j, line)| {
                 let y = rect.y + j as u32;
                 for x in rect.x..rect.x + rect.width {
-                    let (px, py) = (x as f32, y as f32);
-                    let r = e.radius(px, py);
+                    let r = e.radius(x as f32, y as f32);
                     let mut alpha = 1.0 - smoothstep(1.0, outer, r);
                     if alpha <= 0.0 {
                         continue;
@@ -284,17 +348,10 @@ pub fn replace_faces(img: &mut RgbImage, faces: &[Face], cfg: &ReplaceConfig) ->
                     if alpha <= 0.0 {
                         continue;
                     }
-                    let (u, v) = e.local(px, py);
-                    let shade = mean_face_shading(u, v);
-                    let lum = cfg.noise
-                        * (0.8 * value_noise(seed, 1, px, py, coarse)
-                            + 0.6 * value_noise(seed, 2, px, py, fine)
-                            + 1.0 * hash_unit(seed, x as i64, y as i64, 3));
+                    let colour = fill(x, y);
                     let i = x as usize * 3;
-                    for (c, tone) in skin.iter().enumerate() {
-                        let chroma =
-                            0.3 * cfg.noise * hash_unit(seed, x as i64, y as i64, 4 + c as u64);
-                        let fill = (tone * shade + lum + chroma).clamp(0.0, 255.0);
+                    for (c, v) in colour.iter().enumerate() {
+                        let fill = v.clamp(0.0, 255.0);
                         let orig = line[i + c] as f32;
                         line[i + c] = (fill * alpha + orig * (1.0 - alpha)).round() as u8;
                     }
@@ -302,7 +359,7 @@ pub fn replace_faces(img: &mut RgbImage, faces: &[Face], cfg: &ReplaceConfig) ->
             });
         regions.push(ReplacedRegion { rect, original });
     }
-    Replacement { regions, kept }
+    Ok(Replacement { regions, kept })
 }
 
 fn copy_rect(img: &RgbImage, r: &PixelRect) -> Vec<u8> {
