@@ -61,7 +61,11 @@ fn patient_y(o: &dicom_object::DefaultDicomObject, i: usize, j: usize) -> f64 {
 }
 
 fn raw_pixels(o: &dicom_object::DefaultDicomObject) -> Vec<u8> {
-    o.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap().to_vec()
+    o.element(tags::PIXEL_DATA)
+        .unwrap()
+        .to_bytes()
+        .unwrap()
+        .to_vec()
 }
 
 fn codes(o: &dicom_object::DefaultDicomObject) -> Vec<String> {
@@ -171,7 +175,11 @@ fn head_series_come_back_remodeled_slice_by_slice() {
     assert_eq!(outs.len(), all.len(), "{}", g.log());
     for (dir, inputs) in series_dirs().iter().zip(&series) {
         let changed = check_series(&g, inputs, &outs);
-        eprintln!("{}: {} slices, {changed} voxels changed", dir.display(), inputs.len());
+        eprintln!(
+            "{}: {} slices, {changed} voxels changed",
+            dir.display(),
+            inputs.len()
+        );
     }
     assert!(dir_is_empty(&g.data.join("series/open")));
     assert!(dir_is_empty(&g.data.join("series/claimed")));
@@ -211,11 +219,18 @@ fn a_series_too_short_for_the_model_is_quarantined_with_the_reason() {
     send(&g, tmp.path(), &inputs);
     let q = g.data.join("quarantine");
     poll("the short series in quarantine", &g, || {
-        files_under(&q).iter().filter(|p| p.ends_with("reason.txt")).count() == 5
+        files_under(&q)
+            .iter()
+            .filter(|p| p.ends_with("reason.txt"))
+            .count()
+            == 5
     });
     for r in files_under(&q).iter().filter(|p| p.ends_with("reason.txt")) {
         let reason = std::fs::read_to_string(r).unwrap();
-        assert!(reason.contains("head MR series: too few slices: 5"), "{reason}");
+        assert!(
+            reason.contains("head MR series: too few slices: 5"),
+            "{reason}"
+        );
     }
     assert!(outputs(&g).is_empty());
 }
@@ -227,10 +242,19 @@ fn batch_mode_processes_head_series_as_series() {
     let out = tmp.path().join("out");
     let input = data_dir().join("derived/head_mr_t1_sag_lowres");
     let s = deidgate::pipeline::batch::run(&rt, &input, &out, 1).unwrap();
-    assert_eq!((s.files, s.written, s.quarantined), (88, 88, 0), "{:?}", s.reasons);
+    assert_eq!(
+        (s.files, s.written, s.quarantined),
+        (88, 88, 0),
+        "{:?}",
+        s.reasons
+    );
     // Without a model, the whole series is kept back with the reason.
     let rt = runtime(&tmp.path().join("data2"), "");
     let s = deidgate::pipeline::batch::run(&rt, &input, &tmp.path().join("out2"), 1).unwrap();
     assert_eq!((s.written, s.quarantined), (0, 88));
-    assert!(s.reasons[0].0.contains("face model not built in"), "{:?}", s.reasons);
+    assert!(
+        s.reasons[0].0.contains("face model not built in"),
+        "{:?}",
+        s.reasons
+    );
 }

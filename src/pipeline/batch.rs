@@ -234,7 +234,7 @@ pub fn run(rt: &Runtime, input: &Path, output: &Path, jobs: usize) -> Result<Sum
         match super::series::batch::run_series(rt, group, output, &quarantine) {
             Ok(outcomes) => {
                 let mut s = summary.lock().expect("summary lock");
-                outcomes.into_iter().for_each(|o| count(&mut s, o));
+                outcomes.into_iter().for_each(|(_, o)| count(&mut s, o));
             }
             Err(e) => {
                 first_error.lock().expect("error lock").get_or_insert(e);

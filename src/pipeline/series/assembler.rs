@@ -100,14 +100,18 @@ impl State {
             quarantine: &self.quarantine,
         };
         let (mut written, mut quarantined) = (0, 0);
-        for outcome in process_series(&members, &ctx)? {
+        let mut placed = std::collections::HashSet::new();
+        for (_, outcome) in process_series(&members, &ctx)? {
             match outcome {
+                // Copies of one instance share one output: placed once.
+                FileOutcome::Written { path, .. } if placed.contains(&path) => {}
                 FileOutcome::Written {
                     path,
                     info,
                     calling_ae,
                     ..
                 } => {
+                    placed.insert(path.clone());
                     self.router.dispatch(&path, &info, calling_ae.as_deref())?;
                     std::fs::remove_file(&path).ok();
                     crate::metrics::inc(&crate::metrics::METRICS.instances_deidentified);

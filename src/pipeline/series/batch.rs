@@ -29,13 +29,14 @@ pub fn partition(
     (series, rest)
 }
 
-/// Process one grouped series from files, writing under `out_root`.
+/// Process one grouped series from files, writing under `out_root`; each
+/// outcome with the index of its file in `files`.
 pub fn run_series(
     rt: &Runtime,
     files: &[PathBuf],
     out_root: &Path,
     quarantine: &Quarantine,
-) -> Result<Vec<FileOutcome>> {
+) -> Result<Vec<(usize, FileOutcome)>> {
     let members = files
         .iter()
         .map(|f| {

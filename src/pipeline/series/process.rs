@@ -34,39 +34,61 @@ pub struct Context<'a> {
     pub quarantine: &'a Quarantine,
 }
 
-/// Process a series; one outcome per distinct instance. `Err` only for
-/// failures to write (the caller retries); everything else is an outcome.
-pub fn process_series(members: &[Member], ctx: &Context) -> Result<Vec<FileOutcome>> {
-    // The last copy of an instance sent twice wins; order is by SOP UID so
-    // arrival order never changes the result.
-    let mut parsed: std::collections::BTreeMap<String, (usize, DefaultDicomObject)> =
+/// Process a series: one outcome per member, as (member index, outcome).
+/// `Err` only for failures to write (the caller retries); everything else
+/// is an outcome. Copies of one instance (same SOP Instance UID, e.g. sent
+/// twice or in several transfer syntaxes) enter the volume once (the last
+/// copy) and share its outcome.
+pub fn process_series(members: &[Member], ctx: &Context) -> Result<Vec<(usize, FileOutcome)>> {
+    // Ordered by SOP UID, so arrival order never changes the result.
+    let mut parsed: std::collections::BTreeMap<String, (Vec<usize>, DefaultDicomObject)> =
         Default::default();
     let mut outcomes = Vec::new();
     for (n, m) in members.iter().enumerate() {
         match parse(&m.bytes) {
             Ok(o) => {
                 let uid = crate::deid::engine::text(&o, tags::SOP_INSTANCE_UID);
-                parsed.insert(uid, (n, o));
+                let copies = parsed.remove(&uid).map(|(c, _)| c).unwrap_or_default();
+                parsed.insert(uid, ([copies, vec![n]].concat(), o));
             }
-            Err(reason) => outcomes.push(quarantine(ctx, m, &reason)?),
+            Err(reason) => outcomes.push((n, quarantine(ctx, m, &reason)?)),
         }
     }
-    let (index, objs): (Vec<usize>, Vec<DefaultDicomObject>) = parsed.into_values().unzip();
+    let (copies, objs): (Vec<Vec<usize>>, Vec<DefaultDicomObject>) = parsed.into_values().unzip();
     let remodeled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| remodel(objs, ctx)))
         .unwrap_or_else(|_| Err("internal error: the MRI route panicked".into()));
     let (objs, note) = match remodeled {
         Ok(r) => r,
         Err(reason) => {
             let reason = format!("head MR series: {reason}");
-            tracing::warn!(instances = index.len(), %reason, "head MR series quarantined");
-            for n in index {
-                outcomes.push(quarantine(ctx, &members[n], &reason)?);
+            tracing::warn!(instances = copies.len(), %reason, "head MR series quarantined");
+            for n in copies.into_iter().flatten() {
+                outcomes.push((n, quarantine(ctx, &members[n], &reason)?));
             }
             return Ok(outcomes);
         }
     };
-    for (n, obj) in index.into_iter().zip(objs) {
-        outcomes.push(write_instance(obj, &members[n], &note, ctx)?);
+    for (copies, obj) in copies.into_iter().zip(objs) {
+        let last = *copies.last().expect("at least one copy");
+        let outcome = write_instance(obj, &members[last], &note, ctx)?;
+        for &n in &copies[..copies.len() - 1] {
+            let same = match &outcome {
+                FileOutcome::Written {
+                    path,
+                    report,
+                    info,
+                    calling_ae,
+                } => FileOutcome::Written {
+                    path: path.clone(),
+                    report: report.clone(),
+                    info: info.clone(),
+                    calling_ae: calling_ae.clone(),
+                },
+                FileOutcome::Quarantined { reason, .. } => quarantine(ctx, &members[n], reason)?,
+            };
+            outcomes.push((n, same));
+        }
+        outcomes.push((last, outcome));
     }
     Ok(outcomes)
 }
