@@ -43,7 +43,9 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
             .unwrap_or_else(|e| panic!("head MR series: {e:#}"));
         outcomes.extend(done.into_iter().map(|(n, o)| (files[n].clone(), o)));
     }
-    for input in rest {
+    // Lazily, so each output is checked before a later input with the same
+    // SOP Instance UID (the transfer-syntax variants) overwrites it.
+    let singles = rest.into_iter().map(|input| {
         let name = input.strip_prefix(&data).unwrap().display().to_string();
         let bytes = std::fs::read(&input).unwrap();
         let outcome = process_bytes(
@@ -57,9 +59,9 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
             false,
         )
         .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-        outcomes.push((input, outcome));
-    }
-    for (input, outcome) in outcomes {
+        (input, outcome)
+    });
+    for (input, outcome) in outcomes.into_iter().chain(singles) {
         let input = &input;
         let name = input.strip_prefix(&data).unwrap().display().to_string();
         let bytes = std::fs::read(input).unwrap();
@@ -158,7 +160,8 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
         failures.len(),
         failures.join("\n")
     );
-    assert!(written >= 100, "only {written} files written");
+    // MERGE: back to 100 once the face model writes the 88-slice head series.
+    assert!(written >= 80, "only {written} files written");
     // The photo route replaced the faces of exactly the two VL photographs.
     replaced.sort();
     assert_eq!(
@@ -196,31 +199,35 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
         ),
         // Head MR (issue 6): whole series through the MRI route. One
         // Enhanced MR instance of 10 frames (five transfer syntaxes of the
-        // same instance) and a single mosaic slice are too few slices.
+        // same instance) carries no plane position at all; a single mosaic
+        // slice is too few.
         (
             "dicom/mr/emri_small.dcm",
-            "head MR series: too few slices: 10",
+            "head MR series: geometry: no usable ImagePositionPatient",
         ),
         (
             "dicom/mr/emri_small_RLE.dcm",
-            "head MR series: too few slices: 10",
+            "head MR series: geometry: no usable ImagePositionPatient",
         ),
         (
             "dicom/mr/emri_small_big_endian.dcm",
-            "head MR series: too few slices: 10",
+            "head MR series: geometry: no usable ImagePositionPatient",
         ),
         (
             "dicom/mr/emri_small_jpeg_2k_lossless.dcm",
-            "head MR series: too few slices: 10",
+            "head MR series: geometry: no usable ImagePositionPatient",
         ),
         (
             "dicom/mr/emri_small_jpeg_ls_lossless.dcm",
-            "head MR series: too few slices: 10",
+            "head MR series: geometry: no usable ImagePositionPatient",
         ),
         (
             "dicom/mr/siemens_mosaic_0.dcm",
             "head MR series: too few slices: 1",
         ),
+        // The brain MRA study on the DICOMDIR media: 7 projections and
+        // 3-plane localizers (series of 1 to 7 images) are head MR too.
+        ("dicom/dicomdir/98892003/", "head MR series: too few slices"),
         // MERGE: with the face model built in, these 88 slices are written
         // (with 113102) instead; until then the series is kept back whole.
         ("derived/head_mr_t1_sag_lowres/", "face model not built in"),
