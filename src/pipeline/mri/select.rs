@@ -8,6 +8,7 @@
 //! 3. Without BodyPartExamined, a head word in SeriesDescription,
 //!    ProtocolName or StudyDescription makes it head: HEAD, BRAIN, NEURO,
 //!    SKULL, CRANI-, CEREBR- (substrings, upper-cased).
+//!
 //! Sequence names (MPRAGE, IR-SPGR) are not used: they are not anatomy, and
 //! dicom/mr_tag_tests/dcm_qa_deident_fruit (a "SAG IR-SPGR" series without
 //! BodyPartExamined) holds no head. Files seen: decubitus_dicom (BRAIN),

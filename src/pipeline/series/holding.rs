@@ -123,7 +123,7 @@ impl Holding {
             }
             out.push(s);
         }
-        out.sort_by(|a, b| a.last.cmp(&b.last));
+        out.sort_by_key(|s| s.last);
         Ok(out)
     }
 
