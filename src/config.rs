@@ -22,6 +22,9 @@ pub struct Config {
     pub scp: ScpConfig,
     pub http: HttpConfig,
     pub photo: PhotoConfig,
+    /// `[mri]`: the head MR face route (defaults when absent).
+    #[serde(default)]
+    pub mri: crate::pipeline::mri::MriConfig,
     /// `[[destination]]`: folder sinks and DICOM peers.
     #[serde(default, rename = "destination")]
     pub destinations: Vec<crate::pipeline::router::DestinationConfig>,
@@ -331,6 +334,7 @@ impl Config {
         }
         self.scp.validate()?;
         self.http.validate()?;
+        self.mri.validate()?;
         self.overrides().map(|_| ())?;
         self.safe_private_tags().map(|_| ())
     }

@@ -15,6 +15,8 @@ pub struct Runtime {
     pub deid: Deidentifier,
     /// The photo route (MTCNN face replacement), loaded or not.
     pub photo: crate::pipeline::photo::PhotoRoute,
+    /// The head MR route (face model), loaded or not.
+    pub mri: crate::pipeline::mri::MriRoute,
 }
 
 impl Runtime {
@@ -29,11 +31,13 @@ impl Runtime {
         let deid = Deidentifier::from_config(&config, secrets.pseudonym_key, Some(dyn_store))
             .map_err(|m| anyhow::anyhow!("configuration: {m}"))?;
         let photo = crate::pipeline::photo::PhotoRoute::load(&config.photo);
+        let mri = crate::pipeline::mri::MriRoute::load(&config.mri);
         Ok(Runtime {
             config,
             store,
             deid,
             photo,
+            mri,
         })
     }
 

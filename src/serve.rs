@@ -38,6 +38,15 @@ pub fn run(cfg: Config) -> Result<()> {
         rt.store.db(),
     )?);
     let forwarders = Forwarders::start(&router);
+    // Head MR series: held durably, processed by their own thread.
+    let holding = Arc::new(crate::pipeline::series::holding::Holding::open(
+        rt.config.data_dir(),
+    )?);
+    let series = crate::pipeline::series::assembler::Assembler::start(
+        rt.clone(),
+        holding.clone(),
+        router.clone(),
+    )?;
     let workers = Workers::start(
         rt.clone(),
         spool.clone(),
@@ -45,6 +54,7 @@ pub fn run(cfg: Config) -> Result<()> {
         rx,
         worker_threads(),
         router.clone(),
+        Some(holding),
     )?;
     // The admin socket's sender is dropped with the network runtime, before
     // the workers are joined, so they still drain and stop.
@@ -79,6 +89,7 @@ pub fn run(cfg: Config) -> Result<()> {
     });
     drop(tokio_rt);
     workers.join();
+    series.stop();
     forwarders.stop();
     rt.store.flush().context("flushing the key store")?;
     tracing::info!("stopped");

@@ -35,9 +35,19 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
     let mut written = 0;
     let mut quarantined = BTreeMap::new();
     let mut scanned_ids = 0usize;
-    for input in &inputs {
+    // Head MR goes through the MRI route as whole series, as in batch mode.
+    let (series, rest) = deidgate::pipeline::series::batch::partition(&rt, inputs);
+    let mut outcomes: Vec<(std::path::PathBuf, FileOutcome)> = Vec::new();
+    for files in series.values() {
+        let done = deidgate::pipeline::series::batch::run_series(&rt, files, &out_root, &q)
+            .unwrap_or_else(|e| panic!("head MR series: {e:#}"));
+        outcomes.extend(done.into_iter().map(|(n, o)| (files[n].clone(), o)));
+    }
+    // Lazily, so each output is checked before a later input with the same
+    // SOP Instance UID (the transfer-syntax variants) overwrites it.
+    let singles = rest.into_iter().map(|input| {
         let name = input.strip_prefix(&data).unwrap().display().to_string();
-        let bytes = std::fs::read(input).unwrap();
+        let bytes = std::fs::read(&input).unwrap();
         let outcome = process_bytes(
             &bytes,
             &name,
@@ -49,6 +59,12 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
             false,
         )
         .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        (input, outcome)
+    });
+    for (input, outcome) in outcomes.into_iter().chain(singles) {
+        let input = &input;
+        let name = input.strip_prefix(&data).unwrap().display().to_string();
+        let bytes = std::fs::read(input).unwrap();
         let path = match outcome {
             FileOutcome::Written { path, .. } => path,
             FileOutcome::Quarantined { id, reason } => {
@@ -144,7 +160,8 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
         failures.len(),
         failures.join("\n")
     );
-    assert!(written >= 100, "only {written} files written");
+    // MERGE: back to 100 once the face model writes the 88-slice head series.
+    assert!(written >= 80, "only {written} files written");
     // The photo route replaced the faces of exactly the two VL photographs.
     replaced.sort();
     assert_eq!(
@@ -180,9 +197,45 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
             "dicom/ts/SC_ybr_full_422_uncompressed.dcm",
             "shorter than the image",
         ),
+        // Head MR (issue 6): whole series through the MRI route. One
+        // Enhanced MR instance of 10 frames (five transfer syntaxes of the
+        // same instance) carries no plane position at all; a single mosaic
+        // slice is too few.
+        (
+            "dicom/mr/emri_small.dcm",
+            "head MR series: geometry: no usable ImagePositionPatient",
+        ),
+        (
+            "dicom/mr/emri_small_RLE.dcm",
+            "head MR series: geometry: no usable ImagePositionPatient",
+        ),
+        (
+            "dicom/mr/emri_small_big_endian.dcm",
+            "head MR series: geometry: no usable ImagePositionPatient",
+        ),
+        (
+            "dicom/mr/emri_small_jpeg_2k_lossless.dcm",
+            "head MR series: geometry: no usable ImagePositionPatient",
+        ),
+        (
+            "dicom/mr/emri_small_jpeg_ls_lossless.dcm",
+            "head MR series: geometry: no usable ImagePositionPatient",
+        ),
+        (
+            "dicom/mr/siemens_mosaic_0.dcm",
+            "head MR series: too few slices: 1",
+        ),
+        // The brain MRA study on the DICOMDIR media: 7 projections and
+        // 3-plane localizers (series of 1 to 7 images) are head MR too.
+        ("dicom/dicomdir/98892003/", "head MR series: too few slices"),
+        // MERGE: with the face model built in, these 88 slices are written
+        // (with 113102) instead; until then the series is kept back whole.
+        ("derived/head_mr_t1_sag_lowres/", "face model not built in"),
     ];
     for (n, r) in &quarantined {
-        let ok = expected.iter().any(|(en, er)| en == n && r.contains(er));
+        let ok = expected.iter().any(|(en, er)| {
+            (en == n || (en.ends_with('/') && n.starts_with(en))) && r.contains(er)
+        });
         assert!(ok, "unexpected quarantine of {n}: {r}");
     }
 }

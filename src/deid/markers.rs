@@ -143,6 +143,23 @@ pub fn apply(obj: &mut InMemDicomObject, o: &Options, pixel_codes: &[MethodCode]
     ));
 }
 
+/// Append a free-text value to DeidentificationMethod after [`apply`]: a
+/// pixel route says there what it did (e.g. which MRI face mode ran).
+/// LO holds 64 characters and no backslash.
+pub fn add_method_note(obj: &mut InMemDicomObject, note: &str) {
+    let mut values: Vec<String> = obj
+        .get(DEIDENTIFICATION_METHOD)
+        .and_then(|e| e.value().to_multi_str().ok())
+        .map(|v| v.iter().map(|s| s.to_string()).collect())
+        .unwrap_or_default();
+    values.push(note.replace('\\', "/").chars().take(64).collect());
+    obj.put(DataElement::new(
+        DEIDENTIFICATION_METHOD,
+        VR::LO,
+        PrimitiveValue::Strs(values.into_iter().collect()),
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

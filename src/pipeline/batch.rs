@@ -68,6 +68,12 @@ fn encode_deidentified(
     super::precheck::check(bytes).map_err(|r| format!("cannot parse as DICOM Part 10: {r}"))?;
     let mut obj = parse(bytes)?;
     super::filter::check(&obj, filter)?;
+    // Safety net: head MR is remodeled as a series (pipeline::series), never
+    // passed alone with its face.
+    let class = obj.meta().media_storage_sop_class_uid().to_string();
+    if super::mri::select::is_head_mr(&obj, &class) {
+        return Err("head MR: only processed as a whole series by the MRI route".into());
+    }
     let calling_ae = obj
         .meta()
         .source_application_entity_title()
@@ -188,9 +194,30 @@ pub fn collect_files(input: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Add one outcome to the summary.
+fn count(s: &mut Summary, o: FileOutcome) {
+    match o {
+        FileOutcome::Written { report, .. } => {
+            s.written += 1;
+            s.report.merge(&report);
+        }
+        FileOutcome::Quarantined { reason, .. } => {
+            s.quarantined += 1;
+            let key = reason.chars().take(80).collect::<String>();
+            match s.reasons.iter_mut().find(|(r, _)| *r == key) {
+                Some((_, n)) => *n += 1,
+                None => s.reasons.push((key, 1)),
+            }
+        }
+    }
+}
+
 /// Run the batch with `jobs` worker threads (0 = one per core).
 pub fn run(rt: &Runtime, input: &Path, output: &Path, jobs: usize) -> Result<Summary> {
-    let files = collect_files(input)?;
+    let all = collect_files(input)?;
+    let n_files = all.len();
+    // Head MR series first, as series; every other file one by one below.
+    let (series, files) = super::series::batch::partition(rt, all);
     std::fs::create_dir_all(output)
         .with_context(|| format!("cannot create {}", output.display()))?;
     let quarantine = Quarantine::new(rt.quarantine_dir());
@@ -199,10 +226,21 @@ pub fn run(rt: &Runtime, input: &Path, output: &Path, jobs: usize) -> Result<Sum
         .build()
         .context("cannot start worker threads")?;
     let summary = Mutex::new(Summary {
-        files: files.len(),
+        files: n_files,
         ..Summary::default()
     });
     let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    for group in series.values() {
+        match super::series::batch::run_series(rt, group, output, &quarantine) {
+            Ok(outcomes) => {
+                let mut s = summary.lock().expect("summary lock");
+                outcomes.into_iter().for_each(|(_, o)| count(&mut s, o));
+            }
+            Err(e) => {
+                first_error.lock().expect("error lock").get_or_insert(e);
+            }
+        }
+    }
     pool.install(|| {
         files.par_iter().for_each(|f| {
             let origin = f.display().to_string();
@@ -222,18 +260,7 @@ pub fn run(rt: &Runtime, input: &Path, output: &Path, jobs: usize) -> Result<Sum
                 });
             let mut s = summary.lock().expect("summary lock");
             match res {
-                Ok(FileOutcome::Written { report, .. }) => {
-                    s.written += 1;
-                    s.report.merge(&report);
-                }
-                Ok(FileOutcome::Quarantined { reason, .. }) => {
-                    s.quarantined += 1;
-                    let key = reason.chars().take(80).collect::<String>();
-                    match s.reasons.iter_mut().find(|(r, _)| *r == key) {
-                        Some((_, n)) => *n += 1,
-                        None => s.reasons.push((key, 1)),
-                    }
-                }
+                Ok(o) => count(&mut s, o),
                 Err(e) => {
                     first_error.lock().expect("error lock").get_or_insert(e);
                 }

@@ -3,9 +3,11 @@
 pub mod batch;
 pub mod filter;
 pub mod forward;
+pub mod mri;
 pub mod output;
 pub mod photo;
 pub mod precheck;
 pub mod quarantine;
 pub mod router;
+pub mod series;
 pub mod spool;

@@ -136,6 +136,8 @@ struct Shared {
     quarantine: Quarantine,
     backlog: Mutex<VecDeque<String>>,
     rx: Mutex<mpsc::Receiver<String>>,
+    /// Head MR instances are moved here to wait for their series.
+    series: Option<Arc<crate::pipeline::series::holding::Holding>>,
 }
 
 enum Next {
@@ -154,6 +156,7 @@ impl Workers {
         rx: mpsc::Receiver<String>,
         threads: usize,
         router: Arc<Router>,
+        series: Option<Arc<crate::pipeline::series::holding::Holding>>,
     ) -> Result<Workers> {
         if !backlog.is_empty() {
             tracing::info!(
@@ -172,6 +175,7 @@ impl Workers {
             spool,
             backlog: Mutex::new(backlog.into()),
             rx: Mutex::new(rx),
+            series,
         });
         let handles = (0..threads.max(1))
             .map(|i| {
@@ -297,6 +301,12 @@ impl Shared {
         } else {
             &rt.config.filter
         };
+        // Head MR waits in the holding area for the rest of its series.
+        if let Some(h) = &self.series {
+            if crate::pipeline::series::hold_if_head_mr(h, rt, filter, id, &path, &bytes)? {
+                return Ok(());
+            }
+        }
         match process_bytes(
             &bytes,
             &origin,

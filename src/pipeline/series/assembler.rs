@@ -1,0 +1,133 @@
+//! The gateway's series thread: it watches the holding area, claims each
+//! complete series, runs it through the MRI route and hands the outputs to
+//! the router; only when they are durable is the series dropped. Held
+//! series survive restarts; claimed ones are redone first.
+
+use super::complete::is_complete;
+use super::holding::Holding;
+use super::process::{process_series, Context};
+use crate::keystore::KeyStore;
+use crate::pipeline::batch::FileOutcome;
+use crate::pipeline::quarantine::Quarantine;
+use crate::pipeline::router::Router;
+use crate::runtime::Runtime;
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How often the holding area is looked at.
+const TICK: Duration = Duration::from_millis(250);
+
+pub struct Assembler {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+struct State {
+    rt: Arc<Runtime>,
+    holding: Arc<Holding>,
+    router: Arc<Router>,
+    staging: PathBuf,
+    quarantine: Quarantine,
+}
+
+impl Assembler {
+    pub fn start(
+        rt: Arc<Runtime>,
+        holding: Arc<Holding>,
+        router: Arc<Router>,
+    ) -> Result<Assembler> {
+        let staging = rt.config.data_dir().join("staging");
+        std::fs::create_dir_all(&staging)?;
+        let st = State {
+            quarantine: Quarantine::new(rt.quarantine_dir()),
+            rt,
+            holding,
+            router,
+            staging,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("mri-series".into())
+            .spawn(move || st.run(&s))?;
+        Ok(Assembler { stop, handle })
+    }
+
+    /// Finish the series in progress and stop; open series stay held.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.handle.join();
+    }
+}
+
+impl State {
+    fn run(&self, stop: &AtomicBool) {
+        let quiet = Duration::from_secs(self.rt.mri.cfg.quiet_secs);
+        while !stop.load(Ordering::SeqCst) {
+            if let Err(e) = self.round(quiet) {
+                tracing::error!(error = %format!("{e:#}"), "head MR series: will retry");
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            std::thread::sleep(TICK);
+        }
+    }
+
+    /// Redo claimed series, then claim and do the complete open ones.
+    fn round(&self, quiet: Duration) -> Result<()> {
+        for dir in self.holding.claimed()? {
+            self.series(&dir)?;
+        }
+        let now = SystemTime::now();
+        for s in self.holding.open_series()? {
+            if is_complete(&s, quiet, now) {
+                tracing::info!(series = %s.key, instances = s.instances, frames = s.frames, "head MR series complete");
+                let dir = self.holding.claim(&s.key)?;
+                self.series(&dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn series(&self, dir: &Path) -> Result<()> {
+        let members = Holding::members(dir)?;
+        let ctx = Context {
+            deid: &self.rt.deid,
+            route: &self.rt.mri,
+            out_root: &self.staging,
+            quarantine: &self.quarantine,
+        };
+        let (mut written, mut quarantined) = (0, 0);
+        let mut placed = std::collections::HashSet::new();
+        for (_, outcome) in process_series(&members, &ctx)? {
+            match outcome {
+                // Copies of one instance share one output: placed once.
+                FileOutcome::Written { path, .. } if placed.contains(&path) => {}
+                FileOutcome::Written {
+                    path,
+                    info,
+                    calling_ae,
+                    ..
+                } => {
+                    placed.insert(path.clone());
+                    self.router.dispatch(&path, &info, calling_ae.as_deref())?;
+                    std::fs::remove_file(&path).ok();
+                    crate::metrics::inc(&crate::metrics::METRICS.instances_deidentified);
+                    written += 1;
+                }
+                FileOutcome::Quarantined { .. } => {
+                    crate::metrics::inc(&crate::metrics::METRICS.instances_quarantined);
+                    quarantined += 1;
+                }
+            }
+        }
+        crate::pipeline::output::sync_filesystem_of(&self.staging)?;
+        self.router.sync()?;
+        self.rt.store.flush()?;
+        self.holding.finish(dir)?;
+        tracing::info!(written, quarantined, "head MR series done");
+        Ok(())
+    }
+}

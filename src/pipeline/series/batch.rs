@@ -1,0 +1,56 @@
+//! Batch mode's share of the MRI route: head MR files are grouped by series
+//! and processed as series; every other file goes through unchanged.
+
+use super::classify::classify;
+use super::process::{process_series, Context, Member};
+use crate::pipeline::batch::FileOutcome;
+use crate::pipeline::quarantine::Quarantine;
+use crate::runtime::Runtime;
+use anyhow::{Context as _, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Split `files` into head MR series (by series pseudonym) and the rest.
+pub fn partition(
+    rt: &Runtime,
+    files: Vec<PathBuf>,
+) -> (BTreeMap<String, Vec<PathBuf>>, Vec<PathBuf>) {
+    let mut series: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let mut rest = Vec::new();
+    for f in files {
+        let head = std::fs::read(&f)
+            .ok()
+            .and_then(|b| classify(&b, &rt.config.filter, rt.deid.pseudonymizer()));
+        match head {
+            Some(h) => series.entry(h.key).or_default().push(f),
+            None => rest.push(f),
+        }
+    }
+    (series, rest)
+}
+
+/// Process one grouped series from files, writing under `out_root`; each
+/// outcome with the index of its file in `files`.
+pub fn run_series(
+    rt: &Runtime,
+    files: &[PathBuf],
+    out_root: &Path,
+    quarantine: &Quarantine,
+) -> Result<Vec<(usize, FileOutcome)>> {
+    let members = files
+        .iter()
+        .map(|f| {
+            Ok(Member {
+                origin: f.display().to_string(),
+                bytes: std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let ctx = Context {
+        deid: &rt.deid,
+        route: &rt.mri,
+        out_root,
+        quarantine,
+    };
+    process_series(&members, &ctx)
+}

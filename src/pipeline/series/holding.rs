@@ -1,0 +1,232 @@
+//! The durable holding area for head MR series, in plain files:
+//!
+//! ```text
+//! <data_dir>/series/open/<series pseudonym>/<spool id>~<frames>~<expected>.dcm
+//! <data_dir>/series/claimed/<series pseudonym>.<nanos>/...   complete, being processed
+//! <data_dir>/series/done/...                                 output durable, being deleted
+//! ```
+//!
+//! Every state change is a rename followed by an fsync of the folders
+//! involved, so after `kill -9` each instance is in exactly one place. A
+//! spool file is renamed in (same file system), not copied. A series is
+//! claimed as a whole, so instances arriving meanwhile start a new open
+//! folder instead of being deleted with the finished one. At start,
+//! `done/` leftovers are removed and `claimed/` series are redone (the same
+//! inputs give the same outputs).
+
+use super::classify::HeadInstance;
+use super::process::Member;
+use crate::runtime::create_private_dir;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+pub struct Holding {
+    open: PathBuf,
+    claimed: PathBuf,
+    done: PathBuf,
+    /// Serializes hold and claim, so no instance is renamed into a folder
+    /// that is being claimed.
+    lock: Mutex<()>,
+}
+
+/// What the completeness rule needs about an open series.
+#[derive(Debug, Clone)]
+pub struct OpenSeries {
+    pub key: String,
+    pub instances: usize,
+    pub frames: usize,
+    pub expected: Option<usize>,
+    /// Arrival time of the newest instance (file modification time).
+    pub last: SystemTime,
+}
+
+fn sync_dir(d: &Path) -> Result<()> {
+    std::fs::File::open(d)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot sync {}", d.display()))
+}
+
+fn is_key(k: &str) -> bool {
+    !k.is_empty() && k.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
+impl Holding {
+    pub fn open(data_dir: &Path) -> Result<Holding> {
+        let root = data_dir.join("series");
+        let h = Holding {
+            open: root.join("open"),
+            claimed: root.join("claimed"),
+            done: root.join("done"),
+            lock: Mutex::new(()),
+        };
+        for d in [&root, &h.open, &h.claimed, &h.done] {
+            create_private_dir(d)?;
+        }
+        for e in std::fs::read_dir(&h.done)?.flatten() {
+            std::fs::remove_dir_all(e.path()).ok();
+        }
+        Ok(h)
+    }
+
+    /// Move the durable spool file `src` into its series' open folder.
+    /// When this returns the instance survives a crash in its new place.
+    pub fn hold(&self, id: &str, src: &Path, head: &HeadInstance) -> Result<()> {
+        anyhow::ensure!(is_key(&head.key), "bad series key");
+        let _g = self.lock.lock().expect("holding lock");
+        let dir = self.open.join(&head.key);
+        let fresh = !dir.exists();
+        create_private_dir(&dir)?;
+        if fresh {
+            sync_dir(&self.open)?;
+        }
+        let name = format!(
+            "{id}~{}~{}.dcm",
+            head.frames,
+            head.expected.map_or(String::from("-"), |e| e.to_string())
+        );
+        std::fs::rename(src, dir.join(name))
+            .with_context(|| format!("cannot move {} into the holding area", src.display()))?;
+        sync_dir(&dir)?;
+        if let Some(from) = src.parent() {
+            sync_dir(from)?;
+        }
+        Ok(())
+    }
+
+    /// The open series with their counts.
+    pub fn open_series(&self) -> Result<Vec<OpenSeries>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.open)?.flatten() {
+            let key = e.file_name().to_string_lossy().to_string();
+            let mut s = OpenSeries {
+                key,
+                instances: 0,
+                frames: 0,
+                expected: None,
+                last: SystemTime::UNIX_EPOCH,
+            };
+            for f in std::fs::read_dir(e.path())?.flatten() {
+                let name = f.file_name().to_string_lossy().to_string();
+                let Some(stem) = name.strip_suffix(".dcm") else {
+                    continue;
+                };
+                let mut parts = stem.split('~').skip(1);
+                s.instances += 1;
+                s.frames += parts.next().and_then(|v| v.parse().ok()).unwrap_or(1);
+                let exp = parts.next().and_then(|v| v.parse::<usize>().ok());
+                s.expected = s.expected.max(exp);
+                if let Ok(t) = f.metadata().and_then(|m| m.modified()) {
+                    s.last = s.last.max(t);
+                }
+            }
+            out.push(s);
+        }
+        out.sort_by_key(|s| s.last);
+        Ok(out)
+    }
+
+    /// Take a complete series out of `open/`; returns its claimed folder.
+    pub fn claim(&self, key: &str) -> Result<PathBuf> {
+        anyhow::ensure!(is_key(key), "bad series key");
+        let _g = self.lock.lock().expect("holding lock");
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dst = self.claimed.join(format!("{key}.{nanos}"));
+        std::fs::rename(self.open.join(key), &dst).context("cannot claim a held series")?;
+        sync_dir(&self.claimed)?;
+        sync_dir(&self.open)?;
+        Ok(dst)
+    }
+
+    /// Claimed series not yet finished (after a restart), oldest first.
+    pub fn claimed(&self) -> Result<Vec<PathBuf>> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&self.claimed)?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// The instances of a claimed series, in file-name (arrival) order.
+    pub fn members(dir: &Path) -> Result<Vec<Member>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|p| {
+                let id = p.file_stem().unwrap_or_default().to_string_lossy();
+                let id = id.split('~').next().unwrap_or_default().to_string();
+                Ok(Member {
+                    origin: format!("scp spool {id} (head MR series)"),
+                    bytes: std::fs::read(&p)
+                        .with_context(|| format!("cannot read {}", p.display()))?,
+                })
+            })
+            .collect()
+    }
+
+    /// The series' outputs are durable: drop its instances. The rename into
+    /// `done/` is the commit point; deleting is only cleanup.
+    pub fn finish(&self, claimed: &Path) -> Result<()> {
+        let name = claimed.file_name().context("claimed folder without name")?;
+        let dst = self.done.join(name);
+        std::fs::rename(claimed, &dst).context("cannot retire a finished series")?;
+        sync_dir(&self.done)?;
+        sync_dir(&self.claimed)?;
+        std::fs::remove_dir_all(&dst).ok();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hold_claim_finish_and_late_arrivals() {
+        let tmp = tempfile::tempdir().unwrap();
+        let h = Holding::open(tmp.path()).unwrap();
+        let head = HeadInstance {
+            key: "2.25.1".into(),
+            frames: 1,
+            expected: Some(2),
+        };
+        for id in ["a", "b"] {
+            let src = tmp.path().join(format!("{id}.dcm"));
+            std::fs::write(&src, id).unwrap();
+            h.hold(id, &src, &head).unwrap();
+            assert!(!src.exists());
+        }
+        let open = h.open_series().unwrap();
+        assert_eq!(
+            (open[0].instances, open[0].frames, open[0].expected),
+            (2, 2, Some(2))
+        );
+        let c = h.claim("2.25.1").unwrap();
+        // A late instance opens a new folder; the claimed one is untouched.
+        let late = tmp.path().join("c.dcm");
+        std::fs::write(&late, "c").unwrap();
+        h.hold("c", &late, &head).unwrap();
+        let m = Holding::members(&c).unwrap();
+        assert_eq!(
+            m.iter().map(|m| m.bytes.clone()).collect::<Vec<_>>(),
+            [b"a", b"b"]
+        );
+        // Reopening keeps claimed work for a redo.
+        drop(h);
+        let h = Holding::open(tmp.path()).unwrap();
+        assert_eq!(h.claimed().unwrap(), vec![c.clone()]);
+        h.finish(&c).unwrap();
+        assert!(h.claimed().unwrap().is_empty());
+        assert_eq!(h.open_series().unwrap()[0].instances, 1);
+    }
+}

@@ -1,0 +1,32 @@
+//! Series assembly for head MR: instances are held durably per series until
+//! the series is complete, then processed together (see `holding` for the
+//! on-disk states, `complete` for the rule).
+
+pub mod assembler;
+pub mod batch;
+pub mod classify;
+pub mod complete;
+pub mod holding;
+pub mod process;
+
+use crate::runtime::Runtime;
+use std::path::Path;
+
+/// For the spool workers: if `bytes` (spool file `src`) is head MR, move it
+/// into the holding area and return true; its series thread takes it from
+/// there. False: process it as a single instance.
+pub fn hold_if_head_mr(
+    holding: &holding::Holding,
+    rt: &Runtime,
+    filter: &crate::config::FilterConfig,
+    id: &str,
+    src: &Path,
+    bytes: &[u8],
+) -> anyhow::Result<bool> {
+    let Some(head) = classify::classify(bytes, filter, rt.deid.pseudonymizer()) else {
+        return Ok(false);
+    };
+    holding.hold(id, src, &head)?;
+    tracing::info!(series = %head.key, frames = head.frames, "head MR instance held for its series");
+    Ok(true)
+}
