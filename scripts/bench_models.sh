@@ -13,6 +13,4 @@ MODEL=${MODEL:-models/chest}
 features=()
 if [ "$DEVICE" != cpu ]; then features=(--features cuda); fi
 cargo build --release "${features[@]}"
-dev_args=()
-if [ "$DEVICE" != cpu ]; then dev_args=(--data . --device "$DEVICE"); fi
-./target/release/deidgate eval chest --bench --model "$MODEL" --native "$NATIVE" --reps "$REPS" "${dev_args[@]}"
+./target/release/deidgate eval chest --bench --model "$MODEL" --native "$NATIVE" --reps "$REPS" --device "$DEVICE"

@@ -29,17 +29,14 @@ pub struct ChestEvalArgs {
     #[arg(long, default_value_t = 20)]
     pub reps: usize,
     #[command(flatten)]
-    pub common: Option<ChestProtocolArgs>,
+    pub common: ChestProtocolArgs,
 }
 
 pub fn run(cmd: EvalCmd) -> anyhow::Result<()> {
     match cmd {
         EvalCmd::Chest(a) if a.bench => run_bench(&a),
         EvalCmd::Chest(a) => {
-            let c = a
-                .common
-                .as_ref()
-                .ok_or_else(|| anyhow::anyhow!("eval chest needs --data (or --bench)"))?;
+            let c = &a.common;
             let out = a.out.clone().unwrap_or_else(|| a.model.join("eval"));
             let o = protocol_opts(c, out)?;
             let r = protocol::eval(&o, &a.model)?;
@@ -50,10 +47,7 @@ pub fn run(cmd: EvalCmd) -> anyhow::Result<()> {
 }
 
 fn run_bench(a: &ChestEvalArgs) -> anyhow::Result<()> {
-    let dev = match &a.common {
-        Some(c) => crate::models::chest::device(&c.device)?,
-        None => candle_core::Device::Cpu,
-    };
+    let dev = crate::models::chest::device(&a.common.device)?;
     let (w, h) = a
         .native
         .split_once('x')

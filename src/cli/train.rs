@@ -14,7 +14,7 @@ pub enum TrainCmd {
 #[derive(Args, Debug, Clone)]
 pub struct ChestProtocolArgs {
     /// Data folder (Hannover, NIH 64 px subset or full ChestX-ray14 layout); repeat for several.
-    #[arg(long = "data", required = true)]
+    #[arg(long = "data")]
     pub data: Vec<PathBuf>,
     /// Model input side (multiple of 16); 256 in the paper.
     #[arg(long, default_value_t = 256)]
@@ -81,7 +81,7 @@ pub struct ChestTrainArgs {
 /// Build the protocol options from the shared arguments.
 pub fn protocol_opts(c: &ChestProtocolArgs, out: PathBuf) -> anyhow::Result<ProtocolOpts> {
     anyhow::ensure!(
-        c.size >= 16 && c.size % 16 == 0,
+        c.size >= 16 && c.size.is_multiple_of(16),
         "--size must be a multiple of 16"
     );
     Ok(ProtocolOpts {

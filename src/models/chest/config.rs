@@ -61,7 +61,7 @@ impl ChestConfig {
 
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            self.input_size >= 16 && self.input_size % 16 == 0,
+            self.input_size >= 16 && self.input_size.is_multiple_of(16),
             "chest config: input_size {} must be a positive multiple of 16",
             self.input_size
         );

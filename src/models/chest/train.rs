@@ -183,6 +183,7 @@ fn epoch_line(what: &str, epoch: usize, epochs: usize, loss: f64, secs: f64) {
 
 /// Train the siamese network on pairs (left[a], right[b]): for each anchor
 /// one same-patient and one different-patient partner per epoch.
+#[allow(clippy::too_many_arguments)]
 pub fn train_reid(
     snn: &Siamese,
     vars: &VarMap,
