@@ -76,6 +76,9 @@ pub struct ChestTrainArgs {
     pub epochs_identity: usize,
     #[arg(long, default_value_t = 10)]
     pub epochs_gen: usize,
+    /// Cap on identity/generator steps per epoch (0: whole epochs); for slow CPUs.
+    #[arg(long, default_value_t = 0)]
+    pub max_steps: usize,
 }
 
 /// Build the protocol options from the shared arguments.
@@ -106,6 +109,7 @@ pub fn protocol_opts(c: &ChestProtocolArgs, out: PathBuf) -> anyhow::Result<Prot
         max_test_pairs: c.max_test_pairs,
         bootstrap_reps: c.bootstrap,
         elastic: !c.no_elastic,
+        max_steps: 0,
         device: crate::models::chest::device(&c.device)?,
     })
 }
@@ -120,6 +124,7 @@ pub fn run(cmd: TrainCmd) -> anyhow::Result<()> {
             o.base_width = a.width;
             o.epochs_identity = a.epochs_identity;
             o.epochs_gen = a.epochs_gen;
+            o.max_steps = a.max_steps;
             let r = protocol::train(&o)?;
             print!("{}", protocol::markdown(&r));
             Ok(())

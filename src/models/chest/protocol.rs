@@ -47,6 +47,8 @@ pub struct ProtocolOpts {
     pub max_test_pairs: usize,
     pub bootstrap_reps: usize,
     pub elastic: bool,
+    /// Cap on generator/identity steps per epoch (0: none).
+    pub max_steps: usize,
     pub device: Device,
 }
 
@@ -150,6 +152,7 @@ impl Context {
             lr: o.lr,
             seed: o.seed,
             device: o.device.clone(),
+            max_steps: o.max_steps,
         };
         let snn_vars = VarMap::new();
         let snn = Siamese::new(vb(&snn_vars, &o.device), o.snn_width)?;
@@ -379,7 +382,7 @@ fn fmt_ci(c: &Option<Ci>) -> String {
 fn settings_line(o: &ProtocolOpts) -> String {
     format!(
         "size {s}, U-Net width {bw}, ResNet-18 width {sw}, DenseNet growth {g}×{l} layers/block, batch {b}, Adam lr {lr}, \
-         epochs re-id {er} / classifier {ec} / identity {ei} / generator {eg}, seed {seed}, test fraction {tf}, bootstrap {br}",
+         epochs re-id {er} / classifier {ec} / identity {ei} / generator {eg} (max steps/epoch {ms}), seed {seed}, test fraction {tf}, bootstrap {br}",
         s = o.size,
         bw = o.base_width,
         sw = o.snn_width,
@@ -391,6 +394,7 @@ fn settings_line(o: &ProtocolOpts) -> String {
         ec = o.epochs_cls,
         ei = o.epochs_identity,
         eg = o.epochs_gen,
+        ms = o.max_steps,
         seed = o.seed,
         tf = o.test_frac,
         br = o.bootstrap_reps

@@ -21,6 +21,19 @@ pub struct TrainOpts {
     pub lr: f64,
     pub seed: u64,
     pub device: Device,
+    /// Cap on steps per epoch of the generator loops (0: whole epoch), so a
+    /// slow CPU can run the protocol end to end.
+    pub max_steps: usize,
+}
+
+impl TrainOpts {
+    fn cap(&self, steps: usize) -> usize {
+        if self.max_steps == 0 {
+            steps
+        } else {
+            steps.min(self.max_steps)
+        }
+    }
 }
 
 /// Adam (AdamW with zero weight decay; BatchNorm running statistics live in
@@ -340,12 +353,10 @@ pub fn pretrain_identity(
     for e in 0..epochs {
         let t0 = std::time::Instant::now();
         order.shuffle(&mut rng);
-        let pb = bar(
-            order.len().div_ceil(o.batch),
-            &format!("identity {}/{epochs}", e + 1),
-        );
+        let n = o.cap(order.len().div_ceil(o.batch));
+        let pb = bar(n, &format!("identity {}/{epochs}", e + 1));
         let (mut total, mut steps) = (0.0, 0);
-        for chunk in order.chunks(o.batch) {
+        for chunk in order.chunks(o.batch).take(n) {
             let t = g.forward_t(&bank.batch(chunk, &o.device)?, true)?;
             let loss = t.sqr()?.mean_all()?;
             opt.backward_step(&loss)?;
@@ -405,12 +416,10 @@ pub fn train_generator(
     for e in 0..epochs {
         let t0 = std::time::Instant::now();
         anchors.shuffle(&mut rng);
-        let pb = bar(
-            anchors.len().div_ceil(half),
-            &format!("generator μ={mu} {}/{epochs}", e + 1),
-        );
+        let n = o.cap(anchors.len().div_ceil(half));
+        let pb = bar(n, &format!("generator μ={mu} {}/{epochs}", e + 1));
         let (mut total, mut steps) = (0.0, 0);
-        for chunk in anchors.chunks(half) {
+        for chunk in anchors.chunks(half).take(n) {
             let na = chunk.len();
             let pos: Vec<usize> = chunk.iter().map(|&i| index.positive(i, &mut rng)).collect();
             let neg: Vec<usize> = chunk.iter().map(|&i| index.negative(i, &mut rng)).collect();
