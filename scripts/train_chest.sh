@@ -5,11 +5,11 @@
 # anonymized pairs, random elastic baseline) in one command.
 #
 # Environment (defaults are the paper's setting; the committed CPU weights
-# used SIZE=64 WIDTH=8 SNN_WIDTH=8 CLS_GROWTH=6 CLS_LAYERS=2 BATCH=64 LR=1e-3
-# EPOCHS_REID=3 EPOCHS_CLS=3 EPOCHS_IDENTITY=1 EPOCHS_GEN=2):
+# used SIZE=64 WIDTH=8 SNN_WIDTH=8 CLS_GROWTH=6 CLS_LAYERS=2 BATCH=32 LR=1e-3
+# EPOCHS_REID=2 EPOCHS_CLS=2 EPOCHS_IDENTITY=1 EPOCHS_GEN=1 MAX_IMAGES=500 MAX_STEPS=6):
 #   SIZE=256 WIDTH=32 DEVICE=cpu|cuda|auto MUS=0.001,0.005,0.01 DEFAULT_MU=0.01
 #   EPOCHS_REID EPOCHS_CLS EPOCHS_IDENTITY EPOCHS_GEN BATCH LR SEED
-#   SNN_WIDTH CLS_GROWTH CLS_LAYERS MAX_IMAGES OUT=models/chest
+#   SNN_WIDTH CLS_GROWTH CLS_LAYERS MAX_IMAGES MAX_STEPS OUT=models/chest
 #   DATA="../shared/data/chest/nih_cxr14_64px ../shared/data/chest/hannover_covid"
 #   (add a full ChestX-ray14 folder with Data_Entry_2017*.csv to train at scale)
 # Note: the NIH subset is 64 px; at SIZE>64 it is upsampled (no new detail).
@@ -42,6 +42,8 @@ data_args=()
 for d in $DATA; do data_args+=(--data "$d"); done
 extra=()
 if [ -n "${MAX_IMAGES:-}" ]; then extra+=(--max-images "$MAX_IMAGES"); fi
+gen_extra=()
+if [ -n "${MAX_STEPS:-}" ]; then gen_extra+=(--max-steps "$MAX_STEPS"); fi
 common=(--device "$DEVICE" --seed "$SEED" --batch "$BATCH" --lr "$LR"
   --epochs-reid "$EPOCHS_REID" --epochs-cls "$EPOCHS_CLS"
   --snn-width "$SNN_WIDTH" --cls-growth "$CLS_GROWTH" --cls-layers "$CLS_LAYERS")
@@ -49,7 +51,7 @@ common=(--device "$DEVICE" --seed "$SEED" --batch "$BATCH" --lr "$LR"
 mkdir -p "$OUT"
 ./target/release/deidgate train chest "${data_args[@]}" "${extra[@]}" "${common[@]}" \
   --out "$OUT" --size "$SIZE" --width "$WIDTH" --mu "$MUS" --default-mu "$DEFAULT_MU" \
-  --epochs-identity "$EPOCHS_IDENTITY" --epochs-gen "$EPOCHS_GEN" \
+  --epochs-identity "$EPOCHS_IDENTITY" --epochs-gen "$EPOCHS_GEN" "${gen_extra[@]}" \
   2>&1 | tee "$OUT/train.log"
 
 # Re-evaluate the written default model from disk (fresh attacker, elastic
