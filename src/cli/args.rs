@@ -63,6 +63,16 @@ pub enum Command {
         #[command(subcommand)]
         cmd: UsersCmd,
     },
+    /// Train a pixel model from data.
+    Train {
+        #[command(subcommand)]
+        cmd: super::train::TrainCmd,
+    },
+    /// Evaluate or benchmark a trained pixel model.
+    Eval {
+        #[command(subcommand)]
+        cmd: super::eval::EvalCmd,
+    },
 }
 
 #[derive(Subcommand, Debug, Serialize, Deserialize)]

@@ -2,8 +2,10 @@
 //! named after them.
 
 mod args;
+pub mod eval;
 mod keys;
 pub mod store_cmds;
+pub mod train;
 
 pub use args::*;
 
@@ -36,6 +38,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Audit { cmd } => store_cmds::run(&cfg, StoreCmd::Audit(cmd)),
         Command::Quarantine { cmd } => quarantine(&cfg, cmd),
         Command::Users { cmd } => store_cmds::run(&cfg, StoreCmd::Users(cmd)),
+        Command::Train { cmd } => train::run(cmd),
+        Command::Eval { cmd } => eval::run(cmd),
     }
 }
 

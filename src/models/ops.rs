@@ -433,3 +433,504 @@ mod nhwc_tests {
         Ok(())
     }
 }
+
+// ---------------------------------------------------------------------------
+// Differentiable operations for the chest deformation model (PriCheXy-Net).
+// Candle 0.11 has no grid_sample, no backward for upsample_bilinear2d and no
+// backward for max-pool when kernel != stride, so these are composed from
+// primitives whose backward passes candle does have (gather, maximum,
+// matmul, conv2d, narrow/cat).
+// ---------------------------------------------------------------------------
+
+/// Bilinear `grid_sample` with `padding_mode="border"` and
+/// `align_corners=true`, as PyTorch defines it.
+///
+/// `input` is N×C×H×W, `grid` is N×Ho×Wo×2 with (x, y) in [-1, 1]; -1 is the
+/// centre of the first pixel and +1 that of the last. Coordinates outside are
+/// clamped to the border. Gradients flow to both `input` and `grid` (the
+/// corner indices come from `floor`, which candle treats as constant).
+pub fn grid_sample(input: &Tensor, grid: &Tensor) -> Result<Tensor> {
+    let (n, c, h, w) = input.dims4()?;
+    let (gn, ho, wo, two) = grid.dims4()?;
+    if gn != n || two != 2 {
+        candle_core::bail!(
+            "grid_sample: grid {:?} for input {:?}",
+            grid.dims(),
+            input.dims()
+        );
+    }
+    let gx = grid.narrow(3, 0, 1)?.squeeze(3)?; // N×Ho×Wo
+    let gy = grid.narrow(3, 1, 1)?.squeeze(3)?;
+    let ix = ((gx + 1.0)? * ((w as f64 - 1.0) / 2.0))?.clamp(0f32, (w - 1) as f32)?;
+    let iy = ((gy + 1.0)? * ((h as f64 - 1.0) / 2.0))?.clamp(0f32, (h - 1) as f32)?;
+    let x0 = ix.floor()?.detach();
+    let y0 = iy.floor()?.detach();
+    let wx = (&ix - &x0)?; // in [0, 1]
+    let wy = (&iy - &y0)?;
+    let x1 = (&x0 + 1.0)?.clamp(0f32, (w - 1) as f32)?;
+    let y1 = (&y0 + 1.0)?.clamp(0f32, (h - 1) as f32)?;
+    let flat = input.reshape((n, c, h * w))?;
+    let gather = |yy: &Tensor, xx: &Tensor| -> Result<Tensor> {
+        let idx = ((yy * w as f64)? + xx)?
+            .to_dtype(DType::U32)?
+            .reshape((n, 1, ho * wo))?
+            .broadcast_as((n, c, ho * wo))?
+            .contiguous()?;
+        flat.gather(&idx, 2)?.reshape((n, c, ho, wo))
+    };
+    let v00 = gather(&y0, &x0)?;
+    let v01 = gather(&y0, &x1)?;
+    let v10 = gather(&y1, &x0)?;
+    let v11 = gather(&y1, &x1)?;
+    let wx = wx.unsqueeze(1)?.to_dtype(input.dtype())?;
+    let wy = wy.unsqueeze(1)?.to_dtype(input.dtype())?;
+    let top = (v00.broadcast_mul(&(1.0 - &wx)?)? + v01.broadcast_mul(&wx)?)?;
+    let bot = (v10.broadcast_mul(&(1.0 - &wx)?)? + v11.broadcast_mul(&wx)?)?;
+    top.broadcast_mul(&(1.0 - &wy)?)? + bot.broadcast_mul(&wy)?
+}
+
+/// The identity sampling grid (N×H×W×2, x then y, align_corners=true).
+pub fn identity_grid(n: usize, h: usize, w: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let lin = |len: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                if len > 1 {
+                    -1.0 + 2.0 * i as f32 / (len - 1) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    };
+    let xs = Tensor::from_vec(lin(w), (1, w), device)?.broadcast_as((h, w))?;
+    let ys = Tensor::from_vec(lin(h), (h, 1), device)?.broadcast_as((h, w))?;
+    Tensor::stack(&[xs, ys], 2)?
+        .unsqueeze(0)?
+        .broadcast_as((n, h, w, 2))?
+        .contiguous()
+}
+
+/// Normalised 1-D Gaussian taps (sum 1).
+pub fn gaussian_taps(size: usize, sigma: f64) -> Vec<f32> {
+    let c = (size as f64 - 1.0) / 2.0;
+    let raw: Vec<f64> = (0..size)
+        .map(|i| (-((i as f64 - c).powi(2)) / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let s: f64 = raw.iter().sum();
+    raw.iter().map(|v| (v / s) as f32).collect()
+}
+
+/// Separable Gaussian smoothing of every channel of an N×C×H×W tensor with
+/// **replicate** padding (edge values repeated). Replicate rather than zero
+/// padding so that a displacement field is not pulled towards zero at the
+/// image border; and because the taps are non-negative and sum to one, every
+/// output is a convex combination of inputs, so |smoothed| <= max |input|.
+pub fn gaussian_blur(xs: &Tensor, size: usize, sigma: f64) -> Result<Tensor> {
+    let (n, c, h, w) = xs.dims4()?;
+    let taps = gaussian_taps(size, sigma);
+    let r = size / 2;
+    let dev = xs.device();
+    let kx = Tensor::from_vec(taps.clone(), (1, 1, 1, size), dev)?.to_dtype(xs.dtype())?;
+    let ky = Tensor::from_vec(taps, (1, 1, size, 1), dev)?.to_dtype(xs.dtype())?;
+    let flat = xs.reshape((n * c, 1, h, w))?;
+    let padded = flat.pad_with_same(3, r, r)?;
+    let rows = padded.conv2d(&kx, 0, 1, 1, 1)?;
+    let padded = rows.pad_with_same(2, r, r)?;
+    padded.conv2d(&ky, 0, 1, 1, 1)?.reshape((n, c, h, w))
+}
+
+/// Bilinear interpolation matrix (out×inp) mapping a length-`inp` signal to
+/// length `out`. `align_corners=true` maps first/last samples onto each
+/// other (right for fields in normalized grid units); `false` uses PyTorch's
+/// half-pixel centres (right for images).
+pub fn interp_matrix(out: usize, inp: usize, align_corners: bool) -> Vec<f32> {
+    let mut m = vec![0f32; out * inp];
+    for o in 0..out {
+        let src = if align_corners {
+            if out > 1 {
+                o as f64 * (inp as f64 - 1.0) / (out as f64 - 1.0)
+            } else {
+                0.0
+            }
+        } else {
+            ((o as f64 + 0.5) * inp as f64 / out as f64 - 0.5).max(0.0)
+        };
+        let i0 = (src.floor() as usize).min(inp - 1);
+        let i1 = (i0 + 1).min(inp - 1);
+        let f = (src - i0 as f64) as f32;
+        m[o * inp + i0] += 1.0 - f;
+        m[o * inp + i1] += f;
+    }
+    m
+}
+
+/// Bilinear resize of N×C×H×W to N×C×oh×ow as two matrix products
+/// (A_h · X · A_wᵀ), so the backward pass is candle's matmul backward.
+pub fn resize_bilinear(xs: &Tensor, oh: usize, ow: usize, align_corners: bool) -> Result<Tensor> {
+    let (_n, _c, h, w) = xs.dims4()?;
+    let dev = xs.device();
+    let ah = Tensor::from_vec(interp_matrix(oh, h, align_corners), (oh, h), dev)?
+        .to_dtype(xs.dtype())?;
+    let awt = Tensor::from_vec(interp_matrix(ow, w, align_corners), (ow, w), dev)?
+        .to_dtype(xs.dtype())?
+        .t()?;
+    ah.broadcast_matmul(xs)?.broadcast_matmul(&awt)
+}
+
+/// Max-pool (k×k, stride s, symmetric zero-cost padding `pad`) whose backward
+/// works for any kernel/stride: the padded border is a large negative value,
+/// each of the k² window offsets is a strided view (narrow + reshape), and
+/// the result is their elementwise maximum. Output size is PyTorch's
+/// floor((H + 2·pad − k)/s) + 1.
+pub fn max_pool2d_padded(xs: &Tensor, k: usize, s: usize, pad: usize) -> Result<Tensor> {
+    let (n, c, h, w) = xs.dims4()?;
+    let oh = (h + 2 * pad - k) / s + 1;
+    let ow = (w + 2 * pad - k) / s + 1;
+    // Room for k-1 + s*oh rows so every offset can take s*oh rows.
+    let ph = (k - 1 + s * oh).max(h + 2 * pad);
+    let pw = (k - 1 + s * ow).max(w + 2 * pad);
+    let neg = -1e30f64;
+    let dev = xs.device();
+    let fill = |shape: (usize, usize, usize, usize)| -> Result<Tensor> {
+        Tensor::full(neg as f32, shape, dev)?.to_dtype(xs.dtype())
+    };
+    let mut x = xs.clone();
+    let (right_w, right_h) = (pw - w - pad, ph - h - pad);
+    let mut parts = vec![];
+    if pad > 0 {
+        parts.push(fill((n, c, h, pad))?);
+    }
+    parts.push(x);
+    if right_w > 0 {
+        parts.push(fill((n, c, h, right_w))?);
+    }
+    x = Tensor::cat(&parts, 3)?;
+    let mut parts = vec![];
+    if pad > 0 {
+        parts.push(fill((n, c, pad, pw))?);
+    }
+    parts.push(x);
+    if right_h > 0 {
+        parts.push(fill((n, c, right_h, pw))?);
+    }
+    x = Tensor::cat(&parts, 2)?;
+    let mut out: Option<Tensor> = None;
+    for ky in 0..k {
+        for kx in 0..k {
+            let v = x
+                .narrow(2, ky, s * oh)?
+                .narrow(3, kx, s * ow)?
+                .reshape((n, c, oh, s, ow, s))?
+                .narrow(3, 0, 1)?
+                .narrow(5, 0, 1)?
+                .reshape((n, c, oh, ow))?;
+            out = Some(match out {
+                None => v,
+                Some(o) => o.maximum(&v)?,
+            });
+        }
+    }
+    out.ok_or_else(|| candle_core::Error::Msg("max_pool2d_padded: empty kernel".into()))
+}
+
+/// log(1 + exp(x)) without overflow: max(x, 0) + log(1 + exp(−|x|)).
+pub fn softplus(xs: &Tensor) -> Result<Tensor> {
+    xs.relu()? + (xs.abs()?.neg()?.exp()? + 1.0)?.log()?
+}
+
+/// Mean binary cross-entropy on logits, stable for large |x|:
+/// max(x, 0) − x·y + log(1 + exp(−|x|)).
+pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    (softplus(logits)? - (logits * targets)?)?.mean_all()
+}
+
+#[cfg(test)]
+mod chest_op_tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn rnd(n: usize, seed: u64) -> Vec<f32> {
+        // Small LCG: deterministic test data without extra dependencies.
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 33) as f64 / (1u64 << 31) as f64) as f32
+            })
+            .collect()
+    }
+
+    /// Reference grid_sample written independently with f64 loops.
+    fn grid_sample_ref(
+        inp: &[f32],
+        c: usize,
+        h: usize,
+        w: usize,
+        grid: &[f32],
+        ho: usize,
+        wo: usize,
+    ) -> Vec<f64> {
+        let mut out = vec![0f64; c * ho * wo];
+        for i in 0..ho * wo {
+            let gx = grid[2 * i] as f64;
+            let gy = grid[2 * i + 1] as f64;
+            let x = ((gx + 1.0) / 2.0 * (w - 1) as f64).clamp(0.0, (w - 1) as f64);
+            let y = ((gy + 1.0) / 2.0 * (h - 1) as f64).clamp(0.0, (h - 1) as f64);
+            for ch in 0..c {
+                let px = |yy: i64, xx: i64| {
+                    let yy = yy.clamp(0, h as i64 - 1) as usize;
+                    let xx = xx.clamp(0, w as i64 - 1) as usize;
+                    inp[ch * h * w + yy * w + xx] as f64
+                };
+                let (x0, y0) = (x.floor(), y.floor());
+                let (fx, fy) = (x - x0, y - y0);
+                let (x0, y0) = (x0 as i64, y0 as i64);
+                out[ch * ho * wo + i] = px(y0, x0) * (1.0 - fx) * (1.0 - fy)
+                    + px(y0, x0 + 1) * fx * (1.0 - fy)
+                    + px(y0 + 1, x0) * (1.0 - fx) * fy
+                    + px(y0 + 1, x0 + 1) * fx * fy;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn grid_sample_matches_reference_including_border() {
+        let dev = Device::Cpu;
+        let (c, h, w, ho, wo) = (2, 5, 7, 4, 6);
+        let inp = rnd(c * h * w, 1);
+        // Grid in [-1.3, 1.3] so some points fall outside and hit the border.
+        let grid: Vec<f32> = rnd(ho * wo * 2, 2).iter().map(|v| v * 2.6 - 1.3).collect();
+        let t = Tensor::from_vec(inp.clone(), (1, c, h, w), &dev).unwrap();
+        let g = Tensor::from_vec(grid.clone(), (1, ho, wo, 2), &dev).unwrap();
+        let got: Vec<f32> = grid_sample(&t, &g)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let want = grid_sample_ref(&inp, c, h, w, &grid, ho, wo);
+        for (a, b) in got.iter().zip(&want) {
+            assert!((*a as f64 - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn grid_sample_identity_grid_is_identity() {
+        let dev = Device::Cpu;
+        let inp = rnd(3 * 9 * 11, 3);
+        let t = Tensor::from_vec(inp.clone(), (1, 3, 9, 11), &dev).unwrap();
+        let g = identity_grid(1, 9, 11, &dev).unwrap();
+        let got: Vec<f32> = grid_sample(&t, &g)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for (a, b) in got.iter().zip(&inp) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn grid_sample_gradients_match_finite_differences() {
+        let dev = Device::Cpu;
+        let (h, w, ho, wo) = (4, 5, 3, 3);
+        let inp = rnd(h * w, 4);
+        // Keep points strictly inside and ≥ 0.1 px away from integer positions
+        // so the function is smooth where we difference it.
+        let r = rnd(ho * wo * 4, 5);
+        let grid: Vec<f32> = (0..ho * wo * 2)
+            .map(|k| {
+                let len = if k % 2 == 0 { w } else { h };
+                let cell = (r[2 * k] * (len - 1) as f32).floor().min((len - 2) as f32);
+                let px = cell + 0.1 + 0.8 * r[2 * k + 1];
+                px / (len - 1) as f32 * 2.0 - 1.0
+            })
+            .collect();
+        let wts = rnd(ho * wo, 6); // loss = sum(weights * out)
+        let loss_of = |inp: &[f32], grid: &[f32]| -> f64 {
+            let o = grid_sample_ref(inp, 1, h, w, grid, ho, wo);
+            o.iter().zip(&wts).map(|(a, b)| a * *b as f64).sum()
+        };
+        let vi = Var::from_vec(inp.clone(), (1, 1, h, w), &dev).unwrap();
+        let vg = Var::from_vec(grid.clone(), (1, ho, wo, 2), &dev).unwrap();
+        let wt = Tensor::from_vec(wts.clone(), (1, 1, ho, wo), &dev).unwrap();
+        let loss = (grid_sample(vi.as_tensor(), vg.as_tensor()).unwrap() * &wt)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = loss.backward().unwrap();
+        let gi: Vec<f32> = grads
+            .get(&vi)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let gg: Vec<f32> = grads
+            .get(&vg)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let eps = 1e-3f32;
+        for k in 0..inp.len() {
+            let (mut p, mut m) = (inp.clone(), inp.clone());
+            p[k] += eps;
+            m[k] -= eps;
+            let fd = (loss_of(&p, &grid) - loss_of(&m, &grid)) / (2.0 * eps as f64);
+            assert!(
+                (fd - gi[k] as f64).abs() < 1e-3,
+                "input grad {k}: {fd} vs {}",
+                gi[k]
+            );
+        }
+        for k in 0..grid.len() {
+            let (mut p, mut m) = (grid.clone(), grid.clone());
+            p[k] += eps;
+            m[k] -= eps;
+            let fd = (loss_of(&inp, &p) - loss_of(&inp, &m)) / (2.0 * eps as f64);
+            assert!(
+                (fd - gg[k] as f64).abs() < 2e-3,
+                "grid grad {k}: {fd} vs {}",
+                gg[k]
+            );
+        }
+    }
+
+    #[test]
+    fn gaussian_blur_matches_naive_replicate_convolution() {
+        let dev = Device::Cpu;
+        let (h, w) = (12, 10);
+        let inp = rnd(h * w, 7);
+        let t = Tensor::from_vec(inp.clone(), (1, 1, h, w), &dev).unwrap();
+        let got: Vec<f32> = gaussian_blur(&t, 9, 2.0)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        // Naive 2-D 9×9 Gaussian, replicate border, f64, built from exp directly.
+        let g = |d: i64| (-(d * d) as f64 / 8.0).exp();
+        let norm: f64 = (-4..=4).map(g).sum::<f64>().powi(2);
+        for y in 0..h as i64 {
+            for x in 0..w as i64 {
+                let mut acc = 0.0;
+                for dy in -4..=4i64 {
+                    for dx in -4..=4i64 {
+                        let yy = (y + dy).clamp(0, h as i64 - 1) as usize;
+                        let xx = (x + dx).clamp(0, w as i64 - 1) as usize;
+                        acc += g(dy) * g(dx) * inp[yy * w + xx] as f64;
+                    }
+                }
+                let want = acc / norm;
+                let a = got[y as usize * w + x as usize] as f64;
+                assert!((a - want).abs() < 1e-5, "({y},{x}) {a} vs {want}");
+            }
+        }
+        // Taps are a normalised, symmetric Gaussian.
+        let taps = gaussian_taps(9, 2.0);
+        assert!((taps.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((taps[0] - taps[8]).abs() < 1e-9 && taps[4] > taps[3]);
+    }
+
+    #[test]
+    fn resize_matches_hand_values_and_backward_runs() {
+        let dev = Device::Cpu;
+        // align_corners: [0, 3] -> 4 samples 0,1,2,3.
+        let t = Tensor::from_vec(vec![0f32, 3.0, 0.0, 3.0], (1, 1, 2, 2), &dev).unwrap();
+        let up: Vec<f32> = resize_bilinear(&t, 2, 4, true)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(up, vec![0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0, 3.0]);
+        // Half-pixel: [0, 4] -> 4 samples 0, 1, 3, 4 (PyTorch align_corners=False).
+        let t = Tensor::from_vec(vec![0f32, 4.0], (1, 1, 1, 2), &dev).unwrap();
+        let up: Vec<f32> = resize_bilinear(&t, 1, 4, false)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(up, vec![0.0, 1.0, 3.0, 4.0]);
+        // Backward: d(sum(resize(x)))/dx = column sums of the matrices.
+        let v = Var::from_vec(vec![1f32; 6], (1, 1, 2, 3), &dev).unwrap();
+        let s = resize_bilinear(v.as_tensor(), 3, 5, true)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let g: Vec<f32> = s
+            .backward()
+            .unwrap()
+            .get(&v)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        // Rows 2->3: column sums [1.5, 1.5]; cols 3->5: [1.5, 2, 1.5].
+        let want = [2.25f32, 3.0, 2.25, 2.25, 3.0, 2.25];
+        for (a, b) in g.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn max_pool_padded_matches_naive_and_has_gradient() {
+        let dev = Device::Cpu;
+        let (h, w) = (7, 6);
+        let inp: Vec<f32> = rnd(h * w, 8).iter().map(|v| v - 0.5).collect();
+        let v = Var::from_vec(inp.clone(), (1, 1, h, w), &dev).unwrap();
+        let out = max_pool2d_padded(v.as_tensor(), 3, 2, 1).unwrap();
+        assert_eq!(out.dims(), &[1, 1, 4, 3]);
+        let got: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
+        for oy in 0..4i64 {
+            for ox in 0..3i64 {
+                let mut m = f32::NEG_INFINITY;
+                for y in (2 * oy - 1)..(2 * oy + 2) {
+                    for x in (2 * ox - 1)..(2 * ox + 2) {
+                        if y >= 0 && x >= 0 && y < h as i64 && x < w as i64 {
+                            m = m.max(inp[(y as usize) * w + x as usize]);
+                        }
+                    }
+                }
+                assert_eq!(got[(oy * 3 + ox) as usize], m);
+            }
+        }
+        let g = out.sum_all().unwrap().backward().unwrap();
+        let gs: f32 = g.get(&v).unwrap().sum_all().unwrap().to_scalar().unwrap();
+        assert!(
+            (gs - 12.0).abs() < 1e-6,
+            "one unit of gradient per output, got {gs}"
+        );
+    }
+
+    #[test]
+    fn bce_with_logits_is_stable_and_correct() {
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[0f32, 2.0, -3.0, 100.0, -100.0], &dev).unwrap();
+        let y = Tensor::new(&[1f32, 0.0, 1.0, 1.0, 0.0], &dev).unwrap();
+        let got: f32 = bce_with_logits(&x, &y).unwrap().to_scalar().unwrap();
+        let naive = |x: f64, y: f64| {
+            let p = 1.0 / (1.0 + (-x).exp());
+            -(y * p.ln() + (1.0 - y) * (1.0 - p).ln())
+        };
+        // The ±100 terms are ~0 (naive f64 would give 0 too: p = 1 exactly).
+        let want = (naive(0.0, 1.0) + naive(2.0, 0.0) + naive(-3.0, 1.0)) / 5.0;
+        assert!((got as f64 - want).abs() < 1e-6, "{got} vs {want}");
+        let big = Tensor::new(&[100f32], &dev).unwrap();
+        let l: f32 = bce_with_logits(&big, &Tensor::new(&[0f32], &dev).unwrap())
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!((l - 100.0).abs() < 1e-4 && l.is_finite());
+    }
+}

@@ -1,0 +1,80 @@
+//! `deidgate eval …`: evaluate or benchmark a trained pixel model.
+
+use super::train::{protocol_opts, ChestProtocolArgs};
+use crate::models::chest::{bench, protocol};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Subcommand, Debug)]
+pub enum EvalCmd {
+    /// Privacy (re-trained re-id attacker) and utility (classifier) of a chest model.
+    Chest(ChestEvalArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ChestEvalArgs {
+    /// Model folder with config.json + generator.safetensors.
+    #[arg(long, default_value = "models/chest")]
+    pub model: PathBuf,
+    /// Where results.{json,md} go (default: <model>/eval).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only time inference (no data needed): ms per image at the model size,
+    /// at 256² with the paper's width, and the native-size upsample + warp.
+    #[arg(long)]
+    pub bench: bool,
+    /// Native size for the warp benchmark, WxH.
+    #[arg(long, default_value = "2048x2500")]
+    pub native: String,
+    #[arg(long, default_value_t = 20)]
+    pub reps: usize,
+    #[command(flatten)]
+    pub common: ChestProtocolArgs,
+}
+
+pub fn run(cmd: EvalCmd) -> anyhow::Result<()> {
+    match cmd {
+        EvalCmd::Chest(a) if a.bench => run_bench(&a),
+        EvalCmd::Chest(a) => {
+            let c = &a.common;
+            let out = a.out.clone().unwrap_or_else(|| a.model.join("eval"));
+            let o = protocol_opts(c, out)?;
+            let r = protocol::eval(&o, &a.model)?;
+            print!("{}", protocol::markdown(&r));
+            Ok(())
+        }
+    }
+}
+
+fn run_bench(a: &ChestEvalArgs) -> anyhow::Result<()> {
+    let dev = crate::models::chest::device(&a.common.device)?;
+    let (w, h) = a
+        .native
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
+        .ok_or_else(|| anyhow::anyhow!("--native must be WxH"))?;
+    let on = if dev.is_cuda() { "cuda" } else { "cpu" };
+    println!(
+        "chest model inference ({on}, {} threads)",
+        rayon::current_num_threads()
+    );
+    let mut sizes = vec![(256usize, 32usize, "paper size, random weights".to_string())];
+    if let Ok(cfg) = crate::models::chest::ChestConfig::read(&a.model.join("config.json")) {
+        sizes.insert(
+            0,
+            (
+                cfg.input_size,
+                cfg.base_width,
+                format!("{} as configured", a.model.display()),
+            ),
+        );
+    }
+    for (s, width, what) in &sizes {
+        let ms = bench::displacement_ms(*s, *width, a.reps, &dev)?;
+        println!("displacement {s}x{s} width {width} ({what}): {ms:.1} ms/image");
+        let ms = bench::native_warp_ms(*s, w, h, a.reps.min(10))?;
+        println!("upsample {s}x{s} field + warp at {w}x{h} (cpu): {ms:.1} ms/image");
+    }
+    println!("goals: < 50 ms/image on CPU for the 256x256 field; < 5 ms/image on an H100");
+    Ok(())
+}
