@@ -13,8 +13,8 @@ pub struct Runtime {
     pub config: Config,
     pub store: Arc<SledKeyStore>,
     pub deid: Deidentifier,
-    /// The photo route (MTCNN face replacement), loaded or not.
-    pub photo: crate::pipeline::photo::PhotoRoute,
+    /// The pixel routes (photo, chest), loaded or not.
+    pub routes: crate::pipeline::routes::PixelRoutes,
 }
 
 impl Runtime {
@@ -28,12 +28,12 @@ impl Runtime {
         let dyn_store: Arc<dyn KeyStore> = store.clone();
         let deid = Deidentifier::from_config(&config, secrets.pseudonym_key, Some(dyn_store))
             .map_err(|m| anyhow::anyhow!("configuration: {m}"))?;
-        let photo = crate::pipeline::photo::PhotoRoute::load(&config.photo);
+        let routes = crate::pipeline::routes::PixelRoutes::load(&config)?;
         Ok(Runtime {
             config,
             store,
             deid,
-            photo,
+            routes,
         })
     }
 

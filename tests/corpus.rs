@@ -21,6 +21,19 @@ fn is_instance_uid_tag(p: &deidgate::deid::Profile, tag: Tag, vr: VR) -> bool {
         )
 }
 
+/// The chest radiographs of the corpus (CR/DX with a chest body part): the
+/// chest route's files. Other CR/DX files (RG3_J2KI, an extremity; the
+/// DICOMDIR's cervical spines) are not chest and pass untouched.
+const CHEST_RADIOGRAPHS: [&str; 7] = [
+    "dicom/cr_dx/RG1_J2KI.dcm",
+    "dicom/cr_dx/RG1_J2KR.dcm",
+    "dicom/cr_dx/RG1_UNCR.dcm",
+    "dicom/cr_dx/cat.dcm",
+    "dicom/charset/chrJapMulti.dcm",
+    "dicom/charset/chrJapMultiExplicitIR6.dcm",
+    "dicom/charset/chrKoreanMulti.dcm",
+];
+
 #[test]
 fn every_file_is_deidentified_or_quarantined_with_a_reason() {
     let data = data_dir();
@@ -43,7 +56,7 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
             &name,
             &rt.deid,
             &rt.config.filter,
-            &rt.photo,
+            &rt.routes,
             &out_root,
             &q,
             false,
@@ -145,17 +158,33 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
         failures.join("\n")
     );
     assert!(written >= 100, "only {written} files written");
-    // The photo route replaced the faces of exactly the two VL photographs.
+    // The photo route replaced the faces of exactly the two VL photographs;
+    // the chest route deformed exactly the chest radiographs when its
+    // weights are installed (models/chest), and quarantined them otherwise.
+    let chest_loaded = rt.routes.chest.loaded();
+    let mut want_replaced = vec![
+        "derived/vl_photo_face_jpeg.dcm",
+        "derived/vl_photo_face_rgb.dcm",
+    ];
+    if chest_loaded {
+        want_replaced.extend(CHEST_RADIOGRAPHS);
+    }
+    want_replaced.sort();
     replaced.sort();
-    assert_eq!(
-        replaced,
-        [
-            "derived/vl_photo_face_jpeg.dcm",
-            "derived/vl_photo_face_rgb.dcm"
-        ]
-    );
+    assert_eq!(replaced, want_replaced);
+    for n in CHEST_RADIOGRAPHS {
+        let reason = quarantined.get(n);
+        if chest_loaded {
+            assert!(reason.is_none(), "{n} quarantined: {reason:?}");
+        } else {
+            assert!(
+                reason.is_some_and(|r| r.contains("no trained weights")),
+                "{n} not quarantined for missing chest weights: {reason:?}"
+            );
+        }
+    }
     // Only these files may be quarantined, each for its known reason.
-    let expected = [
+    let mut expected = vec![
         ("dicom/photo_sc/OT-PAL-8-face.dcm", "cannot parse"), // no Part 10 header
         ("dicom/mr/philips_mprage.dcm.gz", "cannot parse"),   // gzip, not DICOM
         ("dicom/dicomdir/DICOMDIR", "DICOMDIR"),              // media directory
@@ -181,6 +210,9 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
             "shorter than the image",
         ),
     ];
+    if !chest_loaded {
+        expected.extend(CHEST_RADIOGRAPHS.map(|n| (n, "no trained weights")));
+    }
     for (n, r) in &quarantined {
         let ok = expected.iter().any(|(en, er)| en == n && r.contains(er));
         assert!(ok, "unexpected quarantine of {n}: {r}");

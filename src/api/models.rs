@@ -1,9 +1,10 @@
 //! The pixel routes and whether their models are usable, for the status page.
 //!
-//! Only the photo route has a model in this build. The others report
-//! `loaded: false` and what happens to their instances instead: they pass
-//! with pixels untouched unless a [filter] rule quarantines them. The page
-//! must never suggest that pixels are being de-identified when they are not.
+//! Each entry says what happens to its instances right now: processed by
+//! the model, quarantined because the model cannot run, or (an explicit
+//! opt-out, or a route without a model) passed with pixels untouched. The
+//! page must never suggest that pixels are being de-identified when they are
+//! not.
 
 use crate::runtime::Runtime;
 use serde::Serialize;
@@ -14,64 +15,65 @@ pub struct ModelRoute {
     pub route: &'static str,
     pub applies_to: &'static str,
     pub model: &'static str,
-    pub weights: &'static str,
+    /// The configured weights path.
+    pub weights: String,
     pub weights_present: bool,
+    /// False only where the configuration switched the route off.
+    pub enabled: bool,
     pub loaded: bool,
     pub meanwhile: String,
 }
 
 pub fn routes(rt: &Runtime) -> Vec<ModelRoute> {
     let cfg = &rt.config;
-    let meanwhile = if cfg.filter.quarantine_burned_in_annotation {
+    let untouched = if cfg.filter.quarantine_burned_in_annotation {
         "pixels untouched; BurnedInAnnotation=YES quarantined".to_string()
     } else {
         "pixels untouched".to_string()
     };
-    [
-        (
-            "chest",
-            "CR/DX chest",
-            "PriCheXy-Net deformation",
-            "models/chest/generator.safetensors",
-        ),
-        (
-            "mri",
-            "head MR series",
-            "face remodeling",
-            "models/mri/template",
-        ),
-        (
-            "photo",
-            "XC/OP/VL/SC photos",
-            "MTCNN + face replacement",
-            "models/photo/mtcnn.safetensors",
-        ),
-    ]
-    .into_iter()
-    .map(|(route, applies_to, model, weights)| {
-        let loaded = route == "photo" && rt.photo.loaded();
+    let chest = &rt.routes.chest;
+    let photo = &rt.routes.photo;
+    let mri_weights = "models/mri/template";
+    vec![
         ModelRoute {
-            route,
-            applies_to,
-            model,
-            weights,
-            // The photo route's weights path is configurable.
-            weights_present: if route == "photo" {
-                cfg.photo.weights.exists()
+            route: "chest",
+            applies_to: "CR/DX chest",
+            model: "PriCheXy-Net deformation",
+            weights: cfg.chest.weights.display().to_string(),
+            weights_present: cfg.chest.weights.join("generator.safetensors").is_file(),
+            enabled: chest.enabled(),
+            loaded: chest.loaded(),
+            meanwhile: if !chest.enabled() {
+                format!("disabled ([chest] enabled = false): {untouched}")
+            } else if chest.loaded() {
+                "deformed (113102); undecodable radiographs quarantined".into()
             } else {
-                Path::new(weights).exists()
+                "chest radiographs quarantined (no usable weights)".into()
             },
-            loaded,
-            meanwhile: if route == "photo" {
-                if loaded {
-                    "faces replaced; undecodable photographs quarantined".into()
-                } else {
-                    "photographs quarantined".into()
-                }
+        },
+        ModelRoute {
+            route: "mri",
+            applies_to: "head MR series",
+            model: "face remodeling",
+            weights: mri_weights.into(),
+            weights_present: Path::new(mri_weights).exists(),
+            enabled: true,
+            loaded: false,
+            meanwhile: untouched.clone(),
+        },
+        ModelRoute {
+            route: "photo",
+            applies_to: "XC/OP/VL/SC photos",
+            model: "MTCNN + face replacement",
+            weights: cfg.photo.weights.display().to_string(),
+            weights_present: cfg.photo.weights.exists(),
+            enabled: cfg.photo.enabled,
+            loaded: photo.loaded(),
+            meanwhile: if photo.loaded() {
+                "faces replaced; undecodable photographs quarantined".into()
             } else {
-                meanwhile.clone()
+                "photographs quarantined".into()
             },
-        }
-    })
-    .collect()
+        },
+    ]
 }

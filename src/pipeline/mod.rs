@@ -1,6 +1,7 @@
 //! Stages between receiving an object and handing it to a sink.
 
 pub mod batch;
+pub mod chest;
 pub mod filter;
 pub mod forward;
 pub mod output;
@@ -8,4 +9,5 @@ pub mod photo;
 pub mod precheck;
 pub mod quarantine;
 pub mod router;
+pub mod routes;
 pub mod spool;

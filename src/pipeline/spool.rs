@@ -302,7 +302,7 @@ impl Shared {
             &origin,
             &rt.deid,
             filter,
-            &rt.photo,
+            &rt.routes,
             &self.staging,
             &self.quarantine,
             false,
