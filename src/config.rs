@@ -162,9 +162,11 @@ pub enum MissingWeights {
 impl ChestConfig {
     fn validate(&self) -> Result<(), String> {
         if self.enabled && self.weights.as_os_str().is_empty() {
-            return Err("[chest] weights: expected the folder holding config.json and \
+            return Err(
+                "[chest] weights: expected the folder holding config.json and \
                         generator.safetensors, got an empty path (or set enabled = false)"
-                .into());
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -475,7 +477,10 @@ mod tests {
         let e = Config::parse("[chest]\nmissing_weights = \"pass\"\n", "site.toml").unwrap_err();
         let m = e.to_string();
         assert!(m.starts_with("site.toml:"), "{m}");
-        assert!(m.contains("missing_weights") && m.contains("quarantine"), "{m}");
+        assert!(
+            m.contains("missing_weights") && m.contains("quarantine"),
+            "{m}"
+        );
         let e = Config::parse("[chest]\nweights = \"\"\n", "site.toml").unwrap_err();
         assert!(e.to_string().contains("[chest] weights: expected"), "{e}");
         let c = Config::parse("[chest]\nenabled = false\nweights = \"\"\n", "s.toml").unwrap();

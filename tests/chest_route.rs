@@ -170,7 +170,10 @@ fn assert_within_bound(input: &Frame, output: &Frame, mu: f32) {
         .enumerate()
         .filter(|&(i, &v)| v < mn[i] || v > mx[i])
         .count();
-    assert_eq!(bad, 0, "{bad} pixels outside the reachable range (radius {r})");
+    assert_eq!(
+        bad, 0,
+        "{bad} pixels outside the reachable range (radius {r})"
+    );
 }
 
 fn assert_same_format(a: &Frame, b: &Frame) {
@@ -184,7 +187,12 @@ fn assert_same_format(a: &Frame, b: &Frame) {
 }
 
 fn changed_fraction(a: &Frame, b: &Frame) -> f64 {
-    let c = a.values.iter().zip(&b.values).filter(|(x, y)| x != y).count();
+    let c = a
+        .values
+        .iter()
+        .zip(&b.values)
+        .filter(|(x, y)| x != y)
+        .count();
     c as f64 / a.values.len() as f64
 }
 
@@ -344,25 +352,29 @@ fn monochrome2_dx_is_deformed_and_not_inverted() {
 
 #[test]
 fn the_bound_holds_whatever_the_model_returns_and_model_errors_quarantine() {
-    let input = dicom_object::open_file(data_dir().join("dicom/charset/chrJapMulti.dcm")).unwrap();
-    assert!(ChestRoute::applies(&input));
+    let input = dicom_object::open_file(cr_dx("RG1_UNCR.dcm")).unwrap();
     let before = frame(&input);
     let mut obj = input.clone();
     let route = ChestRoute::with_deformer(Box::new(Rogue { fail: false }));
     assert_eq!(route.apply(&mut obj), Ok(Outcome::Deformed));
-    assert_within_bound(&before, &frame(&obj), MU);
+    // Clamped to the bound, yet applied.
+    let after = frame(&obj);
+    assert_within_bound(&before, &after, MU);
+    assert!(changed_fraction(&before, &after) > 0.3);
     let route = ChestRoute::with_deformer(Box::new(Rogue { fail: true }));
     let e = route.apply(&mut input.clone()).unwrap_err();
-    assert!(
-        e.contains("model failed") && e.contains("simulated"),
-        "{e}"
-    );
+    assert!(e.contains("model failed") && e.contains("simulated"), "{e}");
 }
 
 #[test]
 fn multi_frame_radiographs_are_refused_with_a_reason() {
-    let mut obj = dicom_object::open_file(data_dir().join("dicom/charset/chrJapMulti.dcm")).unwrap();
-    let px = obj.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap().to_vec();
+    let mut obj = dicom_object::open_file(cr_dx("RG1_UNCR.dcm")).unwrap();
+    let px = obj
+        .element(tags::PIXEL_DATA)
+        .unwrap()
+        .to_bytes()
+        .unwrap()
+        .to_vec();
     let two = [px.clone(), px].concat();
     obj.put(dicom_core::DataElement::new(
         tags::NUMBER_OF_FRAMES,
@@ -380,13 +392,30 @@ fn multi_frame_radiographs_are_refused_with_a_reason() {
 }
 
 #[test]
+fn a_chest_header_without_pixel_data_has_nothing_to_deform() {
+    // The charset samples are chest CRs (CHEST, PA) without Pixel Data.
+    let mut obj =
+        dicom_object::open_file(data_dir().join("dicom/charset/chrJapMulti.dcm")).unwrap();
+    assert!(ChestRoute::applies(&obj));
+    let unavailable = ChestRoute::load(&deidgate::config::ChestConfig {
+        enabled: true,
+        weights: "/nonexistent/chest".into(),
+        missing_weights: deidgate::config::MissingWeights::Quarantine,
+    })
+    .unwrap();
+    assert_eq!(unavailable.apply(&mut obj), Ok(Outcome::NoPixelData));
+}
+
+#[test]
 fn non_chest_radiographs_are_not_routed() {
     // RG3: CR of an extremity (AP); the DICOMDIR CRs: cervical spine.
     assert!(!ChestRoute::applies(
         &dicom_object::open_file(cr_dx("RG3_J2KI.dcm")).unwrap()
     ));
     let cspine = data_dir().join("dicom/dicomdir/77654033/CR1/6154");
-    assert!(!ChestRoute::applies(&dicom_object::open_file(cspine).unwrap()));
+    assert!(!ChestRoute::applies(
+        &dicom_object::open_file(cspine).unwrap()
+    ));
     assert!(ChestRoute::applies(
         &dicom_object::open_file(cr_dx("cat.dcm")).unwrap()
     ));
@@ -434,7 +463,9 @@ fn missing_weights_quarantine_stop_refuses_and_disabled_passes_visibly() {
         "t.toml",
     )
     .unwrap();
-    let e = deidgate::runtime::Runtime::open(cfg).err().expect("refused");
+    let e = deidgate::runtime::Runtime::open(cfg)
+        .err()
+        .expect("refused");
     assert!(format!("{e:#}").contains("no trained weights"), "{e:#}");
     // The explicit opt-out: written, pixels untouched, no 113102.
     let rt = runtime(&tmp.path().join("c"), "[chest]\nenabled = false\n");
@@ -481,11 +512,18 @@ fn without_weights_the_gateway_quarantines_chest_radiographs_and_says_so() {
     let token = add_user(&config, "op", &["operator"]);
     let g = Gateway::start_configured(tmp.path(), &config);
     // A chest CR and an extremity CR in one association.
-    send(&g, tmp.path(), &[cr_dx("RG1_J2KI.dcm"), cr_dx("RG3_J2KI.dcm")]);
+    send(
+        &g,
+        tmp.path(),
+        &[cr_dx("RG1_J2KI.dcm"), cr_dx("RG3_J2KI.dcm")],
+    );
     let outs = outputs(&g);
     assert_eq!(outs.len(), 1, "only the extremity passes: {outs:?}");
     let o = dicom_object::open_file(&outs[0]).unwrap();
-    assert_eq!(deidgate::deid::engine::text(&o, tags::BODY_PART_EXAMINED), "EXTREMITY");
+    assert_eq!(
+        deidgate::deid::engine::text(&o, tags::BODY_PART_EXAMINED),
+        "EXTREMITY"
+    );
     let list = text(&cli(&g.config, &["quarantine", "list"]));
     assert!(list.contains("no trained weights"), "{list}");
     assert!(g.log().contains("chest route unavailable"), "{}", g.log());

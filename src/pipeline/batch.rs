@@ -1,8 +1,8 @@
 //! Offline batch mode (`deidgate anonymize IN OUT`): the gateway's pipeline
 //! over a file or a folder tree, in parallel, safe to run again.
 
-use super::output::{object_path, sync_filesystem_of, write_atomic};
 use super::chest::{self, ChestRoute};
+use super::output::{object_path, sync_filesystem_of, write_atomic};
 use super::photo::PhotoRoute;
 use super::quarantine::Quarantine;
 use super::router::ObjectInfo;
@@ -101,6 +101,7 @@ fn encode_deidentified(
             chest::Outcome::Disabled => {
                 tracing::info!("chest route disabled by configuration: pixels passed unchanged")
             }
+            chest::Outcome::NoPixelData => {}
         }
     }
     let d = deid

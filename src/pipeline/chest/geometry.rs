@@ -208,8 +208,12 @@ mod tests {
     fn warp_matches_a_naive_bilinear_reference() {
         let (w, h) = (29, 19);
         let img = ramp(w, h);
-        let dx: Vec<f32> = (0..w * h).map(|i| 0.07 * ((i as f32) * 0.37).sin()).collect();
-        let dy: Vec<f32> = (0..w * h).map(|i| 0.09 * ((i as f32) * 0.23).cos()).collect();
+        let dx: Vec<f32> = (0..w * h)
+            .map(|i| 0.07 * ((i as f32) * 0.37).sin())
+            .collect();
+        let dy: Vec<f32> = (0..w * h)
+            .map(|i| 0.09 * ((i as f32) * 0.23).cos())
+            .collect();
         let out = warp(&img, &dx, &dy, w, h);
         for y in 0..h {
             for x in 0..w {

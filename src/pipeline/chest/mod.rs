@@ -5,7 +5,7 @@
 //! What can happen to a chest radiograph: the model ran -> pixels deformed at
 //! native resolution and bit depth, written uncompressed, code 113102 added;
 //! `[chest] enabled = false` -> pixels untouched (an explicit, logged and
-//! displayed opt-out); anything else that stops the route (no weights,
+//! displayed opt-out); no Pixel Data at all -> nothing to do; anything else that stops the route (no weights,
 //! undecodable or unsupported pixels, a model error) -> `Err(reason)`, which
 //! sends the object to quarantine. Never through untouched by accident.
 
@@ -27,6 +27,8 @@ pub enum Outcome {
     Deformed,
     /// The route is switched off by configuration: pixels untouched.
     Disabled,
+    /// No Pixel Data (e.g. a header-only object): nothing to deform.
+    NoPixelData,
 }
 
 enum State {
@@ -113,6 +115,9 @@ impl ChestRoute {
 
     /// Deforms `obj` in place. `Err` is a quarantine reason.
     pub fn apply(&self, obj: &mut DefaultDicomObject) -> Result<Outcome, String> {
+        if obj.get(dicom_dictionary_std::tags::PIXEL_DATA).is_none() {
+            return Ok(Outcome::NoPixelData);
+        }
         match &self.state {
             State::Ready(model) => deform(obj, model.as_ref()).map(|_| Outcome::Deformed),
             State::Disabled => Ok(Outcome::Disabled),

@@ -82,11 +82,9 @@ pub fn decode(obj: &DefaultDicomObject) -> Result<Stored, String> {
     let monochrome1 = match decoded.photometric_interpretation() {
         Pi::Monochrome1 => true,
         Pi::Monochrome2 => false,
-        other => {
-            return Err(format!(
-                "chest route: photometric interpretation {other} is not handled (MONOCHROME1/2 only)"
-            ))
-        }
+        other => return Err(format!(
+            "chest route: photometric interpretation {other} is not handled (MONOCHROME1/2 only)"
+        )),
     };
     let (alloc, stored, high) = (
         decoded.bits_allocated(),
@@ -168,7 +166,11 @@ const ALWAYS_LOSSY: &[(&str, &str)] = &[
 /// stored range) as native data in Explicit VR Little Endian. Geometry, bit
 /// depth and photometric interpretation stay as they were.
 pub fn write_native(obj: &mut DefaultDicomObject, s: &Stored, values: &[f32]) {
-    let source_ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
+    let source_ts = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
     let mask = if s.bits_allocated == 16 { 0xFFFF } else { 0xFF };
     // Two's complement in the allocated word, so signed values are sign-extended.
     let word = |v: f32| (v as i32 as u32) & mask;
@@ -244,7 +246,10 @@ mod tests {
     #[test]
     fn ranges_follow_bits_stored_and_sign() {
         assert_eq!(stored(vec![0.0], 12, false, false).range(), (0.0, 4095.0));
-        assert_eq!(stored(vec![0.0], 12, true, false).range(), (-2048.0, 2047.0));
+        assert_eq!(
+            stored(vec![0.0], 12, true, false).range(),
+            (-2048.0, 2047.0)
+        );
         assert_eq!(stored(vec![0.0], 16, false, false).range(), (0.0, 65535.0));
     }
 

@@ -74,9 +74,7 @@ fn body_part_is_chest(obj: &InMemDicomObject) -> Option<bool> {
             continue;
         }
         stated = true;
-        if CHEST_CODES.contains(&code.trim())
-            || PART_WORDS.iter().any(|w| meaning.contains(w))
-        {
+        if CHEST_CODES.contains(&code.trim()) || PART_WORDS.iter().any(|w| meaning.contains(w)) {
             return Some(true);
         }
     }
@@ -93,10 +91,7 @@ fn chest_view(obj: &InMemDicomObject) -> bool {
 }
 
 fn items(obj: &InMemDicomObject, tag: dicom_core::Tag) -> &[InMemDicomObject] {
-    obj.element(tag)
-        .ok()
-        .and_then(|e| e.items())
-        .unwrap_or(&[])
+    obj.element(tag).ok().and_then(|e| e.items()).unwrap_or(&[])
 }
 
 #[cfg(test)]
