@@ -25,6 +25,7 @@ pub struct Config {
     /// `[mri]`: the head MR face route (defaults when absent).
     #[serde(default)]
     pub mri: crate::pipeline::mri::MriConfig,
+    pub chest: ChestConfig,
     /// `[[destination]]`: folder sinks and DICOM peers.
     #[serde(default, rename = "destination")]
     pub destinations: Vec<crate::pipeline::router::DestinationConfig>,
@@ -157,6 +158,43 @@ pub enum PhotoMode {
 
 fn default_generator() -> PathBuf {
     crate::models::photo::medsem::DEFAULT_DIR.into()
+}
+
+/// The chest route (`[chest]`): chest radiographs are deformed by a learned
+/// field (PriCheXy-Net).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChestConfig {
+    /// Off is an explicit opt-out: chest radiographs pass with pixels
+    /// untouched, and the log and the status page say so.
+    pub enabled: bool,
+    /// Folder with `config.json` and `generator.safetensors`.
+    pub weights: PathBuf,
+    /// What happens while no usable weights are installed.
+    pub missing_weights: MissingWeights,
+}
+
+/// `[chest] missing_weights`: never "pass"; `enabled = false` is the opt-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingWeights {
+    /// Run, and send chest radiographs to quarantine with the reason.
+    Quarantine,
+    /// Refuse to start.
+    Stop,
+}
+
+impl ChestConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.enabled && self.weights.as_os_str().is_empty() {
+            return Err(
+                "[chest] weights: expected the folder holding config.json and \
+                        generator.safetensors, got an empty path (or set enabled = false)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The HTTP side (`[http]`): health, metrics, the re-identification API and
@@ -335,6 +373,7 @@ impl Config {
         self.scp.validate()?;
         self.http.validate()?;
         self.mri.validate()?;
+        self.chest.validate()?;
         self.overrides().map(|_| ())?;
         self.safe_private_tags().map(|_| ())
     }
@@ -453,6 +492,25 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("exclude each other"), "{e}");
+    }
+
+    #[test]
+    fn chest_section_defaults_and_errors() {
+        let c = Config::embedded();
+        assert!(c.chest.enabled);
+        assert_eq!(c.chest.weights, PathBuf::from("models/chest"));
+        assert_eq!(c.chest.missing_weights, MissingWeights::Quarantine);
+        let e = Config::parse("[chest]\nmissing_weights = \"pass\"\n", "site.toml").unwrap_err();
+        let m = e.to_string();
+        assert!(m.starts_with("site.toml:"), "{m}");
+        assert!(
+            m.contains("missing_weights") && m.contains("quarantine"),
+            "{m}"
+        );
+        let e = Config::parse("[chest]\nweights = \"\"\n", "site.toml").unwrap_err();
+        assert!(e.to_string().contains("[chest] weights: expected"), "{e}");
+        let c = Config::parse("[chest]\nenabled = false\nweights = \"\"\n", "s.toml").unwrap();
+        assert!(!c.chest.enabled);
     }
 
     #[test]

@@ -13,8 +13,8 @@ pub struct Runtime {
     pub config: Config,
     pub store: Arc<SledKeyStore>,
     pub deid: Deidentifier,
-    /// The photo route (MTCNN face replacement), loaded or not.
-    pub photo: crate::pipeline::photo::PhotoRoute,
+    /// The pixel routes (photo, chest), loaded or not.
+    pub routes: crate::pipeline::routes::PixelRoutes,
     /// The head MR route (face model), loaded or not.
     pub mri: crate::pipeline::mri::MriRoute,
 }
@@ -30,13 +30,13 @@ impl Runtime {
         let dyn_store: Arc<dyn KeyStore> = store.clone();
         let deid = Deidentifier::from_config(&config, secrets.pseudonym_key, Some(dyn_store))
             .map_err(|m| anyhow::anyhow!("configuration: {m}"))?;
-        let photo = crate::pipeline::photo::PhotoRoute::load(&config.photo);
+        let routes = crate::pipeline::routes::PixelRoutes::load(&config)?;
         let mri = crate::pipeline::mri::MriRoute::load(&config.mri);
         Ok(Runtime {
             config,
             store,
             deid,
-            photo,
+            routes,
             mri,
         })
     }

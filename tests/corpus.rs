@@ -21,6 +21,17 @@ fn is_instance_uid_tag(p: &deidgate::deid::Profile, tag: Tag, vr: VR) -> bool {
         )
 }
 
+/// The chest radiographs of the corpus (CR/DX with a chest body part): the
+/// chest route's files. Other CR/DX files (RG3_J2KI, an extremity; the
+/// DICOMDIR's cervical spines) are not chest and pass untouched; the chest
+/// CRs among the charset samples have no Pixel Data and pass too.
+const CHEST_RADIOGRAPHS: [&str; 4] = [
+    "dicom/cr_dx/RG1_J2KI.dcm",
+    "dicom/cr_dx/RG1_J2KR.dcm",
+    "dicom/cr_dx/RG1_UNCR.dcm",
+    "dicom/cr_dx/cat.dcm",
+];
+
 #[test]
 fn every_file_is_deidentified_or_quarantined_with_a_reason() {
     let data = data_dir();
@@ -53,7 +64,7 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
             &name,
             &rt.deid,
             &rt.config.filter,
-            &rt.photo,
+            &rt.routes,
             &out_root,
             &q,
             false,
@@ -160,19 +171,34 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
         failures.len(),
         failures.join("\n")
     );
-    // MERGE: back to 100 once the face model writes the 88-slice head series.
-    assert!(written >= 80, "only {written} files written");
-    // The photo route replaced the faces of exactly the two VL photographs.
+    assert!(written >= 100, "only {written} files written");
+    // The photo route replaced the faces of exactly the two VL photographs;
+    // the chest route deformed exactly the chest radiographs when its
+    // weights are installed (models/chest), and quarantined them otherwise.
+    let chest_loaded = rt.routes.chest.loaded();
+    let mut want_replaced = vec![
+        "derived/vl_photo_face_jpeg.dcm",
+        "derived/vl_photo_face_rgb.dcm",
+    ];
+    if chest_loaded {
+        want_replaced.extend(CHEST_RADIOGRAPHS);
+    }
+    want_replaced.sort();
     replaced.sort();
-    assert_eq!(
-        replaced,
-        [
-            "derived/vl_photo_face_jpeg.dcm",
-            "derived/vl_photo_face_rgb.dcm"
-        ]
-    );
+    assert_eq!(replaced, want_replaced);
+    for n in CHEST_RADIOGRAPHS {
+        let reason = quarantined.get(n);
+        if chest_loaded {
+            assert!(reason.is_none(), "{n} quarantined: {reason:?}");
+        } else {
+            assert!(
+                reason.is_some_and(|r| r.contains("no trained weights")),
+                "{n} not quarantined for missing chest weights: {reason:?}"
+            );
+        }
+    }
     // Only these files may be quarantined, each for its known reason.
-    let expected = [
+    let mut expected = vec![
         ("dicom/photo_sc/OT-PAL-8-face.dcm", "cannot parse"), // no Part 10 header
         ("dicom/mr/philips_mprage.dcm.gz", "cannot parse"),   // gzip, not DICOM
         ("dicom/dicomdir/DICOMDIR", "DICOMDIR"),              // media directory
@@ -232,6 +258,9 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
         // (with 113102) instead; until then the series is kept back whole.
         ("derived/head_mr_t1_sag_lowres/", "face model not built in"),
     ];
+    if !chest_loaded {
+        expected.extend(CHEST_RADIOGRAPHS.map(|n| (n, "no trained weights")));
+    }
     for (n, r) in &quarantined {
         let ok = expected.iter().any(|(en, er)| {
             (en == n || (en.ends_with('/') && n.starts_with(en))) && r.contains(er)

@@ -110,7 +110,7 @@ fn fuzz_files() {
                 "fuzz",
                 &rt.deid,
                 &rt.config.filter,
-                &rt.photo,
+                &rt.routes,
                 &tmp.path().join("out"),
                 &q,
                 false,

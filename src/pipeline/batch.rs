@@ -1,10 +1,12 @@
 //! Offline batch mode (`deidgate anonymize IN OUT`): the gateway's pipeline
 //! over a file or a folder tree, in parallel, safe to run again.
 
+use super::chest::{self, ChestRoute};
 use super::output::{object_path, sync_filesystem_of, write_atomic};
 use super::photo::PhotoRoute;
 use super::quarantine::Quarantine;
 use super::router::ObjectInfo;
+use super::routes::PixelRoutes;
 use crate::deid::{Deidentifier, Report};
 use crate::runtime::Runtime;
 use anyhow::{Context, Result};
@@ -63,7 +65,7 @@ fn encode_deidentified(
     bytes: &[u8],
     deid: &Deidentifier,
     filter: &crate::config::FilterConfig,
-    photo: &PhotoRoute,
+    routes: &PixelRoutes,
 ) -> Result<Encoded, String> {
     super::precheck::check(bytes).map_err(|r| format!("cannot parse as DICOM Part 10: {r}"))?;
     let mut obj = parse(bytes)?;
@@ -81,7 +83,7 @@ fn encode_deidentified(
     let mut codes = Vec::new();
     let mut replaced = None;
     if PhotoRoute::applies(&obj) {
-        let applied = photo.apply(&mut obj)?;
+        let applied = routes.photo.apply(&mut obj)?;
         if applied.faces == 0 {
             tracing::info!("photo route: no face found; pixels passed unchanged");
         } else {
@@ -95,6 +97,17 @@ fn encode_deidentified(
                 &applied.regions,
             ));
             tracing::info!(faces = applied.faces, "photo route: faces replaced");
+        }
+    } else if ChestRoute::applies(&obj) {
+        match routes.chest.apply(&mut obj)? {
+            chest::Outcome::Deformed => {
+                codes.push(crate::deid::markers::CLEAN_RECOGNIZABLE_VISUAL_FEATURES);
+                tracing::info!("chest route: deformation applied");
+            }
+            chest::Outcome::Disabled => {
+                tracing::info!("chest route disabled by configuration: pixels passed unchanged")
+            }
+            chest::Outcome::NoPixelData => {}
         }
     }
     let d = deid
@@ -144,13 +157,13 @@ pub fn process_bytes(
     origin: &str,
     deid: &Deidentifier,
     filter: &crate::config::FilterConfig,
-    photo: &PhotoRoute,
+    routes: &PixelRoutes,
     out_root: &Path,
     quarantine: &Quarantine,
     durable: bool,
 ) -> Result<FileOutcome> {
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        encode_deidentified(bytes, deid, filter, photo)
+        encode_deidentified(bytes, deid, filter, routes)
     }))
     .unwrap_or_else(|_| Err("internal error: de-identification panicked on this object".into()));
     let e = match attempt {
@@ -252,7 +265,7 @@ pub fn run(rt: &Runtime, input: &Path, output: &Path, jobs: usize) -> Result<Sum
                         &origin,
                         &rt.deid,
                         &rt.config.filter,
-                        &rt.photo,
+                        &rt.routes,
                         output,
                         &quarantine,
                         false,

@@ -1,6 +1,7 @@
 //! Stages between receiving an object and handing it to a sink.
 
 pub mod batch;
+pub mod chest;
 pub mod filter;
 pub mod forward;
 pub mod mri;
@@ -10,4 +11,5 @@ pub mod precheck;
 pub mod quarantine;
 pub mod router;
 pub mod series;
+pub mod routes;
 pub mod spool;

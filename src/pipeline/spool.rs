@@ -312,7 +312,7 @@ impl Shared {
             &origin,
             &rt.deid,
             filter,
-            &rt.photo,
+            &rt.routes,
             &self.staging,
             &self.quarantine,
             false,
