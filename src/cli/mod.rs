@@ -6,6 +6,7 @@ pub mod eval;
 mod keys;
 pub mod store_cmds;
 pub mod train;
+pub mod train_photo;
 
 pub use args::*;
 

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 pub enum TrainCmd {
     /// PriCheXy-Net chest deformation: the full train + evaluate protocol.
     Chest(ChestTrainArgs),
+    /// MedSem-style photo generator (`[photo] mode = "generate"`).
+    Photo(super::train_photo::TrainPhotoArgs),
 }
 
 /// Settings shared by `train chest` and `eval chest`.
@@ -129,5 +131,6 @@ pub fn run(cmd: TrainCmd) -> anyhow::Result<()> {
             print!("{}", protocol::markdown(&r));
             Ok(())
         }
+        TrainCmd::Photo(a) => super::train_photo::run(a),
     }
 }
