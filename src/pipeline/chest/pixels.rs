@@ -82,9 +82,11 @@ pub fn decode(obj: &DefaultDicomObject) -> Result<Stored, String> {
     let monochrome1 = match decoded.photometric_interpretation() {
         Pi::Monochrome1 => true,
         Pi::Monochrome2 => false,
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "chest route: photometric interpretation {other} is not handled (MONOCHROME1/2 only)"
-        )),
+        ))
+        }
     };
     let (alloc, stored, high) = (
         decoded.bits_allocated(),
