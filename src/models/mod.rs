@@ -2,5 +2,6 @@
 //! `models/<name>/` (see DESIGN.md, "Models are ordinary code"); CPU always
 //! works, CUDA comes with the `cuda` cargo feature.
 
+pub mod mri;
 pub mod ops;
 pub mod photo;
