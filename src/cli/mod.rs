@@ -4,6 +4,7 @@
 mod args;
 mod keys;
 pub mod store_cmds;
+pub mod train_mri;
 
 pub use args::*;
 
