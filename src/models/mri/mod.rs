@@ -92,7 +92,7 @@ pub const BRAIN_MARGIN_MM: f64 = 10.0;
 /// Lowest registration NCC accepted.
 pub const MIN_NCC: f64 = 0.5;
 /// Fraction of the template face volume that must lie inside the subject.
-pub const MIN_FACE_COVERAGE: f64 = 0.4;
+pub const MIN_FACE_COVERAGE: f64 = 0.15;
 
 pub struct FaceRemodeler {
     template: template::Template,
