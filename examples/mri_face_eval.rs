@@ -26,7 +26,11 @@ const DEFAULT_HEADS: [&str; 4] = [
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let out = PathBuf::from(args.first().map(String::as_str).unwrap_or("/tmp/mri_face_eval"));
+    let out = PathBuf::from(
+        args.first()
+            .map(String::as_str)
+            .unwrap_or("/tmp/mri_face_eval"),
+    );
     std::fs::create_dir_all(&out)?;
     let heads: Vec<String> = if args.len() > 1 {
         args[1..].to_vec()
@@ -34,9 +38,16 @@ fn main() -> Result<()> {
         DEFAULT_HEADS.iter().map(|s| s.to_string()).collect()
     };
     let r = FaceRemodeler::load(Path::new("models/mri"))?;
-    println!("head\tdims\tmode\tseconds\tface_voxels\tbrain_changed\tface_rays\tmean_depth_diff_mm\tncc");
+    println!(
+        "head\tdims\tmode\tseconds\tface_voxels\tbrain_changed\tface_rays\tmean_depth_diff_mm\tncc"
+    );
     for h in &heads {
-        let name = Path::new(h).file_name().unwrap().to_string_lossy().replace(".nii.gz", "").replace(".nii", "");
+        let name = Path::new(h)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace(".nii.gz", "")
+            .replace(".nii", "");
         let vol = read_nifti(Path::new(h))?;
         let thr = mask::air_threshold(&vol.data);
         let mut outs = Vec::new();
@@ -48,13 +59,21 @@ fn main() -> Result<()> {
             let (rm, det) = match res {
                 Ok(x) => x,
                 Err(e) => {
-                    println!("{name}\t{:?}\t{}\t{secs:.1}\tERR {e:#}", vol.dims, mode.name());
+                    println!(
+                        "{name}\t{:?}\t{}\t{secs:.1}\tERR {e:#}",
+                        vol.dims,
+                        mode.name()
+                    );
                     continue;
                 }
             };
-            let outside_changed = (0..vol.len()).filter(|&g| !rm.face[g] && rm.data[g].to_bits() != vol.data[g].to_bits()).count();
+            let outside_changed = (0..vol.len())
+                .filter(|&g| !rm.face[g] && rm.data[g].to_bits() != vol.data[g].to_bits())
+                .count();
             assert_eq!(outside_changed, 0, "voxels outside the face region changed");
-            let brain_changed = (0..vol.len()).filter(|&g| det.brain[g] && rm.data[g] != vol.data[g]).count();
+            let brain_changed = (0..vol.len())
+                .filter(|&g| det.brain[g] && rm.data[g] != vol.data[g])
+                .count();
             let din = din.get_or_insert_with(|| depth_map(&vol, &vol.data, thr, Some(&rm.face)));
             let dout = depth_map(&vol, &rm.data, thr, None);
             let (lo, hi) = bounds(&vol);
@@ -82,7 +101,10 @@ fn main() -> Result<()> {
 /// input | reface | deface.
 fn picture(vol: &Volume, din: &DepthMap, outs: &[(DepthMap, Vec<f32>)], png: &Path) -> Result<()> {
     let (lo, hi) = bounds(vol);
-    let (sw, sh) = ((hi[1] - lo[1]).ceil() as usize + 1, (hi[2] - lo[2]).ceil() as usize + 1);
+    let (sw, sh) = (
+        (hi[1] - lo[1]).ceil() as usize + 1,
+        (hi[2] - lo[2]).ceil() as usize + 1,
+    );
     let cw = din.w.max(sw);
     let (w, h) = (3 * cw, din.h + sh);
     let mut img = image::RgbImage::new(w as u32, h as u32);
@@ -92,8 +114,16 @@ fn picture(vol: &Volume, din: &DepthMap, outs: &[(DepthMap, Vec<f32>)], png: &Pa
         for r in 0..m.h {
             for x in 0..m.w {
                 let d = m.depth[r * m.w + x];
-                let v = if d.is_nan() { 0 } else { (255.0 * (1.0 - d / maxd)).clamp(0.0, 255.0) as u8 };
-                let px = if c == 0 && din.face[r * m.w + x] { [v, v / 2 + 60, v / 2] } else { [v, v, v] };
+                let v = if d.is_nan() {
+                    0
+                } else {
+                    (255.0 * (1.0 - d / maxd)).clamp(0.0, 255.0) as u8
+                };
+                let px = if c == 0 && din.face[r * m.w + x] {
+                    [v, v / 2 + 60, v / 2]
+                } else {
+                    [v, v, v]
+                };
                 img.put_pixel((c * cw + x) as u32, r as u32, image::Rgb(px));
             }
         }
@@ -103,13 +133,21 @@ fn picture(vol: &Volume, din: &DepthMap, outs: &[(DepthMap, Vec<f32>)], png: &Pa
     let datas = [&vol.data, &outs[0].1, &outs[1].1];
     let vmax = deidgate::models::mri::volume::quantiles(&vol.data, &[0.995])[0].max(1e-6);
     for (c, d) in datas.iter().enumerate() {
-        let tmp = Volume { dims: vol.dims, data: d.to_vec(), affine: vol.affine };
+        let tmp = Volume {
+            dims: vol.dims,
+            data: d.to_vec(),
+            affine: vol.affine,
+        };
         for r in 0..sh {
             for x in 0..sw {
                 // anterior on the left, superior up
                 let p = apply(&inv, [xmid, lo[1] + x as f64, hi[2] - r as f64]);
                 let v = (tmp.sample(p, 0.0) / vmax * 255.0).clamp(0.0, 255.0) as u8;
-                img.put_pixel((c * cw + x) as u32, (din.h + r) as u32, image::Rgb([v, v, v]));
+                img.put_pixel(
+                    (c * cw + x) as u32,
+                    (din.h + r) as u32,
+                    image::Rgb([v, v, v]),
+                );
             }
         }
     }

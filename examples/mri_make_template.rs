@@ -19,24 +19,43 @@ use std::path::PathBuf;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let src = PathBuf::from(args.first().map(String::as_str).unwrap_or("../shared/data/mri/pydeface_template"));
+    let src = PathBuf::from(
+        args.first()
+            .map(String::as_str)
+            .unwrap_or("../shared/data/mri/pydeface_template"),
+    );
     let out = PathBuf::from(args.get(1).map(String::as_str).unwrap_or("models/mri"));
     let t1 = read_nifti(&src.join("mean_reg2mean.nii.gz"))?;
     let fm = read_nifti(&src.join("facemask.nii.gz"))?;
     let ones = fm.data.iter().filter(|&&v| v >= 0.5).count();
-    println!("template {:?}, facemask ones {ones} of {}", t1.dims, fm.len());
+    println!(
+        "template {:?}, facemask ones {ones} of {}",
+        t1.dims,
+        fm.len()
+    );
     // pydeface multiplies the image by its mask: 1 = keep, 0 = face.
     let face_full = Volume {
-        data: fm.data.iter().map(|&v| if v < 0.5 { 1.0 } else { 0.0 }).collect(),
+        data: fm
+            .data
+            .iter()
+            .map(|&v| if v < 0.5 { 1.0 } else { 0.0 })
+            .collect(),
         ..fm.clone()
     };
     let f = t1.factors_for(2.0);
     let t = t1.downsample(f);
     let face = face_full.downsample(f);
-    let face = Volume { data: face.data.iter().map(|&v| (v >= 0.5) as u8 as f32).collect(), ..face };
+    let face = Volume {
+        data: face.data.iter().map(|&v| (v >= 0.5) as u8 as f32).collect(),
+        ..face
+    };
     let brain = brain_mask(&t);
     let nb = brain.data.iter().filter(|&&v| v > 0.5).count();
-    println!("2 mm grid {:?}, brain voxels {nb} ({:.0} ml)", t.dims, nb as f64 * 8.0 / 1000.0);
+    println!(
+        "2 mm grid {:?}, brain voxels {nb} ({:.0} ml)",
+        t.dims,
+        nb as f64 * 8.0 / 1000.0
+    );
     std::fs::create_dir_all(&out)?;
     write_nifti_u8_gz(&out.join(INTENSITY_FILE), &t)?;
     write_nifti_u8_gz(&out.join(FACE_FILE), &face)?;
@@ -51,12 +70,19 @@ fn brain_mask(t: &Volume) -> Volume {
     let d = t.dims;
     let thr = mask::otsu(&t.data);
     let cand: Vec<bool> = t.data.iter().map(|&v| v > thr).collect();
-    let r: usize = std::env::var("BRAIN_ERODE").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+    let r: usize = std::env::var("BRAIN_ERODE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
     let core = mask::largest_component(&mask::erode(&cand, d, [r, r, r]), d);
     let grown = mask::dilate(&core, d, [r, r, r]);
     let rec: Vec<bool> = grown.iter().zip(&cand).map(|(a, b)| *a && *b).collect();
     let closed = mask::erode(&mask::dilate(&rec, d, [2, 2, 2]), d, [2, 2, 2]);
-    Volume { data: closed.iter().map(|&b| b as u8 as f32).collect(), dims: d, affine: t.affine }
+    Volume {
+        data: closed.iter().map(|&b| b as u8 as f32).collect(),
+        dims: d,
+        affine: t.affine,
+    }
 }
 
 fn preview(t: &Volume, face: &Volume, brain: &Volume, png: &str) -> Result<()> {

@@ -8,7 +8,12 @@ use std::path::Path;
 const HEAD: &str = "../shared/data/mri/decubitus_dicom/HFS_t1_fl2d_sag_derived.nii.gz";
 
 fn remodeler() -> FaceRemodeler {
-    FaceRemodeler::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mri").as_path()).unwrap()
+    FaceRemodeler::load(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models/mri")
+            .as_path(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -20,13 +25,23 @@ fn reface_changes_only_the_face_and_never_the_brain() {
     let mut changed = 0;
     for g in 0..vol.len() {
         if !out.face[g] {
-            assert_eq!(out.data[g].to_bits(), vol.data[g].to_bits(), "voxel {g} outside the face changed");
+            assert_eq!(
+                out.data[g].to_bits(),
+                vol.data[g].to_bits(),
+                "voxel {g} outside the face changed"
+            );
         } else if out.data[g] != vol.data[g] {
             changed += 1;
         }
-        assert!(!(det.brain[g] && out.face[g]), "brain voxel {g} inside the face region");
+        assert!(
+            !(det.brain[g] && out.face[g]),
+            "brain voxel {g} inside the face region"
+        );
     }
-    assert!(changed > 10_000, "face region barely changed: {changed} voxels");
+    assert!(
+        changed > 10_000,
+        "face region barely changed: {changed} voxels"
+    );
     assert!(out.note.contains("reface"));
 }
 
@@ -34,12 +49,24 @@ fn reface_changes_only_the_face_and_never_the_brain() {
 fn generate_refuses_without_weights() {
     let vol = read_nifti(Path::new(HEAD)).unwrap();
     let err = remodeler().remodel(&vol, Mode::Generate).unwrap_err();
-    assert!(format!("{err}").contains("generate mode has no trained weights"), "{err}");
+    assert!(
+        format!("{err}").contains("generate mode has no trained weights"),
+        "{err}"
+    );
 }
 
 #[test]
 fn too_few_slices_is_refused() {
-    let vol = Volume { dims: [64, 64, 4], data: vec![0.0; 64 * 64 * 4], affine: [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]] };
+    let vol = Volume {
+        dims: [64, 64, 4],
+        data: vec![0.0; 64 * 64 * 4],
+        affine: [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ],
+    };
     let err = remodeler().remodel(&vol, Mode::Reface).unwrap_err();
     assert!(format!("{err}").contains("too few slices"), "{err}");
 }

@@ -95,14 +95,28 @@ pub fn run(args: Args) -> Result<()> {
                 }
             }
             if n > 20 {
-                let c = |s: usize, len: usize| (s / n).saturating_sub(patch / 2).min(len.saturating_sub(patch));
+                let c = |s: usize, len: usize| {
+                    (s / n)
+                        .saturating_sub(patch / 2)
+                        .min(len.saturating_sub(patch))
+                };
                 windows.push((k, c(si, nx), c(sj, ny)));
             }
         }
-        eprintln!("head {}: {:?}, {} training slices", p.display(), vol.dims, windows.len());
+        eprintln!(
+            "head {}: {:?}, {} training slices",
+            p.display(),
+            vol.dims,
+            windows.len()
+        );
         if !windows.is_empty() {
             let scale = scale_of(&vol);
-            heads.push(Head { vol, face, scale, windows });
+            heads.push(Head {
+                vol,
+                face,
+                scale,
+                windows,
+            });
         }
     }
     if heads.is_empty() {
@@ -110,13 +124,21 @@ pub fn run(args: Args) -> Result<()> {
     }
     let vm = VarMap::new();
     let net = Net::new(VarBuilder::from_varmap(&vm, DType::F32, &dev), args.width)?;
-    let mut opt = AdamW::new(vm.all_vars(), ParamsAdamW { lr: args.lr, weight_decay: 0.0, ..Default::default() })?;
+    let mut opt = AdamW::new(
+        vm.all_vars(),
+        ParamsAdamW {
+            lr: args.lr,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let mut avg = 0.0f64;
     for it in 0..args.iters {
         let h = &heads[rng.gen_range(0..heads.len())];
         let (k, i0, j0) = h.windows[rng.gen_range(0..h.windows.len())];
-        let (x, target, m) = slice_input(&h.vol, &h.face, h.scale, k, (i0, j0, patch, patch), &dev)?;
+        let (x, target, m) =
+            slice_input(&h.vol, &h.face, h.scale, k, (i0, j0, patch, patch), &dev)?;
         let pred = net.forward(&x)?;
         // masked L1: only the hidden face is reconstructed
         let loss = (((pred - target)?.abs()? * &m)?.sum_all()? / (m.sum_all()? + 1.0)?)?;
@@ -129,7 +151,12 @@ pub fn run(args: Args) -> Result<()> {
     }
     std::fs::create_dir_all(&args.out)?;
     vm.save(args.out.join(WEIGHTS))?;
-    let cfg = GenConfig { context: CONTEXT, width: args.width, trained_iters: args.iters, trained_heads: heads.len() };
+    let cfg = GenConfig {
+        context: CONTEXT,
+        width: args.width,
+        trained_iters: args.iters,
+        trained_heads: heads.len(),
+    };
     std::fs::write(args.out.join(CONFIG), serde_json::to_vec_pretty(&cfg)?)?;
     // Round trip: the saved weights load and fill the first head's face.
     let g = Generator::load(&args.out, &dev)?;

@@ -5,8 +5,8 @@ use super::warp::FaceRegion;
 use super::Volume;
 
 pub fn deface(vol: &Volume, w: &FaceRegion) -> Vec<f32> {
-    let bg = vol.data.iter().cloned().fold(f32::INFINITY, f32::min).min(0.0).max(f32::MIN);
-    let bg = if bg.is_finite() { bg } else { 0.0 };
+    // data are finite (checked before registration); 0 unless the scale is signed
+    let bg = vol.data.iter().cloned().fold(0.0f32, f32::min);
     vol.data
         .iter()
         .zip(&w.face)

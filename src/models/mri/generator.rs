@@ -46,7 +46,10 @@ pub struct Net {
 
 impl Net {
     pub fn new(vb: VarBuilder, width: usize) -> Result<Self> {
-        let c = Conv2dConfig { padding: 1, ..Default::default() };
+        let c = Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
         let cin = 2 * (2 * CONTEXT + 1);
         let w = width;
         Ok(Self {
@@ -143,15 +146,24 @@ impl Generator {
             &std::fs::read(dir.join(CONFIG)).with_context(|| format!("reading {CONFIG}"))?,
         )?;
         if cfg.context != CONTEXT {
-            bail!("generator weights were trained with context {}", cfg.context);
+            bail!(
+                "generator weights were trained with context {}",
+                cfg.context
+            );
         }
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[wpath], DType::F32, dev)? };
-        Ok(Self { net: Net::new(vb, cfg.width)?, device: dev.clone() })
+        Ok(Self {
+            net: Net::new(vb, cfg.width)?,
+            device: dev.clone(),
+        })
     }
 
     pub fn from_varmap(vm: &VarMap, width: usize, dev: &Device) -> Result<Self> {
         let vb = VarBuilder::from_varmap(vm, DType::F32, dev);
-        Ok(Self { net: Net::new(vb, width)?, device: dev.clone() })
+        Ok(Self {
+            net: Net::new(vb, width)?,
+            device: dev.clone(),
+        })
     }
 
     /// Fill the face region slice by slice; everything else is copied.

@@ -3,6 +3,8 @@
 //! brain safety margin on purpose: a cuboid with half-widths of at least the
 //! margin contains the ball of that radius, so it can only protect more.
 
+#![allow(clippy::needless_range_loop)] // index math on 3x3/4x4 matrices and axes
+
 /// Otsu threshold over a 256-bin histogram of values in [lo, p99.5].
 pub fn otsu(data: &[f32]) -> f32 {
     let q = super::volume::quantiles(data, &[0.0, 0.995]);
@@ -184,6 +186,12 @@ pub fn feather(m: &[bool], dims: [usize; 3], spacing: [f64; 3], mm: f64) -> Vec<
     let b = box_blur(&f, dims, radii_mm(spacing, mm));
     b.iter()
         .zip(m)
-        .map(|(&v, &inside)| if inside { (2.0 * v - 1.0).clamp(0.0, 1.0) } else { 0.0 })
+        .map(|(&v, &inside)| {
+            if inside {
+                (2.0 * v - 1.0).clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        })
         .collect()
 }

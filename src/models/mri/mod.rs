@@ -113,7 +113,11 @@ impl FaceRemodeler {
         let template = template::Template::load(dir)?;
         let generator = generator::Generator::load(&dir.join("generator"), &device)
             .map_err(|e| format!("{e:#}"));
-        Ok(Self { template, generator, device })
+        Ok(Self {
+            template,
+            generator,
+            device,
+        })
     }
 
     pub fn device(&self) -> &Device {
@@ -139,15 +143,21 @@ impl FaceRemodeler {
         }
         check_geometry(vol)?;
         let reg = register::register(vol, &self.template.intensity, &self.device)?;
-        if !(reg.ncc >= MIN_NCC) {
-            bail!("registration failed: template/subject NCC {:.2} < {MIN_NCC}", reg.ncc);
+        if reg.ncc.is_nan() || reg.ncc < MIN_NCC {
+            bail!(
+                "registration failed: template/subject NCC {:.2} < {MIN_NCC}",
+                reg.ncc
+            );
         }
         let w = warp::FaceRegion::compute(vol, &self.template, &reg.subject_to_template)?;
         let (data, how) = match mode {
             Mode::Reface => (reface::reface(vol, &w), "template face"),
             Mode::Deface => (deface::deface(vol, &w), "face removed"),
             Mode::Generate => {
-                let g = self.generator.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+                let g = self
+                    .generator
+                    .as_ref()
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                 (g.generate(vol, &w.face)?, "generated face")
             }
         };
@@ -156,22 +166,41 @@ impl FaceRemodeler {
             mode.name(),
             reg.ncc
         );
-        let details = Details { brain: w.brain, ncc: reg.ncc, subject_to_template: reg.subject_to_template };
-        Ok((Remodeled { data, face: w.face, note }, details))
+        let details = Details {
+            brain: w.brain,
+            ncc: reg.ncc,
+            subject_to_template: reg.subject_to_template,
+        };
+        Ok((
+            Remodeled {
+                data,
+                face: w.face,
+                note,
+            },
+            details,
+        ))
     }
 }
 
+#[allow(clippy::needless_range_loop)]
 fn check_geometry(vol: &Volume) -> Result<()> {
     if vol.data.len() != vol.len() {
-        bail!("volume data length {} does not match dims {:?}", vol.data.len(), vol.dims);
+        bail!(
+            "volume data length {} does not match dims {:?}",
+            vol.data.len(),
+            vol.dims
+        );
     }
     let sp = volume::spacing(&vol.affine);
     for a in 0..3 {
         if vol.dims[a] < MIN_SLICES {
-            bail!("too few slices: {} along axis {a} (need {MIN_SLICES})", vol.dims[a]);
+            bail!(
+                "too few slices: {} along axis {a} (need {MIN_SLICES})",
+                vol.dims[a]
+            );
         }
         let ext = vol.dims[a] as f64 * sp[a];
-        if !(ext >= MIN_EXTENT_MM) {
+        if ext.is_nan() || ext < MIN_EXTENT_MM {
             bail!("field of view too small for a head: {ext:.0} mm along axis {a}");
         }
     }

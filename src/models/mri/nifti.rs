@@ -95,20 +95,36 @@ pub fn parse_nifti(b: &[u8]) -> Result<Volume> {
             4 => i16_at(c, 0, le) as f32,
             512 => {
                 let a = [c[0], c[1]];
-                (if le { u16::from_le_bytes(a) } else { u16::from_be_bytes(a) }) as f32
+                (if le {
+                    u16::from_le_bytes(a)
+                } else {
+                    u16::from_be_bytes(a)
+                }) as f32
             }
             8 | 768 => {
                 let a = [c[0], c[1], c[2], c[3]];
                 if datatype == 8 {
-                    (if le { i32::from_le_bytes(a) } else { i32::from_be_bytes(a) }) as f32
+                    (if le {
+                        i32::from_le_bytes(a)
+                    } else {
+                        i32::from_be_bytes(a)
+                    }) as f32
                 } else {
-                    (if le { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) }) as f32
+                    (if le {
+                        u32::from_le_bytes(a)
+                    } else {
+                        u32::from_be_bytes(a)
+                    }) as f32
                 }
             }
             16 => f32_at(c, 0, le),
             _ => {
                 let a: [u8; 8] = c.try_into().unwrap();
-                (if le { f64::from_le_bytes(a) } else { f64::from_be_bytes(a) }) as f32
+                (if le {
+                    f64::from_le_bytes(a)
+                } else {
+                    f64::from_be_bytes(a)
+                }) as f32
             }
         };
         data.push(v * slope + inter);

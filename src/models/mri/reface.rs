@@ -12,7 +12,7 @@ use super::volume::{quantiles, spacing};
 use super::warp::FaceRegion;
 use super::Volume;
 
-pub const FEATHER_MM: f64 = 5.0;
+pub const FEATHER_MM: f64 = 3.0;
 
 /// Piecewise-linear map from `src` quantiles to `dst` quantiles.
 pub fn quantile_map(x: f32, src: &[f32], dst: &[f32]) -> f32 {

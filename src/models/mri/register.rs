@@ -10,6 +10,8 @@
 //! Similarity is normalized cross-correlation over the subject grid, at 8, 4
 //! and 2 mm, optimized with candle autograd and Adam.
 
+#![allow(clippy::needless_range_loop)] // index math on 3x3/4x4 matrices and axes
+
 use super::resample::GridTensor;
 use super::volume::{apply, invert, Mat4};
 use super::{mask, Volume};
@@ -73,9 +75,17 @@ impl Level {
         let stride = n.div_ceil(MAX_POINTS).max(1);
         let (mut pts, mut vals) = (Vec::new(), Vec::new());
         for p in (0..n).step_by(stride) {
-            let (i, j, k) = (p % fl.dims[0], (p / fl.dims[0]) % fl.dims[1], p / (fl.dims[0] * fl.dims[1]));
+            let (i, j, k) = (
+                p % fl.dims[0],
+                (p / fl.dims[0]) % fl.dims[1],
+                p / (fl.dims[0] * fl.dims[1]),
+            );
             let w = fl.world(i as f64, j as f64, k as f64);
-            pts.extend([(w[0] - cs[0]) as f32, (w[1] - cs[1]) as f32, (w[2] - cs[2]) as f32]);
+            pts.extend([
+                (w[0] - cs[0]) as f32,
+                (w[1] - cs[1]) as f32,
+                (w[2] - cs[2]) as f32,
+            ]);
             vals.push(fl.data[p]);
         }
         let m = vals.len();
@@ -91,7 +101,11 @@ impl Level {
             f: Tensor::from_vec(vals, m, dev)?,
             moving: GridTensor::new(&ml, dev)?,
             minv_t: Tensor::from_vec(lt, (3, 3), dev)?,
-            minv_o: Tensor::from_vec(vec![inv[0][3] as f32, inv[1][3] as f32, inv[2][3] as f32], (1, 3), dev)?,
+            minv_o: Tensor::from_vec(
+                vec![inv[0][3] as f32, inv[1][3] as f32, inv[2][3] as f32],
+                (1, 3),
+                dev,
+            )?,
         })
     }
 
@@ -99,7 +113,8 @@ impl Level {
     fn loss(&self, p: &Tensor, ct: &Tensor) -> Result<Tensor> {
         let dev = p.device();
         let t = p.narrow(0, 0, 3)?.reshape((1, 3))?;
-        let lin = (Tensor::eye(3, DType::F32, dev)? + (p.narrow(0, 3, 9)?.reshape((3, 3))? * LIN_SCALE)?)?;
+        let lin = (Tensor::eye(3, DType::F32, dev)?
+            + (p.narrow(0, 3, 9)?.reshape((3, 3))? * LIN_SCALE)?)?;
         let w = self.xs.matmul(&lin.t()?)?.broadcast_add(&(ct + t)?)?;
         let v = w.matmul(&self.minv_t)?.broadcast_add(&self.minv_o)?;
         let (m, inside) = self.moving.trilinear(&v)?;
@@ -146,12 +161,19 @@ pub fn register(fixed: &Volume, moving: &Volume, dev: &Device) -> Result<Registr
         let var = Var::from_vec(params.clone(), 12, dev)?;
         let mut opt = AdamW::new(
             vec![var.clone()],
-            ParamsAdamW { lr, weight_decay: 0.0, ..Default::default() },
+            ParamsAdamW {
+                lr,
+                weight_decay: 0.0,
+                ..Default::default()
+            },
         )?;
         let mut best = (f64::INFINITY, params.clone());
         for it in 0..iters {
             // cosine decay: large steps first, fine convergence at the end
-            opt.set_learning_rate(lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * it as f64 / iters as f64).cos())));
+            opt.set_learning_rate(
+                lr * (0.1
+                    + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * it as f64 / iters as f64).cos())),
+            );
             let loss = level.loss(var.as_tensor(), &ct)?;
             let l = loss.to_scalar::<f32>()? as f64;
             if l < best.0 {
@@ -167,7 +189,10 @@ pub fn register(fixed: &Volume, moving: &Volume, dev: &Device) -> Result<Registr
         ncc = -best.0;
         tracing::debug!(mm, ncc, "registration level done");
     }
-    Ok(Registration { subject_to_template: to_matrix(&params, cs, ct_v), ncc })
+    Ok(Registration {
+        subject_to_template: to_matrix(&params, cs, ct_v),
+        ncc,
+    })
 }
 
 /// The 4x4 subject->template matrix for parameters `p`.

@@ -28,7 +28,8 @@ impl GridTensor {
         let axis = |a: usize, n: usize| -> Result<(Tensor, Tensor, Tensor, Tensor)> {
             let x = v.narrow(D::Minus1, a, 1)?.squeeze(D::Minus1)?;
             let xd = x.detach();
-            let inside = xd.ge(-0.5)?.to_dtype(DType::F32)? * xd.le(n as f64 - 0.5)?.to_dtype(DType::F32)?;
+            let inside =
+                xd.ge(-0.5)?.to_dtype(DType::F32)? * xd.le(n as f64 - 0.5)?.to_dtype(DType::F32)?;
             let hi = (n as f64 - 1.0001).max(0.0);
             let xc = x.clamp(0.0, hi)?;
             let x0 = xc.detach().floor()?;

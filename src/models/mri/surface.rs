@@ -23,7 +23,13 @@ pub struct DepthMap {
 pub fn bounds(v: &Volume) -> ([f64; 3], [f64; 3]) {
     let (mut lo, mut hi) = ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]);
     for c in 0..8 {
-        let p = [0, 1, 2].map(|a| if c >> a & 1 == 1 { (v.dims[a] - 1) as f64 } else { 0.0 });
+        let p = [0, 1, 2].map(|a| {
+            if c >> a & 1 == 1 {
+                (v.dims[a] - 1) as f64
+            } else {
+                0.0
+            }
+        });
         let w = apply(&v.affine, p);
         for a in 0..3 {
             lo[a] = lo[a].min(w[a]);
@@ -41,7 +47,11 @@ pub fn depth_map(vol: &Volume, data: &[f32], thr: f32, face: Option<&[bool]>) ->
     let inv = invert(&vol.affine);
     let w = (hi[0] - lo[0]).ceil() as usize + 1;
     let h = (hi[2] - lo[2]).ceil() as usize + 1;
-    let tmp = Volume { dims: vol.dims, data: data.to_vec(), affine: vol.affine };
+    let tmp = Volume {
+        dims: vol.dims,
+        data: data.to_vec(),
+        affine: vol.affine,
+    };
     let fvol = face.map(|f| Volume {
         dims: vol.dims,
         data: f.iter().map(|&b| b as u8 as f32).collect(),
@@ -63,16 +73,21 @@ pub fn depth_map(vol: &Volume, data: &[f32], thr: f32, face: Option<&[bool]>) ->
                     depth[r * w + c] = (y - lo[1]) as f32;
                     if let Some(fv) = &fvol {
                         // within 2 mm behind the hit
-                        isface[r * w + c] = (0..=4).any(|d| {
-                            fv.sample(apply(&inv, [x, y + 0.5 * d as f64, z]), 0.0) > 0.5
-                        });
+                        isface[r * w + c] = (0..=4)
+                            .any(|d| fv.sample(apply(&inv, [x, y + 0.5 * d as f64, z]), 0.0) > 0.5);
                     }
                     break;
                 }
             }
         }
     }
-    DepthMap { w, h, depth, face: isface, origin: [lo[0], lo[1], hi[2]] }
+    DepthMap {
+        w,
+        h,
+        depth,
+        face: isface,
+        origin: [lo[0], lo[1], hi[2]],
+    }
 }
 
 /// Mean |depth difference| (mm) over face rays of `a`; rays that miss in `b`
@@ -83,7 +98,11 @@ pub fn mean_face_distance(a: &DepthMap, b: &DepthMap, full: f32) -> (f64, usize)
         if !a.face[i] || a.depth[i].is_nan() {
             continue;
         }
-        let db = if b.depth[i].is_nan() { full } else { b.depth[i] };
+        let db = if b.depth[i].is_nan() {
+            full
+        } else {
+            b.depth[i]
+        };
         s += (a.depth[i] - db).abs() as f64;
         n += 1;
     }

@@ -23,10 +23,17 @@ impl Template {
     pub fn load(dir: &Path) -> Result<Self> {
         let rd = |f: &str| {
             read_nifti(&dir.join(f)).with_context(|| {
-                format!("MRI face template missing in {} (see models/mri/MODEL.md)", dir.display())
+                format!(
+                    "MRI face template missing in {} (see models/mri/MODEL.md)",
+                    dir.display()
+                )
             })
         };
-        let t = Self { intensity: rd(INTENSITY_FILE)?, face: rd(FACE_FILE)?, brain: rd(BRAIN_FILE)? };
+        let t = Self {
+            intensity: rd(INTENSITY_FILE)?,
+            face: rd(FACE_FILE)?,
+            brain: rd(BRAIN_FILE)?,
+        };
         if t.face.dims != t.intensity.dims || t.brain.dims != t.intensity.dims {
             bail!("template, face mask and brain mask differ in size");
         }

@@ -1,5 +1,7 @@
 //! Geometry and plain (non-differentiable) voxel helpers on [`Volume`].
 
+#![allow(clippy::needless_range_loop)] // index math on 3x3/4x4 matrices and axes
+
 use super::Volume;
 
 pub type Mat4 = [[f64; 4]; 4];
@@ -85,8 +87,16 @@ impl Volume {
         let c = |v: f64, n: usize| v.clamp(0.0, (n - 1) as f64);
         let (x, y, z) = (c(p[0], nx), c(p[1], ny), c(p[2], nz));
         let (x0, y0, z0) = (x.floor() as usize, y.floor() as usize, z.floor() as usize);
-        let (x1, y1, z1) = ((x0 + 1).min(nx - 1), (y0 + 1).min(ny - 1), (z0 + 1).min(nz - 1));
-        let (fx, fy, fz) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32, (z - z0 as f64) as f32);
+        let (x1, y1, z1) = (
+            (x0 + 1).min(nx - 1),
+            (y0 + 1).min(ny - 1),
+            (z0 + 1).min(nz - 1),
+        );
+        let (fx, fy, fz) = (
+            (x - x0 as f64) as f32,
+            (y - y0 as f64) as f32,
+            (z - z0 as f64) as f32,
+        );
         let g = |i, j, k| self.data[self.idx(i, j, k)];
         let c00 = g(x0, y0, z0) * (1.0 - fx) + g(x1, y0, z0) * fx;
         let c10 = g(x0, y1, z0) * (1.0 - fx) + g(x1, y1, z0) * fx;

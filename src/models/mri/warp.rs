@@ -24,7 +24,10 @@ impl FaceRegion {
     pub fn compute(vol: &Volume, t: &Template, subject_to_template: &Mat4) -> Result<Self> {
         let [nx, ny, _] = vol.dims;
         // subject voxel -> template voxel, one matrix
-        let m = mat_mul(&invert(&t.intensity.affine), &mat_mul(subject_to_template, &vol.affine));
+        let m = mat_mul(
+            &invert(&t.intensity.affine),
+            &mat_mul(subject_to_template, &vol.affine),
+        );
         let plane = nx * ny;
         let mut face = vec![false; vol.len()];
         face.par_chunks_mut(plane).enumerate().for_each(|(k, sl)| {
@@ -43,11 +46,13 @@ impl FaceRegion {
         let tsp = spacing(&t.intensity.affine);
         let det = {
             let a = subject_to_template;
-            a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+            a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+                - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
                 + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
         }
         .abs();
-        let t_face = t.face.data.iter().filter(|&&v| v >= 0.5).count() as f64 * tsp[0] * tsp[1] * tsp[2];
+        let t_face =
+            t.face.data.iter().filter(|&&v| v >= 0.5).count() as f64 * tsp[0] * tsp[1] * tsp[2];
         let s_face = n_face as f64 * sp[0] * sp[1] * sp[2] * det;
         if s_face < MIN_FACE_COVERAGE * t_face {
             bail!(
@@ -80,7 +85,14 @@ impl FaceRegion {
             .for_each(|(kk, (bs, ts))| {
                 for jj in 0..bd[1] {
                     for ii in 0..bd[0] {
-                        let p = apply(&m, [(ii + lo[0]) as f64, (jj + lo[1]) as f64, (kk + lo[2]) as f64]);
+                        let p = apply(
+                            &m,
+                            [
+                                (ii + lo[0]) as f64,
+                                (jj + lo[1]) as f64,
+                                (kk + lo[2]) as f64,
+                            ],
+                        );
                         // any partial brain counts: protection errs on the safe side
                         bs[ii + bd[0] * jj] = t.brain.sample(p, 0.0) > 0.01;
                         ts[ii + bd[0] * jj] = t.intensity.sample(p, 0.0);
@@ -103,6 +115,11 @@ impl FaceRegion {
                 }
             }
         }
-        Ok(Self { face, brain, template, bbox: (lo, hi) })
+        Ok(Self {
+            face,
+            brain,
+            template,
+            bbox: (lo, hi),
+        })
     }
 }
