@@ -4,10 +4,10 @@
 //! changed and code 113102 set; a restart in the middle of a series loses
 //! and doubles nothing; a series too short for the model is quarantined.
 //!
-//! The gateway runs `[mri] model = "box"` (a stand-in until the trained
-//! remodeler is merged). The checks hold for any model that changes only
-//! the face: changed voxels > 0, all of them in the anterior half of the
-//! field of view (LPS y below its middle), nothing else changed.
+//! The gateway runs the trained remodeler (models/mri, reface mode). The
+//! checks hold for any model that changes only the face: changed voxels > 0,
+//! all of them in the anterior half of the field of view (LPS y below its
+//! middle), nothing else changed.
 
 mod common;
 
@@ -18,7 +18,7 @@ use dicom_dictionary_std::tags;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const MRI_TOML: &str = "[mri]\nmodel = \"box\"\nquiet_secs = 3\n";
+const MRI_TOML: &str = "[mri]\nquiet_secs = 3\n";
 
 fn series_dirs() -> Vec<PathBuf> {
     let d = data_dir();
@@ -193,7 +193,7 @@ fn a_restart_in_the_middle_of_a_series_outputs_every_slice_once() {
     // it would land in quarantine and the test would see it.
     let mut g = Gateway::start(
         tmp.path(),
-        "[mri]\nmodel = \"box\"\nquiet_secs = 10\nmin_slices = 20\n",
+        "[mri]\nquiet_secs = 10\nmin_slices = 20\n",
     );
     let inputs = files_under(&data_dir().join("mri/decubitus_dicom/HFS"));
     let (first, second) = inputs.split_at(inputs.len() / 2);
@@ -249,11 +249,14 @@ fn batch_mode_processes_head_series_as_series() {
         s.reasons
     );
     // Without a model, the whole series is kept back with the reason.
-    let rt = runtime(&tmp.path().join("data2"), "");
+    let rt = runtime(
+        &tmp.path().join("data2"),
+        "[mri]\nweights = \"/nonexistent/mri-model\"\n",
+    );
     let s = deidgate::pipeline::batch::run(&rt, &input, &tmp.path().join("out2"), 1).unwrap();
     assert_eq!((s.written, s.quarantined), (0, 88));
     assert!(
-        s.reasons[0].0.contains("face model not built in"),
+        s.reasons[0].0.contains("MRI route"),
         "{:?}",
         s.reasons
     );

@@ -7,6 +7,7 @@ mod keys;
 pub mod store_cmds;
 pub mod train;
 pub mod train_photo;
+pub mod train_mri;
 
 pub use args::*;
 

@@ -10,6 +10,8 @@ pub enum TrainCmd {
     Chest(ChestTrainArgs),
     /// MedSem-style photo generator (`[photo] mode = "generate"`).
     Photo(super::train_photo::TrainPhotoArgs),
+    /// MRI face generator (`[mri] mode = "generate"`), 2.5-D.
+    Mri(super::train_mri::Args),
 }
 
 /// Settings shared by `train chest` and `eval chest`.
@@ -132,5 +134,6 @@ pub fn run(cmd: TrainCmd) -> anyhow::Result<()> {
             Ok(())
         }
         TrainCmd::Photo(a) => super::train_photo::run(a),
+        TrainCmd::Mri(a) => super::train_mri::run(a),
     }
 }

@@ -3,5 +3,6 @@
 //! works, CUDA comes with the `cuda` cargo feature.
 
 pub mod chest;
+pub mod mri;
 pub mod ops;
 pub mod photo;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 /// A head volume in stored values. Same fields as `crate::models::mri::Volume`
-/// (MERGE: replace with that type once the face model is merged).
+/// (kept separate so the pipeline can be tested with stand-in models).
 #[derive(Debug, Clone)]
 pub struct Volume {
     /// (i = columns, j = rows, k = slices), i fastest in `data`.
@@ -31,9 +31,21 @@ pub trait FaceModel: Send + Sync {
 }
 
 /// The trained face remodeler from `dir` (`models/mri/`).
-// MERGE: wrap crate::models::mri::FaceRemodeler::load(dir) here, mapping
-// `mode` to models::mri::Mode and Remodeled { data, face, note } to the tuple.
 pub fn load_face_model(dir: &Path) -> anyhow::Result<Box<dyn FaceModel>> {
-    let _ = dir;
-    anyhow::bail!("face model not built in")
+    Ok(Box::new(crate::models::mri::FaceRemodeler::load(dir)?))
+}
+
+impl FaceModel for crate::models::mri::FaceRemodeler {
+    fn remodel(&self, vol: &Volume, mode: &str) -> anyhow::Result<(Vec<f32>, Vec<bool>, String)> {
+        let mode: crate::models::mri::Mode = mode
+            .parse()
+            .map_err(|e: anyhow::Error| e.context(format!("[mri] mode {mode:?}")))?;
+        let v = crate::models::mri::Volume {
+            dims: vol.dims,
+            data: vol.data.clone(),
+            affine: vol.affine,
+        };
+        let r = crate::models::mri::FaceRemodeler::remodel(self, &v, mode)?;
+        Ok((r.data, r.face, r.note))
+    }
 }
