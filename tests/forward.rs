@@ -154,7 +154,10 @@ fn every_instance_is_forwarded_to_storescp() {
     let port = free_port();
     let scp_dir = tmp.path().join("storescp");
     let _scp = storescp(&scp_dir, port);
-    let g = Gateway::start(tmp.path(), &dicom_destination("pacs", "STORESCP", port));
+    // Head MR series are held until complete; a short quiet period lets
+    // them through within the test.
+    let config = dicom_destination("pacs", "STORESCP", port) + "\n[mri]\nquiet_secs = 2\n";
+    let g = Gateway::start(tmp.path(), &config);
     let data = data_dir();
     let mut inputs = files_under(&data.join("dicom"));
     inputs.extend(files_under(&data.join("derived")));
@@ -162,6 +165,11 @@ fn every_instance_is_forwarded_to_storescp() {
     let stored = send(&g, tmp.path(), &inputs);
     // What the folder sink holds is what was acknowledged and not quarantined.
     poll("the spool to drain", &g, || dir_is_empty(&g.spool("ready")));
+    poll("held head MR series to be processed", &g, || {
+        ["open", "claimed"]
+            .iter()
+            .all(|d| files_under(&g.data.join("series").join(d)).is_empty())
+    });
     let out = outputs(&g);
     let received = wait_forwarded(&g, "pacs", || files_under(&scp_dir), out.len() - 3);
     let (a, b): (BTreeSet<String>, BTreeSet<String>) = (
@@ -368,7 +376,10 @@ fn compressed_instances_are_decoded_for_a_peer_that_accepts_only_uncompressed() 
             .unwrap(),
     );
     wait_port(port);
-    let g = Gateway::start(tmp.path(), &dicom_destination("pacs", "STORESCP", port));
+    // The chest route would write the radiograph native; this test is about
+    // the forwarder's own transcoding, so the route is explicitly off.
+    let config = dicom_destination("pacs", "STORESCP", port) + "\n[chest]\nenabled = false\n";
+    let g = Gateway::start(tmp.path(), &config);
     let ts = data_dir().join("dicom/ts");
     // (input, dcmtk decompressor for an exact comparison, when lossless)
     let cases = [
