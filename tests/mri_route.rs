@@ -191,10 +191,7 @@ fn a_restart_in_the_middle_of_a_series_outputs_every_slice_once() {
     let tmp = tempfile::tempdir().unwrap();
     // A half series alone is too short: if it were processed on its own,
     // it would land in quarantine and the test would see it.
-    let mut g = Gateway::start(
-        tmp.path(),
-        "[mri]\nquiet_secs = 10\nmin_slices = 20\n",
-    );
+    let mut g = Gateway::start(tmp.path(), "[mri]\nquiet_secs = 10\nmin_slices = 20\n");
     let inputs = files_under(&data_dir().join("mri/decubitus_dicom/HFS"));
     let (first, second) = inputs.split_at(inputs.len() / 2);
     send(&g, tmp.path(), first);
@@ -255,9 +252,5 @@ fn batch_mode_processes_head_series_as_series() {
     );
     let s = deidgate::pipeline::batch::run(&rt, &input, &tmp.path().join("out2"), 1).unwrap();
     assert_eq!((s.written, s.quarantined), (0, 88));
-    assert!(
-        s.reasons[0].0.contains("MRI route"),
-        "{:?}",
-        s.reasons
-    );
+    assert!(s.reasons[0].0.contains("MRI route"), "{:?}", s.reasons);
 }

@@ -6,8 +6,8 @@ pub mod eval;
 mod keys;
 pub mod store_cmds;
 pub mod train;
-pub mod train_photo;
 pub mod train_mri;
+pub mod train_photo;
 
 pub use args::*;
 

@@ -10,6 +10,6 @@ pub mod photo;
 pub mod precheck;
 pub mod quarantine;
 pub mod router;
-pub mod series;
 pub mod routes;
+pub mod series;
 pub mod spool;

@@ -6,6 +6,12 @@ use super::holding::OpenSeries;
 use std::time::{Duration, SystemTime};
 
 pub fn is_complete(s: &OpenSeries, quiet: Duration, now: SystemTime) -> bool {
+    // A folder seen between its creation and its first instance's rename is
+    // not an idle series: without this, the first slices of a new series
+    // could be claimed on their own and quarantined as "too few slices".
+    if s.instances == 0 {
+        return false;
+    }
     let counted = s.expected.is_some_and(|e| s.frames >= e);
     let idle = now.duration_since(s.last).unwrap_or_default() >= quiet;
     counted || idle
@@ -30,5 +36,6 @@ mod tests {
         assert!(!is_complete(&s(4, Some(5), 0), q, now));
         assert!(!is_complete(&s(4, None, 9), q, now));
         assert!(is_complete(&s(4, None, 10), q, now));
+        assert!(!is_complete(&s(0, None, 100), q, now), "empty folder");
     }
 }
