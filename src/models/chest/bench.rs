@@ -1,9 +1,9 @@
 //! Inference timing for `scripts/bench_models.sh`: the displacement at the
 //! model size, and the field upsample + warp at a native radiograph size.
 
-use super::native::{upsample_field, warp_image};
 use super::unet::UNet;
 use super::warp;
+use crate::pipeline::chest::geometry::{upsample_field, warp};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use std::time::Instant;
@@ -48,7 +48,7 @@ pub fn native_warp_ms(size: usize, w: usize, h: usize, reps: usize) -> anyhow::R
     median_ms(reps, || {
         let dx = upsample_field(&d, size, w, h);
         let dy = upsample_field(&d, size, w, h);
-        let out = warp_image(&img, w, h, &dx, &dy);
+        let out = warp(&img, &dx, &dy, w, h);
         anyhow::ensure!(out.len() == w * h);
         Ok(())
     })

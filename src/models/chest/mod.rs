@@ -6,8 +6,8 @@
 //! resampled along it. The field is trained against a patient
 //! re-identification network ([`siamese`]) while an abnormality classifier
 //! ([`classifier`]) keeps the image useful ([`train`], [`protocol`]). The
-//! gateway only needs [`ChestDeformer`] and the native-resolution helpers in
-//! [`native`].
+//! gateway only needs [`ChestDeformer`]; it applies the field at native
+//! resolution itself (`crate::pipeline::chest::geometry`).
 
 pub mod bench;
 pub mod classifier;
@@ -16,7 +16,6 @@ pub mod data;
 pub mod deformer;
 pub mod elastic;
 pub mod metrics;
-pub mod native;
 pub mod protocol;
 pub mod siamese;
 pub mod train;
