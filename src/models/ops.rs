@@ -62,6 +62,19 @@ pub fn as_f32(xs: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// Largest absolute elementwise difference between two tensors (test helper).
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

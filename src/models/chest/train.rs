@@ -194,6 +194,41 @@ fn epoch_line(what: &str, epoch: usize, epochs: usize, loss: f64, secs: f64) {
     );
 }
 
+/// One epoch of a training loop: `step` runs on each of the first `n`
+/// chunks (`size` indices each) of `order` and returns its loss; a progress
+/// bar `"{bar_what} {e + 1}/{epochs}"` shows the running mean as `metric`
+/// with `prec` decimals, and [`epoch_line`] reports it as `line_what`.
+#[allow(clippy::too_many_arguments)]
+fn run_epoch(
+    (bar_what, line_what): (&str, &str),
+    (metric, prec): (&str, usize),
+    (e, epochs): (usize, usize),
+    order: &[usize],
+    size: usize,
+    n: usize,
+    mut step: impl FnMut(&[usize]) -> Result<Tensor>,
+) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let pb = bar(n, &format!("{bar_what} {}/{epochs}", e + 1));
+    let (mut total, mut steps) = (0.0, 0);
+    for chunk in order.chunks(size).take(n) {
+        let loss = step(chunk)?;
+        total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        steps += 1;
+        pb.set_message(format!("{metric} {:.prec$}", total / steps as f64));
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    epoch_line(
+        line_what,
+        e,
+        epochs,
+        total / steps.max(1) as f64,
+        t0.elapsed().as_secs_f64(),
+    );
+    Ok(())
+}
+
 /// Train the siamese network on pairs (left[a], right[b]): for each anchor
 /// one same-patient and one different-patient partner per epoch.
 #[allow(clippy::too_many_arguments)]
@@ -212,15 +247,9 @@ pub fn train_reid(
     let mut anchors = index.anchors();
     let half = (o.batch / 2).max(1);
     for e in 0..epochs {
-        let t0 = std::time::Instant::now();
         anchors.shuffle(&mut rng);
-        let pb = bar(
-            anchors.len().div_ceil(half),
-            &format!("{what} {}/{epochs}", e + 1),
-        );
-        let mut total = 0.0;
-        let mut steps = 0;
-        for chunk in anchors.chunks(half) {
+        let n = anchors.len().div_ceil(half);
+        let step = |chunk: &[usize]| -> Result<Tensor> {
             let pos: Vec<usize> = chunk.iter().map(|&i| index.positive(i, &mut rng)).collect();
             let neg: Vec<usize> = chunk.iter().map(|&i| index.negative(i, &mut rng)).collect();
             let a = left.batch(chunk, &o.device)?;
@@ -234,20 +263,17 @@ pub fn train_reid(
             let y = Tensor::from_vec(y, 2 * chunk.len(), &o.device)?;
             let loss = bce_with_logits(&snn.forward_t(&a, &b, true)?, &y)?;
             opt.backward_step(&loss)?;
-            let l = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            total += l;
-            steps += 1;
-            pb.set_message(format!("loss {:.4}", total / steps as f64));
-            pb.inc(1);
-        }
-        pb.finish_and_clear();
-        epoch_line(
-            what,
-            e,
-            epochs,
-            total / steps.max(1) as f64,
-            t0.elapsed().as_secs_f64(),
-        );
+            Ok(loss)
+        };
+        run_epoch(
+            (what, what),
+            ("loss", 4),
+            (e, epochs),
+            &anchors,
+            half,
+            n,
+            step,
+        )?;
     }
     Ok(())
 }
@@ -290,32 +316,18 @@ pub fn train_classifier(
     let mut opt = adam(vars, o.lr)?;
     let mut rng = StdRng::seed_from_u64(o.seed ^ 0xc1a5);
     let mut order = idx.to_vec();
+    let what = ("classifier", "classifier");
     for e in 0..epochs {
-        let t0 = std::time::Instant::now();
         order.shuffle(&mut rng);
-        let pb = bar(
-            order.len().div_ceil(o.batch),
-            &format!("classifier {}/{epochs}", e + 1),
-        );
-        let (mut total, mut steps) = (0.0, 0);
-        for chunk in order.chunks(o.batch) {
+        let n = order.len().div_ceil(o.batch);
+        let step = |chunk: &[usize]| -> Result<Tensor> {
             let x = bank.batch(chunk, &o.device)?;
             let y = label_batch(labels, chunk, &o.device)?;
             let loss = bce_with_logits(&cls.forward_t(&x, true)?, &y)?;
             opt.backward_step(&loss)?;
-            total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            steps += 1;
-            pb.set_message(format!("loss {:.4}", total / steps as f64));
-            pb.inc(1);
-        }
-        pb.finish_and_clear();
-        epoch_line(
-            "classifier",
-            e,
-            epochs,
-            total / steps.max(1) as f64,
-            t0.elapsed().as_secs_f64(),
-        );
+            Ok(loss)
+        };
+        run_epoch(what, ("loss", 4), (e, epochs), &order, o.batch, n, step)?;
     }
     Ok(())
 }
@@ -350,29 +362,17 @@ pub fn pretrain_identity(
     let mut opt = adam(vars, o.lr * 10.0)?;
     let mut rng = StdRng::seed_from_u64(o.seed ^ 0x1d);
     let mut order = idx.to_vec();
+    let what = ("identity", "identity pre-training");
     for e in 0..epochs {
-        let t0 = std::time::Instant::now();
         order.shuffle(&mut rng);
         let n = o.cap(order.len().div_ceil(o.batch));
-        let pb = bar(n, &format!("identity {}/{epochs}", e + 1));
-        let (mut total, mut steps) = (0.0, 0);
-        for chunk in order.chunks(o.batch).take(n) {
+        let step = |chunk: &[usize]| -> Result<Tensor> {
             let t = g.forward_t(&bank.batch(chunk, &o.device)?, true)?;
             let loss = t.sqr()?.mean_all()?;
             opt.backward_step(&loss)?;
-            total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            steps += 1;
-            pb.set_message(format!("mse {:.5}", total / steps as f64));
-            pb.inc(1);
-        }
-        pb.finish_and_clear();
-        epoch_line(
-            "identity pre-training",
-            e,
-            epochs,
-            total / steps.max(1) as f64,
-            t0.elapsed().as_secs_f64(),
-        );
+            Ok(loss)
+        };
+        run_epoch(what, ("mse", 5), (e, epochs), &order, o.batch, n, step)?;
     }
     Ok(())
 }
@@ -413,13 +413,11 @@ pub fn train_generator(
     let mut anchors = index.anchors();
     let half = (o.batch / 2).max(1);
     let dev = &o.device;
+    let what = format!("generator μ={mu}");
     for e in 0..epochs {
-        let t0 = std::time::Instant::now();
         anchors.shuffle(&mut rng);
         let n = o.cap(anchors.len().div_ceil(half));
-        let pb = bar(n, &format!("generator μ={mu} {}/{epochs}", e + 1));
-        let (mut total, mut steps) = (0.0, 0);
-        for chunk in anchors.chunks(half).take(n) {
+        let step = |chunk: &[usize]| -> Result<Tensor> {
             let na = chunk.len();
             let pos: Vec<usize> = chunk.iter().map(|&i| index.positive(i, &mut rng)).collect();
             let neg: Vec<usize> = chunk.iter().map(|&i| index.negative(i, &mut rng)).collect();
@@ -462,19 +460,17 @@ pub fn train_generator(
             if let (Some((c, _)), Some(opt), Some((xl, yl))) = (adv.cls, c_opt.as_mut(), &cls_in) {
                 opt.backward_step(&bce_with_logits(&c.forward_t(&xl.detach(), true)?, yl)?)?;
             }
-            total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            steps += 1;
-            pb.set_message(format!("loss {:.4}", total / steps as f64));
-            pb.inc(1);
-        }
-        pb.finish_and_clear();
-        epoch_line(
-            &format!("generator μ={mu}"),
-            e,
-            epochs,
-            total / steps.max(1) as f64,
-            t0.elapsed().as_secs_f64(),
-        );
+            Ok(loss)
+        };
+        run_epoch(
+            (&what, &what),
+            ("loss", 4),
+            (e, epochs),
+            &anchors,
+            half,
+            n,
+            step,
+        )?;
     }
     Ok(())
 }
