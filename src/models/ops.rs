@@ -604,29 +604,26 @@ pub fn max_pool2d_padded(xs: &Tensor, k: usize, s: usize, pad: usize) -> Result<
     let pw = (k - 1 + s * ow).max(w + 2 * pad);
     let neg = -1e30f64;
     let dev = xs.device();
-    let fill = |shape: (usize, usize, usize, usize)| -> Result<Tensor> {
-        Tensor::full(neg as f32, shape, dev)?.to_dtype(xs.dtype())
+    // Pad `x` along `dim` with `before` and `after` slices of `neg`.
+    let pad_along = |x: Tensor, dim: usize, before: usize, after: usize| -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let fill = |len: usize| -> Result<Tensor> {
+            let mut shape = dims.clone();
+            shape[dim] = len;
+            Tensor::full(neg as f32, shape, dev)?.to_dtype(xs.dtype())
+        };
+        let mut parts = vec![];
+        if before > 0 {
+            parts.push(fill(before)?);
+        }
+        parts.push(x);
+        if after > 0 {
+            parts.push(fill(after)?);
+        }
+        Tensor::cat(&parts, dim)
     };
-    let mut x = xs.clone();
-    let (right_w, right_h) = (pw - w - pad, ph - h - pad);
-    let mut parts = vec![];
-    if pad > 0 {
-        parts.push(fill((n, c, h, pad))?);
-    }
-    parts.push(x);
-    if right_w > 0 {
-        parts.push(fill((n, c, h, right_w))?);
-    }
-    x = Tensor::cat(&parts, 3)?;
-    let mut parts = vec![];
-    if pad > 0 {
-        parts.push(fill((n, c, pad, pw))?);
-    }
-    parts.push(x);
-    if right_h > 0 {
-        parts.push(fill((n, c, right_h, pw))?);
-    }
-    x = Tensor::cat(&parts, 2)?;
+    let x = pad_along(xs.clone(), 3, pad, pw - w - pad)?;
+    let x = pad_along(x, 2, pad, ph - h - pad)?;
     let mut out: Option<Tensor> = None;
     for ky in 0..k {
         for kx in 0..k {

@@ -113,19 +113,9 @@ impl MedSem {
 mod tests {
     use super::*;
 
-    pub(crate) fn tiny() -> MedSemConfig {
-        MedSemConfig {
-            size: 32,
-            id_dim: 8,
-            sem_channels: 4,
-            width: 32,
-            ..MedSemConfig::default()
-        }
-    }
-
     #[test]
     fn save_load_round_trip_and_render_shape() {
-        let m = MedSem::new(tiny(), &Device::Cpu).unwrap();
+        let m = MedSem::new(MedSemConfig::tiny(), &Device::Cpu).unwrap();
         let dir = tempfile::tempdir().unwrap();
         m.save(dir.path()).unwrap();
         let back = MedSem::load(dir.path(), &Device::Cpu).unwrap();
@@ -147,7 +137,7 @@ mod tests {
 
     #[test]
     fn seeded_codes_repeat() {
-        let m = MedSem::new(tiny(), &Device::Cpu).unwrap();
+        let m = MedSem::new(MedSemConfig::tiny(), &Device::Cpu).unwrap();
         let a: Vec<Vec<f32>> = m.seeded_codes(2, 3).unwrap().to_vec2().unwrap();
         let b: Vec<Vec<f32>> = m.seeded_codes(2, 3).unwrap().to_vec2().unwrap();
         assert_eq!(a, b);
