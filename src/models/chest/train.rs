@@ -144,6 +144,14 @@ impl PatientIndex {
         }
     }
 
+    /// A same-patient partner for each of `anchors`, then a different-patient
+    /// one for each (drawn in that order from `rng`).
+    fn partners(&self, anchors: &[usize], rng: &mut StdRng) -> (Vec<usize>, Vec<usize>) {
+        let pos = anchors.iter().map(|&i| self.positive(i, rng)).collect();
+        let neg = anchors.iter().map(|&i| self.negative(i, rng)).collect();
+        (pos, neg)
+    }
+
     /// Evaluation pairs: every same-patient pair (capped at `max_pos`,
     /// sampled when over), and as many random different-patient pairs.
     pub fn eval_pairs(&self, max_pos: usize, seed: u64) -> Pairs {
@@ -194,39 +202,57 @@ fn epoch_line(what: &str, epoch: usize, epochs: usize, loss: f64, secs: f64) {
     );
 }
 
-/// One epoch of a training loop: `step` runs on each of the first `n`
-/// chunks (`size` indices each) of `order` and returns its loss; a progress
-/// bar `"{bar_what} {e + 1}/{epochs}"` shows the running mean as `metric`
-/// with `prec` decimals, and [`epoch_line`] reports it as `line_what`.
-#[allow(clippy::too_many_arguments)]
-fn run_epoch(
-    (bar_what, line_what): (&str, &str),
-    (metric, prec): (&str, usize),
-    (e, epochs): (usize, usize),
-    order: &[usize],
-    size: usize,
-    n: usize,
-    mut step: impl FnMut(&[usize]) -> Result<Tensor>,
-) -> Result<()> {
-    let t0 = std::time::Instant::now();
-    let pb = bar(n, &format!("{bar_what} {}/{epochs}", e + 1));
-    let (mut total, mut steps) = (0.0, 0);
-    for chunk in order.chunks(size).take(n) {
-        let loss = step(chunk)?;
-        total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        steps += 1;
-        pb.set_message(format!("{metric} {:.prec$}", total / steps as f64));
-        pb.inc(1);
+/// Re-identification targets for `n` same-patient pairs followed by `n`
+/// different-patient pairs: n ones, then n zeros.
+fn same_then_different(n: usize, dev: &Device) -> Result<Tensor> {
+    let mut y = vec![1f32; n];
+    y.extend(vec![0f32; n]);
+    Tensor::from_vec(y, 2 * n, dev)
+}
+
+/// How a training loop reports its epochs: a progress bar
+/// `"{bar} {e + 1}/{epochs}"` showing the running mean loss as `metric` with
+/// `prec` decimals, and an [`epoch_line`] `line` at the end of each epoch.
+struct EpochLog<'a> {
+    bar: &'a str,
+    line: &'a str,
+    metric: &'a str,
+    prec: usize,
+    epochs: usize,
+}
+
+impl EpochLog<'_> {
+    /// Epoch `e`: `step` runs on each of the first `n` chunks (`size`
+    /// indices each) of `order` and returns its loss.
+    fn run(
+        &self,
+        e: usize,
+        order: &[usize],
+        size: usize,
+        n: usize,
+        mut step: impl FnMut(&[usize]) -> Result<Tensor>,
+    ) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let pb = bar(n, &format!("{} {}/{}", self.bar, e + 1, self.epochs));
+        let (mut total, mut steps) = (0.0, 0);
+        for chunk in order.chunks(size).take(n) {
+            let loss = step(chunk)?;
+            total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            steps += 1;
+            let mean = total / steps as f64;
+            pb.set_message(format!("{} {:.*}", self.metric, self.prec, mean));
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        epoch_line(
+            self.line,
+            e,
+            self.epochs,
+            total / steps.max(1) as f64,
+            t0.elapsed().as_secs_f64(),
+        );
+        Ok(())
     }
-    pb.finish_and_clear();
-    epoch_line(
-        line_what,
-        e,
-        epochs,
-        total / steps.max(1) as f64,
-        t0.elapsed().as_secs_f64(),
-    );
-    Ok(())
 }
 
 /// Train the siamese network on pairs (left[a], right[b]): for each anchor
@@ -246,34 +272,30 @@ pub fn train_reid(
     let mut rng = StdRng::seed_from_u64(o.seed);
     let mut anchors = index.anchors();
     let half = (o.batch / 2).max(1);
+    let log = EpochLog {
+        bar: what,
+        line: what,
+        metric: "loss",
+        prec: 4,
+        epochs,
+    };
     for e in 0..epochs {
         anchors.shuffle(&mut rng);
         let n = anchors.len().div_ceil(half);
         let step = |chunk: &[usize]| -> Result<Tensor> {
-            let pos: Vec<usize> = chunk.iter().map(|&i| index.positive(i, &mut rng)).collect();
-            let neg: Vec<usize> = chunk.iter().map(|&i| index.negative(i, &mut rng)).collect();
+            let (pos, neg) = index.partners(chunk, &mut rng);
             let a = left.batch(chunk, &o.device)?;
             let a = Tensor::cat(&[&a, &a], 0)?;
             let b = Tensor::cat(
                 &[right.batch(&pos, &o.device)?, right.batch(&neg, &o.device)?],
                 0,
             )?;
-            let mut y = vec![1f32; chunk.len()];
-            y.extend(vec![0f32; chunk.len()]);
-            let y = Tensor::from_vec(y, 2 * chunk.len(), &o.device)?;
+            let y = same_then_different(chunk.len(), &o.device)?;
             let loss = bce_with_logits(&snn.forward_t(&a, &b, true)?, &y)?;
             opt.backward_step(&loss)?;
             Ok(loss)
         };
-        run_epoch(
-            (what, what),
-            ("loss", 4),
-            (e, epochs),
-            &anchors,
-            half,
-            n,
-            step,
-        )?;
+        log.run(e, &anchors, half, n, step)?;
     }
     Ok(())
 }
@@ -316,7 +338,13 @@ pub fn train_classifier(
     let mut opt = adam(vars, o.lr)?;
     let mut rng = StdRng::seed_from_u64(o.seed ^ 0xc1a5);
     let mut order = idx.to_vec();
-    let what = ("classifier", "classifier");
+    let log = EpochLog {
+        bar: "classifier",
+        line: "classifier",
+        metric: "loss",
+        prec: 4,
+        epochs,
+    };
     for e in 0..epochs {
         order.shuffle(&mut rng);
         let n = order.len().div_ceil(o.batch);
@@ -327,7 +355,7 @@ pub fn train_classifier(
             opt.backward_step(&loss)?;
             Ok(loss)
         };
-        run_epoch(what, ("loss", 4), (e, epochs), &order, o.batch, n, step)?;
+        log.run(e, &order, o.batch, n, step)?;
     }
     Ok(())
 }
@@ -362,7 +390,13 @@ pub fn pretrain_identity(
     let mut opt = adam(vars, o.lr * 10.0)?;
     let mut rng = StdRng::seed_from_u64(o.seed ^ 0x1d);
     let mut order = idx.to_vec();
-    let what = ("identity", "identity pre-training");
+    let log = EpochLog {
+        bar: "identity",
+        line: "identity pre-training",
+        metric: "mse",
+        prec: 5,
+        epochs,
+    };
     for e in 0..epochs {
         order.shuffle(&mut rng);
         let n = o.cap(order.len().div_ceil(o.batch));
@@ -372,7 +406,7 @@ pub fn pretrain_identity(
             opt.backward_step(&loss)?;
             Ok(loss)
         };
-        run_epoch(what, ("mse", 5), (e, epochs), &order, o.batch, n, step)?;
+        log.run(e, &order, o.batch, n, step)?;
     }
     Ok(())
 }
@@ -414,13 +448,19 @@ pub fn train_generator(
     let half = (o.batch / 2).max(1);
     let dev = &o.device;
     let what = format!("generator μ={mu}");
+    let log = EpochLog {
+        bar: &what,
+        line: &what,
+        metric: "loss",
+        prec: 4,
+        epochs,
+    };
     for e in 0..epochs {
         anchors.shuffle(&mut rng);
         let n = o.cap(anchors.len().div_ceil(half));
         let step = |chunk: &[usize]| -> Result<Tensor> {
             let na = chunk.len();
-            let pos: Vec<usize> = chunk.iter().map(|&i| index.positive(i, &mut rng)).collect();
-            let neg: Vec<usize> = chunk.iter().map(|&i| index.negative(i, &mut rng)).collect();
+            let (pos, neg) = index.partners(chunk, &mut rng);
             let lab: Vec<usize> = if labelled.is_empty() || adv.cls.is_none() {
                 vec![]
             } else {
@@ -452,9 +492,7 @@ pub fn train_generator(
             let xa = xa.detach();
             let a2 = Tensor::cat(&[&xa, &xa], 0)?;
             let b2 = Tensor::cat(&[xp, bank.batch(&neg, dev)?], 0)?;
-            let mut y = vec![1f32; na];
-            y.extend(vec![0f32; na]);
-            let y = Tensor::from_vec(y, 2 * na, dev)?;
+            let y = same_then_different(na, dev)?;
             s_opt.backward_step(&bce_with_logits(&adv.snn.forward_t(&a2, &b2, true)?, &y)?)?;
             // The classifier keeps learning on anonymized images.
             if let (Some((c, _)), Some(opt), Some((xl, yl))) = (adv.cls, c_opt.as_mut(), &cls_in) {
@@ -462,15 +500,7 @@ pub fn train_generator(
             }
             Ok(loss)
         };
-        run_epoch(
-            (&what, &what),
-            ("loss", 4),
-            (e, epochs),
-            &anchors,
-            half,
-            n,
-            step,
-        )?;
+        log.run(e, &anchors, half, n, step)?;
     }
     Ok(())
 }
@@ -559,14 +589,10 @@ mod tests {
         .unwrap();
         let (b, _) = clone_vars(&src, &dev, |vb| UNet::new(vb, 2)).unwrap();
         let x = Tensor::rand(0f32, 1f32, (1, 1, 16, 16), &dev).unwrap();
-        let d: f32 = (a.forward_t(&x, false).unwrap() - b.forward_t(&x, false).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let d = crate::models::ops::max_abs_diff(
+            &a.forward_t(&x, false).unwrap(),
+            &b.forward_t(&x, false).unwrap(),
+        );
         assert_eq!(d, 0.0);
     }
 }
