@@ -775,43 +775,35 @@ mod chest_op_tests {
             .sum_all()
             .unwrap();
         let grads = loss.backward().unwrap();
-        let gi: Vec<f32> = grads
-            .get(&vi)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let gg: Vec<f32> = grads
-            .get(&vg)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let grad_of = |v: &Var| -> Vec<f32> {
+            grads
+                .get(v)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        let (gi, gg) = (grad_of(&vi), grad_of(&vg));
         let eps = 1e-3f32;
-        for k in 0..inp.len() {
-            let (mut p, mut m) = (inp.clone(), inp.clone());
-            p[k] += eps;
-            m[k] -= eps;
-            let fd = (loss_of(&p, &grid) - loss_of(&m, &grid)) / (2.0 * eps as f64);
-            assert!(
-                (fd - gi[k] as f64).abs() < 1e-3,
-                "input grad {k}: {fd} vs {}",
-                gi[k]
-            );
-        }
-        for k in 0..grid.len() {
-            let (mut p, mut m) = (grid.clone(), grid.clone());
-            p[k] += eps;
-            m[k] -= eps;
-            let fd = (loss_of(&inp, &p) - loss_of(&inp, &m)) / (2.0 * eps as f64);
-            assert!(
-                (fd - gg[k] as f64).abs() < 2e-3,
-                "grid grad {k}: {fd} vs {}",
-                gg[k]
-            );
-        }
+        // Central differences of the loss in each entry of `base` (`loss` of
+        // the perturbed copy) against the autograd gradient `g`.
+        let check =
+            |what: &str, base: &[f32], g: &[f32], tol: f64, loss: &dyn Fn(&[f32]) -> f64| {
+                for k in 0..base.len() {
+                    let (mut p, mut m) = (base.to_vec(), base.to_vec());
+                    p[k] += eps;
+                    m[k] -= eps;
+                    let fd = (loss(&p) - loss(&m)) / (2.0 * eps as f64);
+                    assert!(
+                        (fd - g[k] as f64).abs() < tol,
+                        "{what} grad {k}: {fd} vs {}",
+                        g[k]
+                    );
+                }
+            };
+        check("input", &inp, &gi, 1e-3, &|p| loss_of(p, &grid));
+        check("grid", &grid, &gg, 2e-3, &|p| loss_of(&inp, p));
     }
 
     #[test]
