@@ -62,6 +62,19 @@ pub fn as_f32(xs: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// Largest absolute elementwise difference between two tensors (test helper).
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,29 +604,26 @@ pub fn max_pool2d_padded(xs: &Tensor, k: usize, s: usize, pad: usize) -> Result<
     let pw = (k - 1 + s * ow).max(w + 2 * pad);
     let neg = -1e30f64;
     let dev = xs.device();
-    let fill = |shape: (usize, usize, usize, usize)| -> Result<Tensor> {
-        Tensor::full(neg as f32, shape, dev)?.to_dtype(xs.dtype())
+    // Pad `x` along `dim` with `before` and `after` slices of `neg`.
+    let pad_along = |x: Tensor, dim: usize, before: usize, after: usize| -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let fill = |len: usize| -> Result<Tensor> {
+            let mut shape = dims.clone();
+            shape[dim] = len;
+            Tensor::full(neg as f32, shape, dev)?.to_dtype(xs.dtype())
+        };
+        let mut parts = vec![];
+        if before > 0 {
+            parts.push(fill(before)?);
+        }
+        parts.push(x);
+        if after > 0 {
+            parts.push(fill(after)?);
+        }
+        Tensor::cat(&parts, dim)
     };
-    let mut x = xs.clone();
-    let (right_w, right_h) = (pw - w - pad, ph - h - pad);
-    let mut parts = vec![];
-    if pad > 0 {
-        parts.push(fill((n, c, h, pad))?);
-    }
-    parts.push(x);
-    if right_w > 0 {
-        parts.push(fill((n, c, h, right_w))?);
-    }
-    x = Tensor::cat(&parts, 3)?;
-    let mut parts = vec![];
-    if pad > 0 {
-        parts.push(fill((n, c, pad, pw))?);
-    }
-    parts.push(x);
-    if right_h > 0 {
-        parts.push(fill((n, c, right_h, pw))?);
-    }
-    x = Tensor::cat(&parts, 2)?;
+    let x = pad_along(xs.clone(), 3, pad, pw - w - pad)?;
+    let x = pad_along(x, 2, pad, ph - h - pad)?;
     let mut out: Option<Tensor> = None;
     for ky in 0..k {
         for kx in 0..k {
@@ -765,43 +775,35 @@ mod chest_op_tests {
             .sum_all()
             .unwrap();
         let grads = loss.backward().unwrap();
-        let gi: Vec<f32> = grads
-            .get(&vi)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let gg: Vec<f32> = grads
-            .get(&vg)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let grad_of = |v: &Var| -> Vec<f32> {
+            grads
+                .get(v)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        let (gi, gg) = (grad_of(&vi), grad_of(&vg));
         let eps = 1e-3f32;
-        for k in 0..inp.len() {
-            let (mut p, mut m) = (inp.clone(), inp.clone());
-            p[k] += eps;
-            m[k] -= eps;
-            let fd = (loss_of(&p, &grid) - loss_of(&m, &grid)) / (2.0 * eps as f64);
-            assert!(
-                (fd - gi[k] as f64).abs() < 1e-3,
-                "input grad {k}: {fd} vs {}",
-                gi[k]
-            );
-        }
-        for k in 0..grid.len() {
-            let (mut p, mut m) = (grid.clone(), grid.clone());
-            p[k] += eps;
-            m[k] -= eps;
-            let fd = (loss_of(&inp, &p) - loss_of(&inp, &m)) / (2.0 * eps as f64);
-            assert!(
-                (fd - gg[k] as f64).abs() < 2e-3,
-                "grid grad {k}: {fd} vs {}",
-                gg[k]
-            );
-        }
+        // Central differences of the loss in each entry of `base` (`loss` of
+        // the perturbed copy) against the autograd gradient `g`.
+        let check =
+            |what: &str, base: &[f32], g: &[f32], tol: f64, loss: &dyn Fn(&[f32]) -> f64| {
+                for k in 0..base.len() {
+                    let (mut p, mut m) = (base.to_vec(), base.to_vec());
+                    p[k] += eps;
+                    m[k] -= eps;
+                    let fd = (loss(&p) - loss(&m)) / (2.0 * eps as f64);
+                    assert!(
+                        (fd - g[k] as f64).abs() < tol,
+                        "{what} grad {k}: {fd} vs {}",
+                        g[k]
+                    );
+                }
+            };
+        check("input", &inp, &gi, 1e-3, &|p| loss_of(p, &grid));
+        check("grid", &grid, &gg, 2e-3, &|p| loss_of(&inp, p));
     }
 
     #[test]

@@ -3,25 +3,9 @@
 //! `layers` bottleneck layers with growth rate `growth`) with one sigmoid
 //! output per finding.
 
-use crate::models::ops::max_pool2d_padded;
+use super::layers::{bn, conv, Stem};
 use candle_core::{ModuleT, Result, Tensor};
-use candle_nn::{
-    batch_norm, conv2d_no_bias, linear, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Linear,
-    Module, VarBuilder,
-};
-
-fn conv(cin: usize, cout: usize, k: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
-    let cfg = Conv2dConfig {
-        padding: k / 2,
-        stride,
-        ..Default::default()
-    };
-    conv2d_no_bias(cin, cout, k, cfg, vb)
-}
-
-fn bn(c: usize, vb: VarBuilder) -> Result<BatchNorm> {
-    batch_norm(c, BatchNormConfig::default(), vb)
-}
+use candle_nn::{linear, BatchNorm, Conv2d, Linear, Module, VarBuilder};
 
 /// BN-ReLU-conv1×1 (4·growth) - BN-ReLU-conv3×3 (growth), concatenated.
 struct DenseLayer {
@@ -47,8 +31,7 @@ struct Transition {
 
 /// Compact DenseNet-BC.
 pub struct DenseNet {
-    stem: Conv2d,
-    stem_bn: BatchNorm,
+    stem: Stem,
     blocks: Vec<Vec<DenseLayer>>,
     trans: Vec<Transition>,
     final_bn: BatchNorm,
@@ -59,8 +42,7 @@ impl DenseNet {
     /// `outputs` findings; three blocks of `layers` layers, growth `growth`.
     pub fn new(vb: VarBuilder, outputs: usize, growth: usize, layers: usize) -> Result<Self> {
         let mut c = 2 * growth;
-        let stem = conv(1, c, 7, 2, vb.pp("stem"))?;
-        let stem_bn = bn(c, vb.pp("stem_bn"))?;
+        let stem = Stem::new(c, &vb)?;
         let mut blocks = vec![];
         let mut trans = vec![];
         for b in 0..3 {
@@ -87,7 +69,6 @@ impl DenseNet {
         }
         Ok(Self {
             stem,
-            stem_bn,
             blocks,
             trans,
             final_bn: bn(c, vb.pp("final_bn"))?,
@@ -97,11 +78,7 @@ impl DenseNet {
 
     /// N×1×S×S → N×outputs logits.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let x = self
-            .stem_bn
-            .forward_t(&self.stem.forward(x)?, train)?
-            .relu()?;
-        let mut x = max_pool2d_padded(&x, 3, 2, 1)?;
+        let mut x = self.stem.forward_t(x, train)?;
         for (i, block) in self.blocks.iter().enumerate() {
             for l in block {
                 x = l.forward_t(&x, train)?;

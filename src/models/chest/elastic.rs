@@ -37,14 +37,7 @@ mod tests {
         let m: f32 = d.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
         assert!((m - 0.005).abs() < 1e-6, "{m}");
         let d2 = random_field(32, 0.005, 7, &Device::Cpu).unwrap();
-        let diff: f32 = (d - d2)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff = crate::models::ops::max_abs_diff(&d, &d2);
         assert_eq!(diff, 0.0, "deterministic in the seed");
     }
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod data;
 pub mod deformer;
 pub mod elastic;
+mod layers;
 pub mod metrics;
 pub mod protocol;
 pub mod siamese;

@@ -313,12 +313,17 @@ impl Context {
         Ok(())
     }
 
-    /// Anonymize every image with a trained generator.
-    fn apply_generator(&self, g: &UNet, mu: f32) -> Result<(Bank, f64)> {
+    /// Anonymize every image by warping it along the displacement field
+    /// `field(images, indices)` gives its batch; also the mean displacement
+    /// in pixels.
+    fn apply_field<F>(&self, field: F) -> Result<(Bank, f64)>
+    where
+        F: Fn(&Tensor, &[usize]) -> candle_core::Result<Tensor>,
+    {
         let px = (self.o.size as f64 - 1.0) / 2.0;
         let sum = std::cell::Cell::new(0f64);
-        let bank = anonymize_bank(&self.orig, &self.t, |x, _| {
-            let d = warp::displacement(&g.forward_t(x, false)?, mu as f64)?;
+        let bank = anonymize_bank(&self.orig, &self.t, |x, idx| {
+            let d = field(x, idx)?;
             sum.set(
                 sum.get()
                     + d.abs()?
@@ -332,11 +337,14 @@ impl Context {
         Ok((bank, sum.get() / self.orig.images.len() as f64 * px))
     }
 
+    /// Anonymize every image with a trained generator.
+    fn apply_generator(&self, g: &UNet, mu: f32) -> Result<(Bank, f64)> {
+        self.apply_field(|x, _| warp::displacement(&g.forward_t(x, false)?, mu as f64))
+    }
+
     /// Anonymize every image with its own seeded random elastic field.
     fn apply_elastic(&self, mu: f32) -> Result<(Bank, f64)> {
-        let px = (self.o.size as f64 - 1.0) / 2.0;
-        let sum = std::cell::Cell::new(0f64);
-        let bank = anonymize_bank(&self.orig, &self.t, |x, idx| {
+        self.apply_field(|_, idx| {
             let fields = idx
                 .iter()
                 .map(|&i| {
@@ -348,18 +356,8 @@ impl Context {
                     )
                 })
                 .collect::<candle_core::Result<Vec<Tensor>>>()?;
-            let d = Tensor::cat(&fields, 0)?;
-            sum.set(
-                sum.get()
-                    + d.abs()?
-                        .mean_all()?
-                        .to_dtype(DType::F64)?
-                        .to_scalar::<f64>()?
-                        * x.dim(0)? as f64,
-            );
-            warp::warp(x, &d)
-        })?;
-        Ok((bank, sum.get() / self.orig.images.len() as f64 * px))
+            Tensor::cat(&fields, 0)
+        })
     }
 
     fn finish(mut self, t0: Instant) -> Result<Report> {

@@ -4,28 +4,12 @@
 //! give 128-d sigmoid embeddings; a linear layer on |e1 − e2| gives the
 //! "same patient" logit.
 
-use crate::models::ops::max_pool2d_padded;
+use super::layers::{bn, conv, Stem};
 use candle_core::{ModuleT, Result, Tensor};
-use candle_nn::{
-    batch_norm, conv2d_no_bias, linear, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Linear,
-    Module, VarBuilder,
-};
+use candle_nn::{linear, BatchNorm, Conv2d, Linear, Module, VarBuilder};
 
 /// Embedding size of each branch.
 pub const EMBED: usize = 128;
-
-fn conv(cin: usize, cout: usize, k: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
-    let cfg = Conv2dConfig {
-        padding: k / 2,
-        stride,
-        ..Default::default()
-    };
-    conv2d_no_bias(cin, cout, k, cfg, vb)
-}
-
-fn bn(c: usize, vb: VarBuilder) -> Result<BatchNorm> {
-    batch_norm(c, BatchNormConfig::default(), vb)
-}
 
 /// ResNet basic block: two 3×3 convolutions and a (projected) shortcut.
 struct BasicBlock {
@@ -69,16 +53,14 @@ impl BasicBlock {
 /// ResNet-18 layout (stem 7×7/2 + max-pool 3/2, 4 stages × 2 blocks) with
 /// stage widths w, 2w, 4w, 8w (w = 64 is the real ResNet-18).
 pub struct ResNet18 {
-    stem: Conv2d,
-    stem_bn: BatchNorm,
+    stem: Stem,
     blocks: Vec<BasicBlock>,
     fc: Linear,
 }
 
 impl ResNet18 {
     pub fn new(vb: VarBuilder, width: usize, out: usize) -> Result<Self> {
-        let stem = conv(1, width, 7, 2, vb.pp("stem"))?;
-        let stem_bn = bn(width, vb.pp("stem_bn"))?;
+        let stem = Stem::new(width, &vb)?;
         let mut blocks = vec![];
         let mut cin = width;
         for stage in 0..4 {
@@ -99,21 +81,12 @@ impl ResNet18 {
             cin = cout;
         }
         let fc = linear(cin, out, vb.pp("fc"))?;
-        Ok(Self {
-            stem,
-            stem_bn,
-            blocks,
-            fc,
-        })
+        Ok(Self { stem, blocks, fc })
     }
 
     /// N×1×S×S → N×out (raw, before any activation).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let x = self
-            .stem_bn
-            .forward_t(&self.stem.forward(x)?, train)?
-            .relu()?;
-        let mut x = max_pool2d_padded(&x, 3, 2, 1)?;
+        let mut x = self.stem.forward_t(x, train)?;
         for b in &self.blocks {
             x = b.forward_t(&x, train)?;
         }

@@ -144,6 +144,14 @@ impl PatientIndex {
         }
     }
 
+    /// A same-patient partner for each of `anchors`, then a different-patient
+    /// one for each (drawn in that order from `rng`).
+    fn partners(&self, anchors: &[usize], rng: &mut StdRng) -> (Vec<usize>, Vec<usize>) {
+        let pos = anchors.iter().map(|&i| self.positive(i, rng)).collect();
+        let neg = anchors.iter().map(|&i| self.negative(i, rng)).collect();
+        (pos, neg)
+    }
+
     /// Evaluation pairs: every same-patient pair (capped at `max_pos`,
     /// sampled when over), and as many random different-patient pairs.
     pub fn eval_pairs(&self, max_pos: usize, seed: u64) -> Pairs {
@@ -194,6 +202,59 @@ fn epoch_line(what: &str, epoch: usize, epochs: usize, loss: f64, secs: f64) {
     );
 }
 
+/// Re-identification targets for `n` same-patient pairs followed by `n`
+/// different-patient pairs: n ones, then n zeros.
+fn same_then_different(n: usize, dev: &Device) -> Result<Tensor> {
+    let mut y = vec![1f32; n];
+    y.extend(vec![0f32; n]);
+    Tensor::from_vec(y, 2 * n, dev)
+}
+
+/// How a training loop reports its epochs: a progress bar
+/// `"{bar} {e + 1}/{epochs}"` showing the running mean loss as `metric` with
+/// `prec` decimals, and an [`epoch_line`] `line` at the end of each epoch.
+struct EpochLog<'a> {
+    bar: &'a str,
+    line: &'a str,
+    metric: &'a str,
+    prec: usize,
+    epochs: usize,
+}
+
+impl EpochLog<'_> {
+    /// Epoch `e`: `step` runs on each of the first `n` chunks (`size`
+    /// indices each) of `order` and returns its loss.
+    fn run(
+        &self,
+        e: usize,
+        order: &[usize],
+        size: usize,
+        n: usize,
+        mut step: impl FnMut(&[usize]) -> Result<Tensor>,
+    ) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let pb = bar(n, &format!("{} {}/{}", self.bar, e + 1, self.epochs));
+        let (mut total, mut steps) = (0.0, 0);
+        for chunk in order.chunks(size).take(n) {
+            let loss = step(chunk)?;
+            total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            steps += 1;
+            let mean = total / steps as f64;
+            pb.set_message(format!("{} {:.*}", self.metric, self.prec, mean));
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        epoch_line(
+            self.line,
+            e,
+            self.epochs,
+            total / steps.max(1) as f64,
+            t0.elapsed().as_secs_f64(),
+        );
+        Ok(())
+    }
+}
+
 /// Train the siamese network on pairs (left[a], right[b]): for each anchor
 /// one same-patient and one different-patient partner per epoch.
 #[allow(clippy::too_many_arguments)]
@@ -211,43 +272,30 @@ pub fn train_reid(
     let mut rng = StdRng::seed_from_u64(o.seed);
     let mut anchors = index.anchors();
     let half = (o.batch / 2).max(1);
+    let log = EpochLog {
+        bar: what,
+        line: what,
+        metric: "loss",
+        prec: 4,
+        epochs,
+    };
     for e in 0..epochs {
-        let t0 = std::time::Instant::now();
         anchors.shuffle(&mut rng);
-        let pb = bar(
-            anchors.len().div_ceil(half),
-            &format!("{what} {}/{epochs}", e + 1),
-        );
-        let mut total = 0.0;
-        let mut steps = 0;
-        for chunk in anchors.chunks(half) {
-            let pos: Vec<usize> = chunk.iter().map(|&i| index.positive(i, &mut rng)).collect();
-            let neg: Vec<usize> = chunk.iter().map(|&i| index.negative(i, &mut rng)).collect();
+        let n = anchors.len().div_ceil(half);
+        let step = |chunk: &[usize]| -> Result<Tensor> {
+            let (pos, neg) = index.partners(chunk, &mut rng);
             let a = left.batch(chunk, &o.device)?;
             let a = Tensor::cat(&[&a, &a], 0)?;
             let b = Tensor::cat(
                 &[right.batch(&pos, &o.device)?, right.batch(&neg, &o.device)?],
                 0,
             )?;
-            let mut y = vec![1f32; chunk.len()];
-            y.extend(vec![0f32; chunk.len()]);
-            let y = Tensor::from_vec(y, 2 * chunk.len(), &o.device)?;
+            let y = same_then_different(chunk.len(), &o.device)?;
             let loss = bce_with_logits(&snn.forward_t(&a, &b, true)?, &y)?;
             opt.backward_step(&loss)?;
-            let l = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            total += l;
-            steps += 1;
-            pb.set_message(format!("loss {:.4}", total / steps as f64));
-            pb.inc(1);
-        }
-        pb.finish_and_clear();
-        epoch_line(
-            what,
-            e,
-            epochs,
-            total / steps.max(1) as f64,
-            t0.elapsed().as_secs_f64(),
-        );
+            Ok(loss)
+        };
+        log.run(e, &anchors, half, n, step)?;
     }
     Ok(())
 }
@@ -290,32 +338,24 @@ pub fn train_classifier(
     let mut opt = adam(vars, o.lr)?;
     let mut rng = StdRng::seed_from_u64(o.seed ^ 0xc1a5);
     let mut order = idx.to_vec();
+    let log = EpochLog {
+        bar: "classifier",
+        line: "classifier",
+        metric: "loss",
+        prec: 4,
+        epochs,
+    };
     for e in 0..epochs {
-        let t0 = std::time::Instant::now();
         order.shuffle(&mut rng);
-        let pb = bar(
-            order.len().div_ceil(o.batch),
-            &format!("classifier {}/{epochs}", e + 1),
-        );
-        let (mut total, mut steps) = (0.0, 0);
-        for chunk in order.chunks(o.batch) {
+        let n = order.len().div_ceil(o.batch);
+        let step = |chunk: &[usize]| -> Result<Tensor> {
             let x = bank.batch(chunk, &o.device)?;
             let y = label_batch(labels, chunk, &o.device)?;
             let loss = bce_with_logits(&cls.forward_t(&x, true)?, &y)?;
             opt.backward_step(&loss)?;
-            total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            steps += 1;
-            pb.set_message(format!("loss {:.4}", total / steps as f64));
-            pb.inc(1);
-        }
-        pb.finish_and_clear();
-        epoch_line(
-            "classifier",
-            e,
-            epochs,
-            total / steps.max(1) as f64,
-            t0.elapsed().as_secs_f64(),
-        );
+            Ok(loss)
+        };
+        log.run(e, &order, o.batch, n, step)?;
     }
     Ok(())
 }
@@ -350,29 +390,23 @@ pub fn pretrain_identity(
     let mut opt = adam(vars, o.lr * 10.0)?;
     let mut rng = StdRng::seed_from_u64(o.seed ^ 0x1d);
     let mut order = idx.to_vec();
+    let log = EpochLog {
+        bar: "identity",
+        line: "identity pre-training",
+        metric: "mse",
+        prec: 5,
+        epochs,
+    };
     for e in 0..epochs {
-        let t0 = std::time::Instant::now();
         order.shuffle(&mut rng);
         let n = o.cap(order.len().div_ceil(o.batch));
-        let pb = bar(n, &format!("identity {}/{epochs}", e + 1));
-        let (mut total, mut steps) = (0.0, 0);
-        for chunk in order.chunks(o.batch).take(n) {
+        let step = |chunk: &[usize]| -> Result<Tensor> {
             let t = g.forward_t(&bank.batch(chunk, &o.device)?, true)?;
             let loss = t.sqr()?.mean_all()?;
             opt.backward_step(&loss)?;
-            total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            steps += 1;
-            pb.set_message(format!("mse {:.5}", total / steps as f64));
-            pb.inc(1);
-        }
-        pb.finish_and_clear();
-        epoch_line(
-            "identity pre-training",
-            e,
-            epochs,
-            total / steps.max(1) as f64,
-            t0.elapsed().as_secs_f64(),
-        );
+            Ok(loss)
+        };
+        log.run(e, &order, o.batch, n, step)?;
     }
     Ok(())
 }
@@ -413,16 +447,20 @@ pub fn train_generator(
     let mut anchors = index.anchors();
     let half = (o.batch / 2).max(1);
     let dev = &o.device;
+    let what = format!("generator μ={mu}");
+    let log = EpochLog {
+        bar: &what,
+        line: &what,
+        metric: "loss",
+        prec: 4,
+        epochs,
+    };
     for e in 0..epochs {
-        let t0 = std::time::Instant::now();
         anchors.shuffle(&mut rng);
         let n = o.cap(anchors.len().div_ceil(half));
-        let pb = bar(n, &format!("generator μ={mu} {}/{epochs}", e + 1));
-        let (mut total, mut steps) = (0.0, 0);
-        for chunk in anchors.chunks(half).take(n) {
+        let step = |chunk: &[usize]| -> Result<Tensor> {
             let na = chunk.len();
-            let pos: Vec<usize> = chunk.iter().map(|&i| index.positive(i, &mut rng)).collect();
-            let neg: Vec<usize> = chunk.iter().map(|&i| index.negative(i, &mut rng)).collect();
+            let (pos, neg) = index.partners(chunk, &mut rng);
             let lab: Vec<usize> = if labelled.is_empty() || adv.cls.is_none() {
                 vec![]
             } else {
@@ -454,27 +492,15 @@ pub fn train_generator(
             let xa = xa.detach();
             let a2 = Tensor::cat(&[&xa, &xa], 0)?;
             let b2 = Tensor::cat(&[xp, bank.batch(&neg, dev)?], 0)?;
-            let mut y = vec![1f32; na];
-            y.extend(vec![0f32; na]);
-            let y = Tensor::from_vec(y, 2 * na, dev)?;
+            let y = same_then_different(na, dev)?;
             s_opt.backward_step(&bce_with_logits(&adv.snn.forward_t(&a2, &b2, true)?, &y)?)?;
             // The classifier keeps learning on anonymized images.
             if let (Some((c, _)), Some(opt), Some((xl, yl))) = (adv.cls, c_opt.as_mut(), &cls_in) {
                 opt.backward_step(&bce_with_logits(&c.forward_t(&xl.detach(), true)?, yl)?)?;
             }
-            total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            steps += 1;
-            pb.set_message(format!("loss {:.4}", total / steps as f64));
-            pb.inc(1);
-        }
-        pb.finish_and_clear();
-        epoch_line(
-            &format!("generator μ={mu}"),
-            e,
-            epochs,
-            total / steps.max(1) as f64,
-            t0.elapsed().as_secs_f64(),
-        );
+            Ok(loss)
+        };
+        log.run(e, &anchors, half, n, step)?;
     }
     Ok(())
 }
@@ -563,14 +589,10 @@ mod tests {
         .unwrap();
         let (b, _) = clone_vars(&src, &dev, |vb| UNet::new(vb, 2)).unwrap();
         let x = Tensor::rand(0f32, 1f32, (1, 1, 16, 16), &dev).unwrap();
-        let d: f32 = (a.forward_t(&x, false).unwrap() - b.forward_t(&x, false).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let d = crate::models::ops::max_abs_diff(
+            &a.forward_t(&x, false).unwrap(),
+            &b.forward_t(&x, false).unwrap(),
+        );
         assert_eq!(d, 0.0);
     }
 }

@@ -35,14 +35,7 @@ mod tests {
         let x = Tensor::rand(0f32, 1f32, (2, 1, 16, 16), &dev).unwrap();
         let d = Tensor::zeros((2, 2, 16, 16), candle_core::DType::F32, &dev).unwrap();
         let y = warp(&x, &d).unwrap();
-        let diff: f32 = (y - &x)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff = crate::models::ops::max_abs_diff(&y, &x);
         assert!(diff < 1e-6, "{diff}");
     }
 

@@ -66,9 +66,17 @@ fn run_axis(dims: [usize; 3], axis: usize, mut f: impl FnMut(&[usize])) {
     }
 }
 
-/// Dilate with a (2r+1) box per axis (separable running max).
-pub fn dilate(m: &[bool], dims: [usize; 3], r: [usize; 3]) -> Vec<bool> {
-    let mut cur = m.to_vec();
+/// Separable (2r+1) box window per axis (clamped at the edges): along each
+/// axis with r > 0, every voxel becomes `out(sum, len)` of the `len` values
+/// `val(v)` in its window, summed through prefix sums for O(1) queries.
+fn box_window<T: Copy>(
+    v: &[T],
+    dims: [usize; 3],
+    r: [usize; 3],
+    val: impl Fn(T) -> f64,
+    out: impl Fn(f64, usize) -> T,
+) -> Vec<T> {
+    let mut cur = v.to_vec();
     for axis in 0..3 {
         if r[axis] == 0 {
             continue;
@@ -77,19 +85,24 @@ pub fn dilate(m: &[bool], dims: [usize; 3], r: [usize; 3]) -> Vec<bool> {
         let rr = r[axis];
         run_axis(dims, axis, |line| {
             let n = line.len();
-            // prefix count of set voxels for O(1) window queries
-            let mut pre = vec![0u32; n + 1];
+            let mut pre = vec![0f64; n + 1];
             for t in 0..n {
-                pre[t + 1] = pre[t] + src[line[t]] as u32;
+                pre[t + 1] = pre[t] + val(src[line[t]]);
             }
             for t in 0..n {
                 let lo = t.saturating_sub(rr);
                 let hi = (t + rr + 1).min(n);
-                cur[line[t]] = pre[hi] > pre[lo];
+                cur[line[t]] = out(pre[hi] - pre[lo], hi - lo);
             }
         });
     }
     cur
+}
+
+/// Dilate with a (2r+1) box per axis (separable running max; the window
+/// counts of set voxels are exact integers in f64).
+pub fn dilate(m: &[bool], dims: [usize; 3], r: [usize; 3]) -> Vec<bool> {
+    box_window(m, dims, r, |b| b as u8 as f64, |count, _| count > 0.0)
 }
 
 /// Erode with a (2r+1) box per axis (outside the grid counts as set).
@@ -155,27 +168,13 @@ pub fn largest_component(m: &[bool], dims: [usize; 3]) -> Vec<bool> {
 
 /// Separable box blur of a float field (radius per axis, clamped edges).
 pub fn box_blur(v: &[f32], dims: [usize; 3], r: [usize; 3]) -> Vec<f32> {
-    let mut cur = v.to_vec();
-    for axis in 0..3 {
-        if r[axis] == 0 {
-            continue;
-        }
-        let src = cur.clone();
-        let rr = r[axis];
-        run_axis(dims, axis, |line| {
-            let n = line.len();
-            let mut pre = vec![0f64; n + 1];
-            for t in 0..n {
-                pre[t + 1] = pre[t] + src[line[t]] as f64;
-            }
-            for t in 0..n {
-                let lo = t.saturating_sub(rr);
-                let hi = (t + rr + 1).min(n);
-                cur[line[t]] = ((pre[hi] - pre[lo]) / (hi - lo) as f64) as f32;
-            }
-        });
-    }
-    cur
+    box_window(
+        v,
+        dims,
+        r,
+        |x| x as f64,
+        |sum, len| (sum / len as f64) as f32,
+    )
 }
 
 /// Blend weight inside `m`: 0 at the region's border rising to 1 at about

@@ -73,3 +73,17 @@ impl MedSemConfig {
             .with_context(|| format!("cannot write {}", path.display()))
     }
 }
+
+#[cfg(test)]
+impl MedSemConfig {
+    /// A small model (32 px crops, 8-d identity, width 32) for unit tests.
+    pub(crate) fn tiny() -> Self {
+        Self {
+            size: 32,
+            id_dim: 8,
+            sem_channels: 4,
+            width: 32,
+            ..Self::default()
+        }
+    }
+}

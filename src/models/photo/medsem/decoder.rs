@@ -67,13 +67,7 @@ mod tests {
 
     #[test]
     fn renders_the_full_crop() {
-        let cfg = MedSemConfig {
-            size: 32,
-            id_dim: 8,
-            sem_channels: 4,
-            width: 32,
-            ..MedSemConfig::default()
-        };
+        let cfg = MedSemConfig::tiny();
         let vm = VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
         let dec = Decoder::new(&cfg, vb).unwrap();

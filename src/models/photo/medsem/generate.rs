@@ -58,13 +58,7 @@ mod tests {
 
     #[test]
     fn generated_face_keeps_keep_regions_and_is_deterministic() {
-        let cfg = MedSemConfig {
-            size: 32,
-            id_dim: 8,
-            sem_channels: 4,
-            width: 32,
-            ..MedSemConfig::default()
-        };
+        let cfg = MedSemConfig::tiny();
         let model = MedSem::new(cfg, &Device::Cpu).unwrap();
         let face = Face {
             bbox: [40.0, 40.0, 100.0, 110.0],

@@ -113,19 +113,9 @@ impl MedSem {
 mod tests {
     use super::*;
 
-    pub(crate) fn tiny() -> MedSemConfig {
-        MedSemConfig {
-            size: 32,
-            id_dim: 8,
-            sem_channels: 4,
-            width: 32,
-            ..MedSemConfig::default()
-        }
-    }
-
     #[test]
     fn save_load_round_trip_and_render_shape() {
-        let m = MedSem::new(tiny(), &Device::Cpu).unwrap();
+        let m = MedSem::new(MedSemConfig::tiny(), &Device::Cpu).unwrap();
         let dir = tempfile::tempdir().unwrap();
         m.save(dir.path()).unwrap();
         let back = MedSem::load(dir.path(), &Device::Cpu).unwrap();
@@ -134,14 +124,7 @@ mod tests {
         let a = m.render(&x, &z).unwrap();
         let b = back.render(&x, &z).unwrap();
         assert_eq!(a.dims(), &[1, 3, 32, 32]);
-        let d: f32 = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let d = crate::models::ops::max_abs_diff(&a, &b);
         assert_eq!(d, 0.0);
     }
 
@@ -154,7 +137,7 @@ mod tests {
 
     #[test]
     fn seeded_codes_repeat() {
-        let m = MedSem::new(tiny(), &Device::Cpu).unwrap();
+        let m = MedSem::new(MedSemConfig::tiny(), &Device::Cpu).unwrap();
         let a: Vec<Vec<f32>> = m.seeded_codes(2, 3).unwrap().to_vec2().unwrap();
         let b: Vec<Vec<f32>> = m.seeded_codes(2, 3).unwrap().to_vec2().unwrap();
         assert_eq!(a, b);

@@ -154,16 +154,6 @@ mod tests {
     use crate::models::photo::medsem::MedSemConfig;
     use candle_core::Device;
 
-    fn tiny() -> MedSemConfig {
-        MedSemConfig {
-            size: 32,
-            id_dim: 8,
-            sem_channels: 4,
-            width: 32,
-            ..MedSemConfig::default()
-        }
-    }
-
     /// Four synthetic "faces": a coloured disc on a shaded background, with
     /// the lower half masked as the medical region.
     fn synthetic_batch(dev: &Device) -> Batch {
@@ -214,7 +204,7 @@ mod tests {
     #[test]
     fn frozen_encoder_does_not_change_and_the_others_do() {
         let dev = Device::Cpu;
-        let model = MedSem::new(tiny(), &dev).unwrap();
+        let model = MedSem::new(MedSemConfig::tiny(), &dev).unwrap();
         let sem_before = snapshot(&model.semantics_vars);
         let dec_before = snapshot(&model.decoder_vars);
         let id_before = snapshot(&model.identity_vars);
@@ -230,7 +220,7 @@ mod tests {
         let dev = Device::Cpu;
         let b = synthetic_batch(&dev);
         let mut t = Trainer::new(
-            MedSem::new(tiny(), &dev).unwrap(),
+            MedSem::new(MedSemConfig::tiny(), &dev).unwrap(),
             3e-3,
             LossWeights::default(),
         )
