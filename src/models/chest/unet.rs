@@ -121,7 +121,8 @@ mod tests {
         let y = net.forward_t(&x, true).unwrap();
         assert_eq!(y.dims(), &[2, 2, 32, 32]);
         let m: f32 = y.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
-        assert!(m < 1.0);
+        // tanh's range; in f32 a large input rounds to exactly 1.0.
+        assert!(m <= 1.0, "{m}");
         assert!(net.forward_t(&x.narrow(3, 0, 24).unwrap(), false).is_err());
     }
 }
