@@ -470,12 +470,14 @@ fn https_when_a_certificate_is_configured() {
         key.display().to_string()
     );
     let (g, u) = gateway_with_users(tmp.path(), &extra);
+    // Waits for the HTTP listener's log line (it can follow the DICOM one).
+    let port = g.http_port();
     assert!(
         g.log().contains("scheme=\"https\"") || g.log().contains("scheme=https"),
         "{}",
         g.log()
     );
-    let url = format!("https://127.0.0.1:{}/api/status", g.http_port());
+    let url = format!("https://127.0.0.1:{port}/api/status");
     let o = std::process::Command::new(tool("curl"))
         .args(["-s", "--cacert"])
         .arg(&cert)
