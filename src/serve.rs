@@ -24,6 +24,25 @@ const QUEUE_DEPTH: usize = 64;
 pub fn run(cfg: Config) -> Result<()> {
     let rt = Arc::new(Runtime::open(cfg)?);
     let spool = Arc::new(Spool::open(rt.config.data_dir())?);
+    // Half-written outputs of a killed run (their sources are replayed).
+    let mut roots = vec![rt.config.data_dir().to_path_buf()];
+    roots.extend(
+        rt.config
+            .destinations
+            .iter()
+            .filter(|d| d.kind == "folder" && !d.path.is_empty())
+            .map(|d| std::path::PathBuf::from(&d.path)),
+    );
+    let stale: usize = roots
+        .iter()
+        .map(|r| crate::pipeline::output::remove_stale_temps(r))
+        .sum();
+    if stale > 0 {
+        tracing::info!(
+            files = stale,
+            "removed temp files left by an interrupted run"
+        );
+    }
     let backlog = spool.pending()?;
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

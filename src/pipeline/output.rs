@@ -62,6 +62,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     Ok(())
 }
 
+/// Remove temp files that [`write_atomic`] left under `root` when its
+/// process was killed between create and rename (`.NAME.tmpPID`, PID no
+/// longer running). Their content was never acknowledged as written: the
+/// spool or outbox entry that produced them is replayed. Returns the count.
+pub fn remove_stale_temps(root: &Path) -> usize {
+    let stale = |name: &str| {
+        let Some(pid) = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once(".tmp"))
+            .and_then(|(_, pid)| pid.parse::<i32>().ok())
+        else {
+            return false;
+        };
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        pid != std::process::id() as i32
+            && unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    };
+    walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| e.file_name().to_str().is_some_and(stale))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Flush the file system that holds `path` (syncfs(2)): every file written
 /// there so far is durable when it returns.
 pub fn sync_filesystem_of(path: &Path) -> Result<()> {
@@ -105,4 +133,25 @@ pub fn encode(mut obj: DefaultDicomObject, capacity: usize) -> Result<Vec<u8>> {
     obj.write_all(&mut buf)
         .context("cannot encode the de-identified object")?;
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_temps_of_dead_writers_are_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let sub = d.path().join("a/b");
+        std::fs::create_dir_all(&sub).unwrap();
+        // A PID far above any pid_max cannot be running.
+        let dead = sub.join(".x.dcm.tmp2147483000");
+        let mine = sub.join(format!(".y.dcm.tmp{}", std::process::id()));
+        let kept = sub.join("z.dcm");
+        for f in [&dead, &mine, &kept] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        assert_eq!(remove_stale_temps(d.path()), 1);
+        assert!(!dead.exists() && mine.exists() && kept.exists());
+    }
 }
