@@ -481,30 +481,6 @@ fn missing_weights_quarantine_stop_refuses_and_disabled_passes_visibly() {
     assert!(!method_codes(&b).contains(&"113102".to_string()));
 }
 
-fn method_codes(o: &DefaultDicomObject) -> Vec<String> {
-    o.element(tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
-        .ok()
-        .and_then(|e| e.items().map(|items| items.to_vec()))
-        .unwrap_or_default()
-        .iter()
-        .map(|i| deidgate::deid::engine::text(i, tags::CODE_VALUE))
-        .collect()
-}
-
-fn send(g: &Gateway, dir: &Path, inputs: &[PathBuf]) {
-    let profile = scu_profile(dir, inputs);
-    let out = storescu_cmd(g, &profile, "MODALITY", inputs)
-        .output()
-        .unwrap();
-    assert_eq!(
-        stored_files(&text(&out)).len(),
-        inputs.len(),
-        "{}",
-        text(&out)
-    );
-    poll("the spool to drain", g, || dir_is_empty(&g.spool("ready")));
-}
-
 #[test]
 fn without_weights_the_gateway_quarantines_chest_radiographs_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
@@ -586,4 +562,9 @@ fn a_chest_cr_through_the_gateway_is_deformed_by_the_trained_model() {
     let changed = changed_fraction(&before, &after);
     assert!(changed > 0.01, "only {changed} of the pixels changed");
     assert_within_bound(&before, &after, mu);
+}
+
+fn send(g: &Gateway, dir: &Path, inputs: &[PathBuf]) {
+    send_all(g, dir, "MODALITY", inputs);
+    poll("the spool to drain", g, || dir_is_empty(&g.spool("ready")));
 }

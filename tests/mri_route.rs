@@ -30,19 +30,6 @@ fn series_dirs() -> Vec<PathBuf> {
     v
 }
 
-fn send(g: &Gateway, dir: &Path, inputs: &[PathBuf]) {
-    let profile = scu_profile(dir, inputs);
-    let out = storescu_cmd(g, &profile, "MRSCANNER", inputs)
-        .output()
-        .unwrap();
-    assert_eq!(
-        stored_files(&text(&out)).len(),
-        inputs.len(),
-        "{}",
-        text(&out)
-    );
-}
-
 fn numbers(o: &dicom_object::DefaultDicomObject, t: dicom_core::Tag) -> Vec<f64> {
     tag_text(o, t)
         .split('\\')
@@ -58,24 +45,6 @@ fn patient_y(o: &dicom_object::DefaultDicomObject, i: usize, j: usize) -> f64 {
         numbers(o, tags::PIXEL_SPACING),
     );
     p[1] + r[1] * s[1] * i as f64 + r[4] * s[0] * j as f64
-}
-
-fn raw_pixels(o: &dicom_object::DefaultDicomObject) -> Vec<u8> {
-    o.element(tags::PIXEL_DATA)
-        .unwrap()
-        .to_bytes()
-        .unwrap()
-        .to_vec()
-}
-
-fn codes(o: &dicom_object::DefaultDicomObject) -> Vec<String> {
-    o.element(tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
-        .ok()
-        .and_then(|e| e.items().map(|i| i.to_vec()))
-        .unwrap_or_default()
-        .iter()
-        .map(|i| tag_text(i, tags::CODE_VALUE))
-        .collect()
 }
 
 /// Output file name (pseudonymous SOP UID) -> input file.
@@ -139,11 +108,11 @@ fn check_series(g: &Gateway, inputs: &[PathBuf], outs: &[PathBuf]) -> usize {
         ] {
             assert_eq!(tag_text(&a, t), tag_text(&b, t), "{t} of {}", out.display());
         }
-        assert!(codes(&b).contains(&"113102".to_string()));
+        assert!(method_codes(&b).contains(&"113102".to_string()));
         let method = tag_text(&b, tags::DEIDENTIFICATION_METHOD);
         assert!(method.contains("MR face reface"), "{method}");
         assert!(dcmdump(out).0, "{}", out.display());
-        let (pa, pb) = (raw_pixels(&a), raw_pixels(&b));
+        let (pa, pb) = (pixel_bytes(&a), pixel_bytes(&b));
         assert_eq!(pa.len(), pb.len());
         let cols: usize = tag_text(&a, tags::COLUMNS).parse().unwrap();
         for (n, (x, y)) in pa.chunks(2).zip(pb.chunks(2)).enumerate() {
@@ -253,4 +222,8 @@ fn batch_mode_processes_head_series_as_series() {
     let s = deidgate::pipeline::batch::run(&rt, &input, &tmp.path().join("out2"), 1).unwrap();
     assert_eq!((s.written, s.quarantined), (0, 88));
     assert!(s.reasons[0].0.contains("MRI route"), "{:?}", s.reasons);
+}
+
+fn send(g: &Gateway, dir: &Path, inputs: &[PathBuf]) {
+    send_all(g, dir, "MRSCANNER", inputs);
 }

@@ -9,38 +9,6 @@ use common::*;
 use dicom_dictionary_std::tags;
 use std::path::{Path, PathBuf};
 
-fn send(g: &Gateway, dir: &Path, inputs: &[PathBuf]) {
-    let profile = scu_profile(dir, inputs);
-    let out = storescu_cmd(g, &profile, "CAMERA", inputs)
-        .output()
-        .unwrap();
-    assert_eq!(
-        stored_files(&text(&out)).len(),
-        inputs.len(),
-        "{}",
-        text(&out)
-    );
-    poll("the spool to drain", g, || dir_is_empty(&g.spool("ready")));
-}
-
-fn pixel_bytes(o: &dicom_object::DefaultDicomObject) -> Vec<u8> {
-    o.element(tags::PIXEL_DATA)
-        .unwrap()
-        .to_bytes()
-        .unwrap()
-        .to_vec()
-}
-
-fn method_codes(o: &dicom_object::DefaultDicomObject) -> Vec<String> {
-    o.element(tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
-        .ok()
-        .and_then(|e| e.items().map(|items| items.to_vec()))
-        .unwrap_or_default()
-        .iter()
-        .map(|i| deidgate::deid::engine::text(i, tags::CODE_VALUE))
-        .collect()
-}
-
 #[test]
 fn faces_in_photographs_are_replaced_and_restorable_with_an_audited_lookup() {
     let tmp = tempfile::tempdir().unwrap();
@@ -162,4 +130,9 @@ fn without_weights_photographs_are_quarantined_not_passed() {
     assert!(list.contains("fetch-weights.sh"), "{list}");
     // The operator's status says the route is not loaded.
     assert!(g.log().contains("photo route unavailable"));
+}
+
+fn send(g: &Gateway, dir: &Path, inputs: &[PathBuf]) {
+    send_all(g, dir, "CAMERA", inputs);
+    poll("the spool to drain", g, || dir_is_empty(&g.spool("ready")));
 }

@@ -123,18 +123,7 @@ fn encode_deidentified(
             .put_pixels(&d.sop_instance_uid, &regions)
             .map_err(|e| format!("photo route: cannot store the replaced pixels: {e:#}"))?;
     }
-    let info = ObjectInfo {
-        sop_class: d
-            .object
-            .meta()
-            .media_storage_sop_class_uid()
-            .trim_end_matches('\0')
-            .to_string(),
-        sop_instance: d.sop_instance_uid,
-        study_uid: d.study_uid,
-        series_uid: d.series_uid,
-        modality: crate::deid::engine::text(&d.object, dicom_dictionary_std::tags::MODALITY),
-    };
+    let info = ObjectInfo::of(&d.object, d.sop_instance_uid, d.study_uid, d.series_uid);
     let buf = super::output::encode(d.object, bytes.len() + 1024).map_err(|e| format!("{e:#}"))?;
     Ok(Encoded {
         buf,

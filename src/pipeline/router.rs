@@ -120,6 +120,29 @@ pub struct ObjectInfo {
     pub modality: String,
 }
 
+impl ObjectInfo {
+    /// The routing facts of a freshly de-identified object: its SOP class and
+    /// modality from the object, the new UIDs as the engine returned them.
+    pub fn of(
+        object: &dicom_object::DefaultDicomObject,
+        sop_instance: String,
+        study_uid: String,
+        series_uid: String,
+    ) -> ObjectInfo {
+        ObjectInfo {
+            sop_class: object
+                .meta()
+                .media_storage_sop_class_uid()
+                .trim_end_matches('\0')
+                .to_string(),
+            sop_instance,
+            study_uid,
+            series_uid,
+            modality: crate::deid::engine::text(object, dicom_dictionary_std::tags::MODALITY),
+        }
+    }
+}
+
 /// A DICOM destination with its queue and the handle that wakes its worker.
 pub struct DicomRoute {
     pub config: DestinationConfig,

@@ -406,3 +406,36 @@ pub fn wait_for_outputs(g: &Gateway, expected: &BTreeSet<String>) -> Vec<PathBuf
     );
     out
 }
+
+/// storescu `inputs` into the gateway as AE `calling`; every file must be
+/// acknowledged (the route tests' common first step).
+pub fn send_all(g: &Gateway, dir: &Path, calling: &str, inputs: &[PathBuf]) {
+    let profile = scu_profile(dir, inputs);
+    let out = storescu_cmd(g, &profile, calling, inputs).output().unwrap();
+    assert_eq!(
+        stored_files(&text(&out)).len(),
+        inputs.len(),
+        "{}",
+        text(&out)
+    );
+}
+
+/// The Pixel Data element's bytes as stored.
+pub fn pixel_bytes(o: &dicom_object::DefaultDicomObject) -> Vec<u8> {
+    o.element(tags::PIXEL_DATA)
+        .unwrap()
+        .to_bytes()
+        .unwrap()
+        .to_vec()
+}
+
+/// The code values in DeidentificationMethodCodeSequence (113102 and co.).
+pub fn method_codes(o: &dicom_object::DefaultDicomObject) -> Vec<String> {
+    o.element(tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
+        .ok()
+        .and_then(|e| e.items().map(|items| items.to_vec()))
+        .unwrap_or_default()
+        .iter()
+        .map(|i| deidgate::deid::engine::text(i, tags::CODE_VALUE))
+        .collect()
+}

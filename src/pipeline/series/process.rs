@@ -134,17 +134,7 @@ fn write_instance(
     };
     let mut object = d.object;
     add_method_note(&mut object, note);
-    let info = ObjectInfo {
-        sop_class: object
-            .meta()
-            .media_storage_sop_class_uid()
-            .trim_end_matches('\0')
-            .to_string(),
-        sop_instance: d.sop_instance_uid,
-        study_uid: d.study_uid,
-        series_uid: d.series_uid,
-        modality: crate::deid::engine::text(&object, tags::MODALITY),
-    };
+    let info = ObjectInfo::of(&object, d.sop_instance_uid, d.study_uid, d.series_uid);
     let buf = encode(object, m.bytes.len() + 4096)?;
     let path = object_path(
         ctx.out_root,
