@@ -13,6 +13,11 @@ Sources are the uncompressed little-endian MR files in ../shared/data/dicom/mr
   * fake PHI per group of --patient-size files (default 100): PatientName
     "BENCH^PATIENT^0042", PatientID "MRN0042", birth date, sex,
     referring physician, institution.
+  * BodyPartExamined set to --body-part (default KNEE): the samples come from
+    unrelated heads and bodies, and a "series" of them would rightly be held
+    and quarantined by the head MR (face remodeling) route; these benchmarks
+    measure the per-instance metadata path. scripts/bench_mri.sh measures the
+    head route on a real series.
 UIDs are derived deterministically from --seed, so the same arguments give the
 same corpus. Files are written as OUT_DIR/000000.dcm, 000001.dcm, ... in each
 source's original transfer syntax.
@@ -82,6 +87,8 @@ def main() -> int:
                     help="file names in --source-dir (or absolute paths) to use instead of the default set")
     ap.add_argument("--study-size", type=int, default=50, help="files per study/series (default 50)")
     ap.add_argument("--patient-size", type=int, default=100, help="files per patient (default 100)")
+    ap.add_argument("--body-part", default="KNEE",
+                    help="BodyPartExamined written into every copy (default KNEE)")
     ap.add_argument("--seed", default="deidgate-bench", help="seed for deterministic UIDs")
     args = ap.parse_args()
 
@@ -111,6 +118,7 @@ def main() -> int:
         ds.FrameOfReferenceUID = uid("for", study)
         ds.InstanceNumber = i % args.study_size + 1
         ds.SeriesNumber = 1
+        ds.BodyPartExamined = args.body_part
         ds.StudyID = f"S{study:05d}"
         ds.AccessionNumber = f"ACC{study:07d}"
 

@@ -23,7 +23,7 @@ const QUEUE_DEPTH: usize = 64;
 /// Run the gateway until Ctrl-C or SIGTERM.
 pub fn run(cfg: Config) -> Result<()> {
     let rt = Arc::new(Runtime::open(cfg)?);
-    let spool = Arc::new(Spool::open(rt.config.data_dir())?);
+    let spool = Arc::new(Spool::open_logged(rt.config.data_dir(), rt.store.db())?);
     // Half-written outputs of a killed run (their sources are replayed).
     let mut roots = vec![rt.config.data_dir().to_path_buf()];
     roots.extend(

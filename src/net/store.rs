@@ -1,7 +1,10 @@
-//! One C-STORE data set on its way to the spool: fragments are streamed to a
-//! temp file behind a file meta group built from the command, and Success is
-//! only returned once the file is fsync'd, understood and renamed into
-//! `ready/`. Every other outcome is a real failure status.
+//! One C-STORE data set on its way to the spool. A data set up to
+//! [`SPILL_AT`] is gathered in memory behind a file meta group built from the
+//! command; a larger one is streamed to a temp file. Success is only returned
+//! once the file is fsync'd, understood and renamed into `ready/`; every other
+//! outcome is a real failure status. The finishing steps (write, fsync, parse
+//! check, rename, folder fsync) run in one blocking task: each thread hand-off
+//! sits on the sender's critical path, since it waits for every response.
 
 use super::dimse::{status, Command};
 use crate::pipeline::quarantine::Quarantine;
@@ -12,7 +15,11 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-/// Write buffer per association: small instances reach the disk in one write.
+/// Data sets up to this size stay in memory until they are complete; larger
+/// ones go to disk as they arrive, so memory per association stays bounded.
+const SPILL_AT: usize = 4 * 1024 * 1024;
+
+/// Write buffer for a spilled data set.
 const BUFFER: usize = 256 * 1024;
 
 /// What finishing an instance needs from the receiver.
@@ -22,11 +29,19 @@ pub struct Sink {
     pub quarantine: Quarantine,
 }
 
+/// Where the received bytes are (always starting with preamble and meta).
+enum Body {
+    Memory(Vec<u8>),
+    File(tokio::io::BufWriter<tokio::fs::File>),
+    /// Refused or failed: the rest is drained.
+    Dropped,
+}
+
 /// An instance being received.
 pub struct Incoming {
     id: String,
     path: PathBuf,
-    file: Option<tokio::io::BufWriter<tokio::fs::File>>,
+    body: Body,
     /// The failure to report once the last fragment is in.
     failed: Option<(u16, &'static str)>,
     committed: bool,
@@ -37,63 +52,77 @@ pub struct Incoming {
 /// A status with a comment for the sender (never PHI).
 pub type Verdict = (u16, Option<&'static str>);
 
+/// A failure on the way into the spool: status and comment for the sender.
+type Failure = (u16, &'static str);
+
+const SPOOL_WRITE_FAILED: Failure = (
+    status::OUT_OF_RESOURCES,
+    "out of resources: spool write failed",
+);
+
 impl Incoming {
-    /// Open the temp file and write the preamble and file meta group.
+    /// Start an instance: the preamble and file meta group go first.
     pub async fn start(spool: &Spool, command: Command, ts: &str, calling_ae: &str) -> Incoming {
         let (id, path) = spool.new_incoming();
         let mut inc = Incoming {
             id,
             path,
-            file: None,
+            body: Body::Dropped,
             failed: None,
             committed: false,
             bytes: 0,
             command,
         };
-        let meta = match file_meta(&inc.command, ts, calling_ae) {
-            Ok(m) => m,
+        match file_meta(&inc.command, ts, calling_ae) {
+            Ok(meta) => inc.body = Body::Memory(meta),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot build a file meta group from the command");
                 inc.failed = Some((status::CANNOT_UNDERSTAND, "invalid C-STORE command"));
-                return inc;
             }
-        };
-        match tokio::fs::File::create(&inc.path).await {
-            Ok(f) => {
-                let mut w = tokio::io::BufWriter::with_capacity(BUFFER, f);
-                match w.write_all(&meta).await {
-                    Ok(()) => inc.file = Some(w),
-                    Err(e) => inc.spool_error(e),
-                }
-            }
-            Err(e) => inc.spool_error(e),
         }
         inc
     }
 
     fn spool_error(&mut self, e: std::io::Error) {
         tracing::error!(error = %e, "spool write failed");
-        self.failed = Some((
-            status::OUT_OF_RESOURCES,
-            "out of resources: spool write failed",
-        ));
-        self.file = None;
+        self.failed = Some(SPOOL_WRITE_FAILED);
+        self.body = Body::Dropped;
     }
 
     /// Refuse the instance: the rest is drained and `status` reported.
     pub fn refuse(&mut self, status: u16, why: &'static str) {
         self.failed = Some((status, why));
-        self.file = None;
+        self.body = Body::Dropped;
     }
 
     /// Append a data set fragment. After a failure the rest is drained.
     pub async fn write(&mut self, data: &[u8]) {
         self.bytes += data.len() as u64;
-        if let Some(w) = self.file.as_mut() {
-            if let Err(e) = w.write_all(data).await {
-                self.spool_error(e);
+        let result = match &mut self.body {
+            Body::Dropped => Ok(()),
+            Body::File(w) => w.write_all(data).await,
+            Body::Memory(buf) if buf.len() + data.len() <= SPILL_AT => {
+                buf.extend_from_slice(data);
+                Ok(())
             }
+            Body::Memory(buf) => {
+                let head = std::mem::take(buf);
+                self.spill(&head, data).await
+            }
+        };
+        if let Err(e) = result {
+            self.spool_error(e);
         }
+    }
+
+    /// Move a data set that outgrew memory to its temp file.
+    async fn spill(&mut self, head: &[u8], data: &[u8]) -> std::io::Result<()> {
+        let f = tokio::fs::File::create(&self.path).await?;
+        let mut w = tokio::io::BufWriter::with_capacity(BUFFER, f);
+        w.write_all(head).await?;
+        w.write_all(data).await?;
+        self.body = Body::File(w);
+        Ok(())
     }
 
     /// The last fragment is in: make the instance durable and decide.
@@ -101,47 +130,74 @@ impl Incoming {
         if let Some((s, why)) = self.failed {
             return (s, Some(why));
         }
-        let Some(mut w) = self.file.take() else {
-            return (status::OUT_OF_RESOURCES, Some("spool file missing"));
+        let body = match std::mem::replace(&mut self.body, Body::Dropped) {
+            Body::Memory(bytes) => Some(bytes),
+            Body::File(mut w) => {
+                if let Err(e) = w.flush().await {
+                    self.spool_error(e);
+                    return (SPOOL_WRITE_FAILED.0, Some(SPOOL_WRITE_FAILED.1));
+                }
+                None
+            }
+            Body::Dropped => return (status::OUT_OF_RESOURCES, Some("spool file missing")),
         };
-        let synced = async {
-            w.flush().await?;
-            w.get_mut().sync_all().await
-        }
-        .await;
-        drop(w);
-        if let Err(e) = synced {
-            self.spool_error(e);
-            return (status::OUT_OF_RESOURCES, self.failed.map(|f| f.1));
-        }
-        let (path, command) = (self.path.clone(), self.command.clone());
-        let q = sink.quarantine.clone();
-        let origin = format!("scp spool {}", self.id);
-        let checked =
-            tokio::task::spawn_blocking(move || check_or_quarantine(&path, &command, &q, &origin))
-                .await
-                .unwrap_or(Err((status::OUT_OF_RESOURCES, "internal error")));
-        if let Err((s, why)) = checked {
+        let (spool, q) = (sink.spool.clone(), sink.quarantine.clone());
+        let (id, path, command) = (self.id.clone(), self.path.clone(), self.command.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            make_durable(&spool, &q, &id, &path, &command, body)
+        })
+        .await
+        .unwrap_or(Err((status::OUT_OF_RESOURCES, "internal error")));
+        if let Err((s, why)) = done {
             return (s, Some(why));
         }
-        let (spool, id, path) = (sink.spool.clone(), self.id.clone(), self.path.clone());
-        match tokio::task::spawn_blocking(move || spool.commit(&id, &path)).await {
-            Ok(Ok(())) => self.committed = true,
-            Ok(Err(e)) => {
-                tracing::error!(error = %format!("{e:#}"), "spool commit failed");
-                return (
-                    status::OUT_OF_RESOURCES,
-                    Some("out of resources: spool commit failed"),
-                );
-            }
-            Err(_) => return (status::OUT_OF_RESOURCES, Some("internal error")),
-        }
+        self.committed = true;
         // Durable from here on: Success is true even if the worker queue is
         // closed (shutdown), since a restart resumes everything in ready/.
         // Awaiting a full queue is the back-pressure on the sender.
         let _ = sink.queue.send(self.id.clone()).await;
         (status::SUCCESS, None)
     }
+}
+
+/// Check the data set against the command (quarantining what fails), write
+/// and fsync it (when it was still in memory) and commit it into `ready/`.
+fn make_durable(
+    spool: &Spool,
+    quarantine: &Quarantine,
+    id: &str,
+    path: &std::path::Path,
+    command: &Command,
+    body: Option<Vec<u8>>,
+) -> Result<(), Failure> {
+    let in_memory = body.is_some();
+    let bytes = match body {
+        Some(b) => b,
+        None => {
+            let f = std::fs::File::options().read(true).write(true).open(path);
+            f.and_then(|f| f.sync_all()).map_err(|e| {
+                tracing::error!(error = %e, "spool fsync failed");
+                SPOOL_WRITE_FAILED
+            })?;
+            std::fs::read(path).map_err(|e| {
+                tracing::error!(error = %e, "cannot read back the spool file");
+                SPOOL_WRITE_FAILED
+            })?
+        }
+    };
+    check_or_quarantine(&bytes, command, quarantine, &format!("scp spool {id}"))?;
+    let committed = if in_memory {
+        spool.accept(id, path, &bytes)
+    } else {
+        spool.commit(id, path)
+    };
+    committed.map_err(|e| {
+        tracing::error!(error = %format!("{e:#}"), "spool commit failed");
+        (
+            status::OUT_OF_RESOURCES,
+            "out of resources: spool commit failed",
+        )
+    })
 }
 
 impl Drop for Incoming {
@@ -191,25 +247,18 @@ fn meta_uid(uid: &str) -> String {
     format!("2.25.{}", u128::from_be_bytes(b))
 }
 
-/// Parse the spooled file as the worker will and compare its UIDs with the
-/// command. A file that fails goes to quarantine with the reason.
+/// Parse the data set as the worker will and compare its UIDs with the
+/// command. A data set that fails goes to quarantine with the reason.
 fn check_or_quarantine(
-    path: &std::path::Path,
+    bytes: &[u8],
     cmd: &Command,
     quarantine: &Quarantine,
     origin: &str,
-) -> Result<(), (u16, &'static str)> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        tracing::error!(error = %e, "cannot read back the spool file");
-        (
-            status::OUT_OF_RESOURCES,
-            "out of resources: spool read failed",
-        )
-    })?;
-    let verdict = check(&bytes, cmd);
+) -> Result<(), Failure> {
+    let verdict = check(bytes, cmd);
     if let Err((s, why, reason)) = &verdict {
         tracing::warn!(status = format!("{s:04X}"), %reason, "C-STORE refused");
-        if let Err(e) = quarantine.put(&bytes, reason, origin) {
+        if let Err(e) = quarantine.put(bytes, reason, origin) {
             tracing::error!(error = %format!("{e:#}"), "cannot quarantine a refused instance");
         }
         return Err((*s, why));

@@ -13,3 +13,4 @@ pub mod router;
 pub mod routes;
 pub mod series;
 pub mod spool;
+pub mod wal;

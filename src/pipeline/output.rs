@@ -34,6 +34,16 @@ pub fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic(path, bytes, true)
 }
 
+/// Create `path` with `bytes` and fsync the file (not its folder).
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// Write `bytes` to `path` atomically (temp file + rename). With `durable`
 /// the file and its folder are fsync'd before returning; without it the
 /// caller must call [`sync_filesystem_of`] before it reports success (the

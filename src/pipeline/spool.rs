@@ -1,16 +1,21 @@
 //! The durable spool between the receiver and the pipeline.
 //!
-//! `<data_dir>/spool/incoming/` holds instances while they arrive; a complete,
-//! fsync'd instance is renamed into `ready/<id>.dcm` (and the folder fsync'd)
-//! before the sender gets its Success. Workers de-identify `ready/` files and
-//! delete each one only after its output (or quarantine copy) and the key
-//! store are durable, so `kill -9` at any moment loses nothing acknowledged:
-//! a restart processes whatever is still in `ready/`. Processing a file twice
-//! writes the same output file with the same bytes.
+//! Before the sender gets its Success, an instance is durable in one of two
+//! ways: appended to the write-ahead log ([`super::wal`], one `fdatasync`;
+//! the gateway's usual path) with a plain copy in `ready/<id>.dcm` for the
+//! workers, or (large instances, releases from quarantine, offline use)
+//! fsync'd in `incoming/` and renamed into `ready/` with the folder fsync'd.
+//! Workers de-identify `ready/` files; only after an instance's output (or
+//! quarantine copy) is durable do they mark its log record done in sled,
+//! flush, and delete the `ready/` copy. So `kill -9` at any moment loses
+//! nothing acknowledged: a restart rewrites `ready/` from the log records not
+//! done and processes whatever is there. Processing an instance twice writes
+//! the same output file with the same bytes.
 
 use super::batch::{process_bytes, FileOutcome};
 use super::quarantine::Quarantine;
 use super::router::Router;
+use super::wal::Wal;
 use crate::keystore::KeyStore;
 use crate::runtime::{create_private_dir, Runtime};
 use anyhow::{Context, Result};
@@ -33,9 +38,35 @@ pub struct Spool {
     incoming: PathBuf,
     ready: PathBuf,
     counter: AtomicU64,
+    /// The write-ahead log (the serving gateway); `None` offline.
+    wal: Option<Wal>,
 }
 
 impl Spool {
+    /// The gateway's spool: [`Spool::open`] plus the write-ahead log in
+    /// `spool/wal`, whose records not yet done are copied back into `ready/`.
+    pub fn open_logged(data_dir: &Path, db: &sled::Db) -> Result<Spool> {
+        let mut spool = Spool::open(data_dir)?;
+        let (wal, replay) = Wal::open(&data_dir.join("spool").join("wal"), db)?;
+        if !replay.is_empty() {
+            tracing::info!(
+                instances = replay.len(),
+                "acknowledged instances replayed from the spool log"
+            );
+        }
+        for rec in &replay {
+            let path = spool.ready_path(&rec.id);
+            std::fs::write(&path, &rec.payload)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        // Copies of records already done (a crash before their deletion).
+        for id in wal.done_ids() {
+            std::fs::remove_file(spool.ready_path(&id)).ok();
+        }
+        spool.wal = Some(wal);
+        Ok(spool)
+    }
+
     /// Open `<data_dir>/spool`, creating it; partial files left in
     /// `incoming/` by a crash were never acknowledged and are removed.
     pub fn open(data_dir: &Path) -> Result<Spool> {
@@ -63,6 +94,7 @@ impl Spool {
             incoming,
             ready,
             counter: AtomicU64::new(0),
+            wal: None,
         })
     }
 
@@ -94,12 +126,60 @@ impl Spool {
             .with_context(|| format!("cannot sync {}", self.ready.display()))
     }
 
+    /// Make a complete instance held in memory durable under `id`: a log
+    /// record when there is a log (and it fits), else the fsync'd file `tmp`
+    /// renamed into `ready/`. After this returns the instance survives a crash.
+    pub fn accept(&self, id: &str, tmp: &Path, bytes: &[u8]) -> Result<()> {
+        let Some(wal) = self.wal.as_ref().filter(|_| Wal::fits(bytes.len(), id)) else {
+            super::output::write_synced(tmp, bytes)?;
+            return self.commit(id, tmp);
+        };
+        wal.append(id, bytes)
+            .context("cannot append to the spool log")?;
+        let path = self.ready_path(id);
+        if let Err(e) = std::fs::write(&path, bytes) {
+            // The sender hears a failure: the logged copy must not be
+            // processed as well (its retry would be a second copy).
+            std::fs::remove_file(&path).ok();
+            let ids = [id.to_string()];
+            wal.mark_done(&ids)?;
+            wal.flush()?;
+            return Err(e).with_context(|| format!("cannot write {}", path.display()));
+        }
+        Ok(())
+    }
+
+    /// Mark finished instances done in the log; durable with the next
+    /// flush of the database.
+    pub fn mark_done(&self, ids: &[String]) -> Result<()> {
+        self.wal.as_ref().map_or(Ok(()), |w| w.mark_done(ids))
+    }
+
+    /// After the done marks are flushed: delete the `ready/` copies (and make
+    /// that durable), then the log segments nothing needs any more.
+    pub fn remove_done(&self, ids: &[String]) -> Result<()> {
+        for id in ids {
+            if let Err(e) = std::fs::remove_file(self.ready_path(id)) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(error = %e, "cannot delete a processed spool file");
+                }
+            }
+        }
+        let Some(wal) = &self.wal else {
+            return Ok(());
+        };
+        std::fs::File::open(&self.ready)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync {}", self.ready.display()))?;
+        wal.forget(ids)
+    }
+
     /// Spools `bytes` released from quarantine; returns its spool id, whose
     /// `.released` suffix tells the workers to skip the [filter] rules.
     pub fn release(&self, bytes: &[u8]) -> Result<String> {
         let (id, tmp) = self.new_incoming();
         let id = format!("{id}{RELEASED_SUFFIX}");
-        super::output::write_durable(&tmp, bytes)?;
+        super::output::write_synced(&tmp, bytes)?;
         self.commit(&id, &tmp)?;
         Ok(id)
     }
@@ -199,12 +279,12 @@ impl Workers {
 
 impl Shared {
     fn run(&self) {
-        let mut done: Vec<PathBuf> = Vec::new();
+        let mut done: Vec<String> = Vec::new();
         loop {
             match self.next(!done.is_empty()) {
                 Next::Item(id) => {
                     if self.process_with_retry(&id) {
-                        done.push(self.spool.ready_path(&id));
+                        done.push(id);
                     }
                     if done.len() >= SETTLE_EVERY {
                         self.settle(&mut done);
@@ -240,9 +320,10 @@ impl Shared {
         }
     }
 
-    /// Flush the key store, then delete the spool files whose outputs are
-    /// durable. On a flush error the files stay and are redone at restart.
-    fn settle(&self, done: &mut Vec<PathBuf>) {
+    /// Make the outputs durable, mark the instances done and flush the key
+    /// store, then delete their spool copies. On an error they stay and are
+    /// redone at restart.
+    fn settle(&self, done: &mut Vec<String>) {
         if done.is_empty() {
             return;
         }
@@ -250,19 +331,17 @@ impl Shared {
         // acknowledged originals go.
         let synced = super::output::sync_filesystem_of(&self.staging)
             .and_then(|_| self.router.sync())
+            .and_then(|_| self.spool.mark_done(done))
             .and_then(|_| self.rt.store.flush());
         if let Err(e) = synced {
             tracing::error!(error = %e, "sync failed; spool files kept");
             done.clear();
             return;
         }
-        for p in done.drain(..) {
-            if let Err(e) = std::fs::remove_file(&p) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(error = %e, "cannot delete a processed spool file");
-                }
-            }
+        if let Err(e) = self.spool.remove_done(done) {
+            tracing::error!(error = %format!("{e:#}"), "cannot clean up the spool");
         }
+        done.clear();
     }
 
     /// Process one id, retrying transient failures (e.g. output disk
@@ -357,5 +436,37 @@ mod tests {
         let spool = Spool::open(tmp.path()).unwrap();
         assert!(!part2.exists(), "partial files are removed at start");
         assert_eq!(spool.pending().unwrap(), vec![id]);
+    }
+
+    #[test]
+    fn logged_instances_come_back_after_a_crash_until_marked_done() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = sled::Config::new()
+            .path(tmp.path().join("db"))
+            .open()
+            .unwrap();
+        let spool = Spool::open_logged(tmp.path(), &db).unwrap();
+        let (a, part_a) = spool.new_incoming();
+        let (b, part_b) = spool.new_incoming();
+        spool.accept(&a, &part_a, b"instance a").unwrap();
+        spool.accept(&b, &part_b, b"instance b").unwrap();
+        assert!(!part_a.exists(), "logged: no temp file");
+        assert_eq!(std::fs::read(spool.ready_path(&a)).unwrap(), b"instance a");
+        // A crash loses the unsynced ready/ copies; a is finished first.
+        let ids = vec![a.clone()];
+        spool.mark_done(&ids).unwrap();
+        db.flush().unwrap();
+        std::fs::remove_file(spool.ready_path(&b)).unwrap();
+        drop(spool);
+        let spool = Spool::open_logged(tmp.path(), &db).unwrap();
+        assert_eq!(spool.pending().unwrap(), vec![b.clone()], "a is done");
+        assert_eq!(std::fs::read(spool.ready_path(&b)).unwrap(), b"instance b");
+        let ids = vec![b.clone()];
+        spool.mark_done(&ids).unwrap();
+        db.flush().unwrap();
+        spool.remove_done(&ids).unwrap();
+        drop(spool);
+        let spool = Spool::open_logged(tmp.path(), &db).unwrap();
+        assert!(spool.pending().unwrap().is_empty());
     }
 }
