@@ -12,6 +12,8 @@ pub struct Metrics {
     pub instances_refused: AtomicU64,
     pub instances_deidentified: AtomicU64,
     pub instances_quarantined: AtomicU64,
+    /// Records in the spool log not yet done (a gauge, set by the log).
+    pub spool_logged: AtomicI64,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -22,6 +24,7 @@ pub static METRICS: Metrics = Metrics {
     instances_refused: AtomicU64::new(0),
     instances_deidentified: AtomicU64::new(0),
     instances_quarantined: AtomicU64::new(0),
+    spool_logged: AtomicI64::new(0),
 };
 
 /// Add one to a counter.

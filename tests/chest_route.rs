@@ -566,5 +566,5 @@ fn a_chest_cr_through_the_gateway_is_deformed_by_the_trained_model() {
 
 fn send(g: &Gateway, dir: &Path, inputs: &[PathBuf]) {
     send_all(g, dir, "MODALITY", inputs);
-    poll("the spool to drain", g, || dir_is_empty(&g.spool("ready")));
+    poll("the spool to drain", g, || g.spool_drained());
 }

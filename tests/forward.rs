@@ -141,9 +141,7 @@ fn wait_forwarded(
 ) -> Vec<PathBuf> {
     let outbox = g.data.join("outbox").join(dest);
     poll("forwarding to the peer", g, || {
-        dir_is_empty(&g.spool("ready"))
-            && files_under(&outbox).is_empty()
-            && peer_files().len() >= expected
+        g.spool_drained() && files_under(&outbox).is_empty() && peer_files().len() >= expected
     });
     peer_files()
 }
@@ -164,7 +162,7 @@ fn every_instance_is_forwarded_to_storescp() {
     inputs.retain(|f| header(f).is_some());
     let stored = send(&g, tmp.path(), &inputs);
     // What the folder sink holds is what was acknowledged and not quarantined.
-    poll("the spool to drain", &g, || dir_is_empty(&g.spool("ready")));
+    poll("the spool to drain", &g, || g.spool_drained());
     poll("held head MR series to be processed", &g, || {
         ["open", "claimed"]
             .iter()
@@ -312,7 +310,7 @@ fn every_instance_is_forwarded_to_orthanc() {
     inputs.extend(files_under(&data.join("dicom/ct")));
     inputs.retain(|f| header(f).is_some());
     let stored = send(&g, tmp.path(), &inputs);
-    poll("the spool to drain", &g, || dir_is_empty(&g.spool("ready")));
+    poll("the spool to drain", &g, || g.spool_drained());
     let out = outputs(&g);
     let count = || {
         http_get(http_port, "/statistics")
@@ -393,7 +391,7 @@ fn compressed_instances_are_decoded_for_a_peer_that_accepts_only_uncompressed() 
     // the reason, never sent compressed or dropped.
     inputs.push(ts.join("JPEGLSNearLossless_16.dcm"));
     send(&g, tmp.path(), &inputs);
-    poll("the spool to drain", &g, || dir_is_empty(&g.spool("ready")));
+    poll("the spool to drain", &g, || g.spool_drained());
     let out = outputs(&g);
     assert_eq!(out.len(), inputs.len(), "{}", g.log());
     let received = wait_forwarded(&g, "pacs", || files_under(&scp_dir), inputs.len() - 1);

@@ -24,7 +24,7 @@ fn generate_mode_without_weights_quarantines_with_the_reason() {
         .output()
         .unwrap();
     assert_eq!(stored_files(&text(&out)).len(), 1, "{}", text(&out));
-    poll("the spool to drain", &g, || dir_is_empty(&g.spool("ready")));
+    poll("the spool to drain", &g, || g.spool_drained());
     assert!(
         outputs(&g).is_empty(),
         "a photograph passed without its generator"

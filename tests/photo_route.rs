@@ -134,5 +134,5 @@ fn without_weights_photographs_are_quarantined_not_passed() {
 
 fn send(g: &Gateway, dir: &Path, inputs: &[PathBuf]) {
     send_all(g, dir, "CAMERA", inputs);
-    poll("the spool to drain", g, || dir_is_empty(&g.spool("ready")));
+    poll("the spool to drain", g, || g.spool_drained());
 }

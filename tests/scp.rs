@@ -324,7 +324,7 @@ fn garbage_and_vanishing_peers_do_not_take_it_down() {
     poll("partial spool files to be removed", &g, || {
         dir_is_empty(&g.spool("incoming"))
     });
-    assert!(dir_is_empty(&g.spool("ready")));
+    assert!(g.spool_drained());
     assert!(outputs(&g).is_empty());
     let log = g.log();
     assert!(log.contains("not an association request"), "{log}");
@@ -394,7 +394,7 @@ fn bad_data_sets_get_failure_statuses() {
     assert!(text(&o).contains("Received Store Response"), "{}", text(&o));
     assert!(g.alive(), "{}", g.log());
     assert!(g.echo("ECHOSCU", "DEIDGATE").status.success());
-    poll("the spool to drain", &g, || dir_is_empty(&g.spool("ready")));
+    poll("the spool to drain", &g, || g.spool_drained());
 }
 
 #[test]
@@ -487,7 +487,13 @@ fn an_acknowledged_instance_that_is_quarantined_leaves_the_spool() {
         .output()
         .unwrap();
     assert_eq!(stored_files(&text(&out)).len(), 1, "{}", text(&out));
-    poll("the spool to drain", &g, || dir_is_empty(&g.spool("ready")));
+    // The spool log and ready/ are empty once the instance is done.
+    poll("the spool to drain", &g, || {
+        g.spool_drained()
+            && files_under(&g.data.join("quarantine"))
+                .iter()
+                .any(|p| p.ends_with("reason.txt"))
+    });
     let reasons: Vec<_> = files_under(&g.data.join("quarantine"))
         .into_iter()
         .filter(|p| p.ends_with("reason.txt"))
@@ -510,7 +516,7 @@ fn a_released_instance_is_deidentified_offline_or_live_and_audited() {
             .output()
             .unwrap();
         assert_eq!(stored_files(&text(&out)).len(), 1, "{}", text(&out));
-        poll("the spool to drain", g, || dir_is_empty(&g.spool("ready")));
+        poll("the spool to drain", g, || g.spool_drained());
     };
     let quarantined = |g: &Gateway| -> Vec<String> {
         let o = cli(&g.config, &["quarantine", "list"]);

@@ -15,10 +15,14 @@ use std::sync::atomic::Ordering::Relaxed;
 /// Quarantined objects listed individually at most.
 const MAX_LISTED: usize = 100;
 
+/// Acknowledged instances not yet through the pipeline: spool log records
+/// not done plus files in `ready/`.
 pub fn spool_ready(s: &State) -> usize {
-    std::fs::read_dir(&s.spool_ready)
-        .map(|d| d.count())
-        .unwrap_or(0)
+    let logged = crate::metrics::METRICS.spool_logged.load(Relaxed).max(0) as usize;
+    logged
+        + std::fs::read_dir(&s.spool_ready)
+            .map(|d| d.count())
+            .unwrap_or(0)
 }
 
 pub async fn status(

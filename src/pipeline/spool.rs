@@ -2,15 +2,14 @@
 //!
 //! Before the sender gets its Success, an instance is durable in one of two
 //! ways: appended to the write-ahead log ([`super::wal`], one `fdatasync`;
-//! the gateway's usual path) with a plain copy in `ready/<id>.dcm` for the
-//! workers, or (large instances, releases from quarantine, offline use)
-//! fsync'd in `incoming/` and renamed into `ready/` with the folder fsync'd.
-//! Workers de-identify `ready/` files; only after an instance's output (or
-//! quarantine copy) is durable do they mark its log record done in sled,
-//! flush, and delete the `ready/` copy. So `kill -9` at any moment loses
-//! nothing acknowledged: a restart rewrites `ready/` from the log records not
-//! done and processes whatever is there. Processing an instance twice writes
-//! the same output file with the same bytes.
+//! the gateway's usual path), or (large instances, releases from
+//! quarantine, offline use) fsync'd in `incoming/` and renamed into
+//! `ready/<id>.dcm` with the folder fsync'd. Workers de-identify it; only
+//! after its output (or quarantine copy) is durable do they mark the log
+//! record done in sled and flush, or delete the `ready/` file. So `kill -9`
+//! at any moment loses nothing acknowledged: a restart processes the log
+//! records not done and whatever is in `ready/`. Processing an instance
+//! twice writes the same output file with the same bytes.
 
 use super::batch::{process_bytes, FileOutcome};
 use super::quarantine::Quarantine;
@@ -32,6 +31,12 @@ pub const RELEASED_SUFFIX: &str = ".released";
 /// Finished files are deleted in groups after one key-store flush.
 const SETTLE_EVERY: usize = 32;
 
+/// With finished files waiting, a worker waits this long for more work
+/// before it settles: a sender that sends one instance at a time would
+/// otherwise cost a filesystem sync and a database flush per instance, and
+/// those syncs delay the fsync on the receiver's acknowledgement path.
+const SETTLE_IDLE: Duration = Duration::from_millis(100);
+
 /// The spool folders.
 #[derive(Debug)]
 pub struct Spool {
@@ -44,24 +49,15 @@ pub struct Spool {
 
 impl Spool {
     /// The gateway's spool: [`Spool::open`] plus the write-ahead log in
-    /// `spool/wal`, whose records not yet done are copied back into `ready/`.
+    /// `spool/wal`.
     pub fn open_logged(data_dir: &Path, db: &sled::Db) -> Result<Spool> {
         let mut spool = Spool::open(data_dir)?;
         let (wal, replay) = Wal::open(&data_dir.join("spool").join("wal"), db)?;
         if !replay.is_empty() {
             tracing::info!(
                 instances = replay.len(),
-                "acknowledged instances replayed from the spool log"
+                "acknowledged instances to resume from the spool log"
             );
-        }
-        for rec in &replay {
-            let path = spool.ready_path(&rec.id);
-            std::fs::write(&path, &rec.payload)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        // Copies of records already done (a crash before their deletion).
-        for id in wal.done_ids() {
-            std::fs::remove_file(spool.ready_path(&id)).ok();
         }
         spool.wal = Some(wal);
         Ok(spool)
@@ -130,23 +126,30 @@ impl Spool {
     /// record when there is a log (and it fits), else the fsync'd file `tmp`
     /// renamed into `ready/`. After this returns the instance survives a crash.
     pub fn accept(&self, id: &str, tmp: &Path, bytes: &[u8]) -> Result<()> {
-        let Some(wal) = self.wal.as_ref().filter(|_| Wal::fits(bytes.len(), id)) else {
-            super::output::write_synced(tmp, bytes)?;
-            return self.commit(id, tmp);
-        };
-        wal.append(id, bytes)
-            .context("cannot append to the spool log")?;
-        let path = self.ready_path(id);
-        if let Err(e) = std::fs::write(&path, bytes) {
-            // The sender hears a failure: the logged copy must not be
-            // processed as well (its retry would be a second copy).
-            std::fs::remove_file(&path).ok();
-            let ids = [id.to_string()];
-            wal.mark_done(&ids)?;
-            wal.flush()?;
-            return Err(e).with_context(|| format!("cannot write {}", path.display()));
+        match self.wal.as_ref().filter(|_| Wal::fits(bytes.len(), id)) {
+            Some(wal) => wal
+                .append(id, bytes)
+                .context("cannot append to the spool log"),
+            None => {
+                super::output::write_synced(tmp, bytes)?;
+                self.commit(id, tmp)
+            }
         }
-        Ok(())
+    }
+
+    /// The bytes of a spooled instance; `None` when it is already done.
+    pub fn read(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        if let Some(wal) = &self.wal {
+            if let Some(b) = wal.read(id).context("cannot read the spool log")? {
+                return Ok(Some(b));
+            }
+        }
+        let path = self.ready_path(id);
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
     }
 
     /// Mark finished instances done in the log; durable with the next
@@ -155,8 +158,8 @@ impl Spool {
         self.wal.as_ref().map_or(Ok(()), |w| w.mark_done(ids))
     }
 
-    /// After the done marks are flushed: delete the `ready/` copies (and make
-    /// that durable), then the log segments nothing needs any more.
+    /// After the done marks are flushed: delete the `ready/` files and the
+    /// log segments nothing needs any more.
     pub fn remove_done(&self, ids: &[String]) -> Result<()> {
         for id in ids {
             if let Err(e) = std::fs::remove_file(self.ready_path(id)) {
@@ -165,13 +168,7 @@ impl Spool {
                 }
             }
         }
-        let Some(wal) = &self.wal else {
-            return Ok(());
-        };
-        std::fs::File::open(&self.ready)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("cannot sync {}", self.ready.display()))?;
-        wal.forget(ids)
+        self.wal.as_ref().map_or(Ok(()), |w| w.forget(ids))
     }
 
     /// Spools `bytes` released from quarantine; returns its spool id, whose
@@ -184,7 +181,7 @@ impl Spool {
         Ok(id)
     }
 
-    /// Ids waiting in `ready/`, oldest first.
+    /// Ids waiting in the log and in `ready/`, oldest first.
     pub fn pending(&self) -> Result<Vec<String>> {
         let mut ids: Vec<String> = std::fs::read_dir(&self.ready)
             .with_context(|| format!("cannot read {}", self.ready.display()))?
@@ -196,7 +193,11 @@ impl Spool {
                     .map(str::to_string)
             })
             .collect();
+        if let Some(wal) = &self.wal {
+            ids.extend(wal.live_ids());
+        }
         ids.sort();
+        ids.dedup();
         Ok(ids)
     }
 }
@@ -299,20 +300,28 @@ impl Shared {
         }
     }
 
-    /// The next id; with finished files waiting, don't block (settle first).
+    /// The next id; with finished files waiting, wait at most
+    /// [`SETTLE_IDLE`] (then settle first).
     fn next(&self, nonblocking: bool) -> Next {
         if let Some(id) = self.backlog.lock().expect("backlog lock").pop_front() {
             return Next::Item(id);
         }
         if nonblocking {
-            // Another worker blocked in recv holds the lock: nothing is queued.
-            let Ok(mut rx) = self.rx.try_lock() else {
-                return Next::Idle;
-            };
-            match rx.try_recv() {
-                Ok(id) => Next::Item(id),
-                Err(mpsc::error::TryRecvError::Empty) => Next::Idle,
-                Err(mpsc::error::TryRecvError::Disconnected) => Next::Closed,
+            let deadline = std::time::Instant::now() + SETTLE_IDLE;
+            loop {
+                // Another worker blocked in recv holds the lock: nothing is
+                // queued right now.
+                if let Ok(mut rx) = self.rx.try_lock() {
+                    match rx.try_recv() {
+                        Ok(id) => return Next::Item(id),
+                        Err(mpsc::error::TryRecvError::Empty) => {}
+                        Err(mpsc::error::TryRecvError::Disconnected) => return Next::Closed,
+                    }
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Next::Idle;
+                }
+                std::thread::sleep(Duration::from_millis(1));
             }
         } else {
             let mut rx = self.rx.lock().expect("queue lock");
@@ -366,11 +375,9 @@ impl Shared {
 
     fn process(&self, id: &str) -> Result<()> {
         let path = self.spool.ready_path(id);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            // Already done by an earlier run that stopped before settling.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        // None: already done by an earlier run that stopped before settling.
+        let Some(bytes) = self.spool.read(id)? else {
+            return Ok(());
         };
         let rt = &self.rt;
         let origin = format!("scp spool {id}");
@@ -450,17 +457,20 @@ mod tests {
         let (b, part_b) = spool.new_incoming();
         spool.accept(&a, &part_a, b"instance a").unwrap();
         spool.accept(&b, &part_b, b"instance b").unwrap();
-        assert!(!part_a.exists(), "logged: no temp file");
-        assert_eq!(std::fs::read(spool.ready_path(&a)).unwrap(), b"instance a");
-        // A crash loses the unsynced ready/ copies; a is finished first.
+        assert!(
+            !part_a.exists() && !spool.ready_path(&a).exists(),
+            "logged only"
+        );
+        assert_eq!(spool.read(&a).unwrap().unwrap(), b"instance a");
+        // a is finished, then the process dies.
         let ids = vec![a.clone()];
         spool.mark_done(&ids).unwrap();
         db.flush().unwrap();
-        std::fs::remove_file(spool.ready_path(&b)).unwrap();
         drop(spool);
         let spool = Spool::open_logged(tmp.path(), &db).unwrap();
         assert_eq!(spool.pending().unwrap(), vec![b.clone()], "a is done");
-        assert_eq!(std::fs::read(spool.ready_path(&b)).unwrap(), b"instance b");
+        assert_eq!(spool.read(&a).unwrap(), None);
+        assert_eq!(spool.read(&b).unwrap().unwrap(), b"instance b");
         let ids = vec![b.clone()];
         spool.mark_done(&ids).unwrap();
         db.flush().unwrap();

@@ -170,6 +170,15 @@ impl Gateway {
     }
 
     /// GET `path` from the gateway's HTTP server: (status line, body).
+    /// Every acknowledged instance is through the pipeline: `/metrics` says
+    /// the spool (its log and `ready/`) is empty.
+    pub fn spool_drained(&self) -> bool {
+        self.http_get("/metrics")
+            .1
+            .lines()
+            .any(|l| l == "deidgate_spool_ready 0")
+    }
+
     pub fn http_get(&self, path: &str) -> (String, String) {
         use std::io::{Read, Write};
         let mut s = TcpStream::connect(("127.0.0.1", self.http_port())).expect("connect HTTP");
@@ -392,7 +401,7 @@ pub fn wait_for_outputs(g: &Gateway, expected: &BTreeSet<String>) -> Vec<PathBuf
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
             .collect();
-        dir_is_empty(&g.spool("ready")) && expected.is_subset(&names)
+        g.spool_drained() && expected.is_subset(&names)
     });
     let out = outputs(g);
     let names: BTreeSet<_> = out

@@ -70,9 +70,11 @@ impl Holding {
         Ok(h)
     }
 
-    /// Move the durable spool file `src` into its series' open folder.
-    /// When this returns the instance survives a crash in its new place.
-    pub fn hold(&self, id: &str, src: &Path, head: &HeadInstance) -> Result<()> {
+    /// Move the durable spool file `src` into its series' open folder, or,
+    /// when there is no such file (the instance is in the spool log), write
+    /// `bytes` there. When this returns the instance survives a crash in its
+    /// new place.
+    pub fn hold(&self, id: &str, src: &Path, bytes: &[u8], head: &HeadInstance) -> Result<()> {
         anyhow::ensure!(is_key(&head.key), "bad series key");
         let _g = self.lock.lock().expect("holding lock");
         let dir = self.open.join(&head.key);
@@ -86,8 +88,18 @@ impl Holding {
             head.frames,
             head.expected.map_or(String::from("-"), |e| e.to_string())
         );
-        std::fs::rename(src, dir.join(name))
-            .with_context(|| format!("cannot move {} into the holding area", src.display()))?;
+        let dst = dir.join(name);
+        match std::fs::rename(src, &dst) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                crate::pipeline::output::write_synced(&dst, bytes)?;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot move {} into the holding area", src.display())
+                })
+            }
+        }
         sync_dir(&dir)?;
         if let Some(from) = src.parent() {
             sync_dir(from)?;
@@ -203,7 +215,7 @@ mod tests {
         for id in ["a", "b"] {
             let src = tmp.path().join(format!("{id}.dcm"));
             std::fs::write(&src, id).unwrap();
-            h.hold(id, &src, &head).unwrap();
+            h.hold(id, &src, b"unused", &head).unwrap();
             assert!(!src.exists());
         }
         let open = h.open_series().unwrap();
@@ -213,9 +225,9 @@ mod tests {
         );
         let c = h.claim("2.25.1").unwrap();
         // A late instance opens a new folder; the claimed one is untouched.
+        // An instance from the spool log has no file: its bytes are written.
         let late = tmp.path().join("c.dcm");
-        std::fs::write(&late, "c").unwrap();
-        h.hold("c", &late, &head).unwrap();
+        h.hold("c", &late, b"c", &head).unwrap();
         let m = Holding::members(&c).unwrap();
         assert_eq!(
             m.iter().map(|m| m.bytes.clone()).collect::<Vec<_>>(),
@@ -228,5 +240,7 @@ mod tests {
         h.finish(&c).unwrap();
         assert!(h.claimed().unwrap().is_empty());
         assert_eq!(h.open_series().unwrap()[0].instances, 1);
+        let late = h.claim("2.25.1").unwrap();
+        assert_eq!(Holding::members(&late).unwrap()[0].bytes, b"c");
     }
 }

@@ -26,7 +26,7 @@ pub fn hold_if_head_mr(
     let Some(head) = classify::classify(bytes, filter, rt.deid.pseudonymizer()) else {
         return Ok(false);
     };
-    holding.hold(id, src, &head)?;
+    holding.hold(id, src, bytes, &head)?;
     tracing::info!(series = %head.key, frames = head.frames, "head MR instance held for its series");
     Ok(true)
 }
