@@ -39,7 +39,7 @@ fn main() -> Result<()> {
     };
     let r = FaceRemodeler::load(Path::new("models/mri"))?;
     println!(
-        "head\tdims\tmode\tseconds\tface_voxels\tbrain_changed\tface_rays\tmean_depth_diff_mm\tncc"
+        "head\tdims\tmode\tseconds\tface_voxels\tbrain_changed\tface_rays\tmean_depth_diff_mm\tncc\tshape"
     );
     for h in &heads {
         let name = Path::new(h)
@@ -79,11 +79,14 @@ fn main() -> Result<()> {
             let (lo, hi) = bounds(&vol);
             let (d, n) = mean_face_distance(din, &dout, (hi[1] - lo[1]) as f32);
             println!(
-                "{name}\t{:?}\t{}\t{secs:.1}\t{}\t{brain_changed}\t{n}\t{d:.2}\t{:.3}",
+                "{name}\t{:?}\t{}\t{secs:.1}\t{}\t{brain_changed}\t{n}\t{d:.2}\t{:.3}\t{}",
                 vol.dims,
                 mode.name(),
                 rm.face.iter().filter(|&&b| b).count(),
-                det.ncc
+                det.ncc,
+                det.shape
+                    .map(|s| format!("{:?}", s.scale))
+                    .unwrap_or_else(|| "-".into())
             );
             outs.push((dout, rm.data));
         }
