@@ -88,6 +88,9 @@ fn main() -> Result<()> {
                     .map(|s| format!("{:?}", s.scale))
                     .unwrap_or_else(|| "-".into())
             );
+            if mode == Mode::Reface {
+                describe(&name, din, &dout);
+            }
             outs.push((dout, rm.data));
         }
         if outs.len() == 2 {
@@ -98,6 +101,43 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One comment line on the refaced face in numbers: the most anterior face
+/// point (nose tip) before/after (depth from the front plane and height),
+/// and how the face rays moved (outward = towards the viewer).
+fn describe(name: &str, din: &DepthMap, dout: &DepthMap) {
+    let tip = |m: &DepthMap| {
+        (0..m.depth.len())
+            .filter(|&i| din.face[i] && m.depth[i].is_finite())
+            .min_by(|&a, &b| m.depth[a].total_cmp(&m.depth[b]))
+    };
+    let (Some(a), Some(b)) = (tip(din), tip(dout)) else {
+        return;
+    };
+    let (mut out, mut inw, mut n) = (0usize, 0usize, 0usize);
+    for i in 0..din.depth.len() {
+        if !din.face[i] || din.depth[i].is_nan() {
+            continue;
+        }
+        n += 1;
+        let d = dout.depth[i];
+        if d.is_nan() || d > din.depth[i] + 1.0 {
+            inw += 1;
+        } else if d < din.depth[i] - 1.0 {
+            out += 1;
+        }
+    }
+    println!(
+        "# {name} reface: most anterior face point at depth {:.1} mm, {:.0} mm below the top \
+         -> {:.1} mm, {:.0} mm below the top; face rays moved outward > 1 mm {:.0}%, inward > 1 mm {:.0}%",
+        din.depth[a],
+        (a / din.w) as f64,
+        dout.depth[b],
+        (b / dout.w) as f64,
+        100.0 * out as f64 / n.max(1) as f64,
+        100.0 * inw as f64 / n.max(1) as f64
+    );
 }
 
 /// Depth maps on top (near = bright), mid-sagittal slices below; columns

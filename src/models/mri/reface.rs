@@ -154,7 +154,8 @@ mod tests {
                 for i in 0..n {
                     let p = vol.world(i as f64, j as f64, k as f64);
                     let r = (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).sqrt();
-                    let nose = p[0].abs() < 8.0 && p[1] > -75.0 && p[1] < -60.0 && p[2].abs() < 15.0;
+                    let nose =
+                        p[0].abs() < 8.0 && p[1] > -75.0 && p[1] < -60.0 && p[2].abs() < 15.0;
                     let g = vol.idx(i, j, k);
                     if r < 70.0 || nose {
                         // smooth-ish tissue value with a little texture
@@ -191,7 +192,7 @@ mod tests {
         let (vol, w, t) = synthetic();
         // the anchor sits at the back-top of the region, on the midline
         assert!(t.anchor[0].abs() < 1.0, "{:?}", t.anchor);
-        assert!(t.anchor[1] > -32.0 && t.anchor[2] > 22.0, "{:?}", t.anchor);
+        assert!(t.anchor[1] > -34.0 && t.anchor[2] > 22.0, "{:?}", t.anchor);
         // identity shape on its own template: the face comes back unchanged
         let (same, _, d0) = reface_best(&vol, &w, &t, &[Shape::IDENTITY]);
         assert!(d0 < 0.01, "{d0}");

@@ -118,7 +118,8 @@ pub fn displacement(shape: &Shape, anchor: [f64; 3], p: [f64; 3]) -> [f64; 3] {
 /// filters: `w = 1 − blur_r(dilate_{r+1}(tissue outside))` with
 /// `r = ⌈RAMP_MM / 2⌉` mm in voxels, so a voxel 6-adjacent to that tissue
 /// gets exactly 0, and along each axis `w` changes by at most `1/(2r+1)` per
-/// voxel.
+/// voxel (zero padding: tissue beyond the box, at least 20 mm from the face
+/// region, is ignored, so the bound holds at the box's edges too).
 pub fn ramp(vol: &Volume, face: &[bool], bbox: ([usize; 3], [usize; 3]), thr: f32) -> Vec<f32> {
     let (lo, hi) = bbox;
     let bd = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]];
@@ -134,7 +135,7 @@ pub fn ramp(vol: &Volume, face: &[bool], bbox: ([usize; 3], [usize; 3]), thr: f3
     let r = ramp_radii(spacing(&vol.affine));
     let d = mask::dilate(&b, bd, r.map(|x| x + 1));
     let df: Vec<f32> = d.iter().map(|&x| x as u8 as f32).collect();
-    let bl = mask::box_blur(&df, bd, r);
+    let bl = mask::box_mean_zero_pad(&df, bd, r);
     let mut w = vec![0f32; vol.len()];
     for kk in 0..bd[2] {
         for jj in 0..bd[1] {
@@ -170,23 +171,21 @@ pub fn sample_shaped(
     let tinv = super::volume::invert(&t.affine);
     let [nx, ny, _] = vol.dims;
     let mut out = vec![0f32; vol.len()];
-    out.par_chunks_mut(nx * ny)
-        .enumerate()
-        .for_each(|(k, sl)| {
-            for j in 0..ny {
-                for i in 0..nx {
-                    let g = i + nx * (j + ny * k);
-                    if !face[g] {
-                        continue;
-                    }
-                    let p = apply(vox_to_tworld, [i as f64, j as f64, k as f64]);
-                    let d = displacement(shape, anchor, p);
-                    let wg = w[g] as f64;
-                    let q = [p[0] + wg * d[0], p[1] + wg * d[1], p[2] + wg * d[2]];
-                    sl[i + nx * j] = t.sample(apply(&tinv, q), 0.0);
+    out.par_chunks_mut(nx * ny).enumerate().for_each(|(k, sl)| {
+        for j in 0..ny {
+            for i in 0..nx {
+                let g = i + nx * (j + ny * k);
+                if !face[g] {
+                    continue;
                 }
+                let p = apply(vox_to_tworld, [i as f64, j as f64, k as f64]);
+                let d = displacement(shape, anchor, p);
+                let wg = w[g] as f64;
+                let q = [p[0] + wg * d[0], p[1] + wg * d[1], p[2] + wg * d[2]];
+                sl[i + nx * j] = t.sample(apply(&tinv, q), 0.0);
             }
-        });
+        }
+    });
     out
 }
 
@@ -257,7 +256,7 @@ mod tests {
         for c in CANDIDATES {
             for s in c.scale {
                 assert!((SCALE_RANGE.0..=SCALE_RANGE.1).contains(&s), "{c:?}");
-                assert!((s - 1.0).abs() >= 0.08, "{c:?} barely changes the face");
+                assert!((s - 1.0).abs() >= 0.075, "{c:?} barely changes the face");
             }
         }
         // all distinct
@@ -329,11 +328,7 @@ mod tests {
                 }
             }
         }
-        let vol = Volume {
-            dims,
-            data,
-            affine,
-        };
+        let vol = Volume { dims, data, affine };
         let bbox = ([0, 0, 0], dims);
         let w = ramp(&vol, &face, bbox, 50.0);
         let r = ramp_radii([2.0; 3]);
