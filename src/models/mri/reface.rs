@@ -188,6 +188,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)] // one index into four parallel arrays
     fn reshaped_face_differs_and_only_the_region_changes() {
         let (vol, w, t) = synthetic();
         // the anchor sits at the back-top of the region, on the midline
@@ -196,8 +197,8 @@ mod tests {
         // identity shape on its own template: the face comes back unchanged
         let (same, _, d0) = reface_best(&vol, &w, &t, &[Shape::IDENTITY]);
         assert!(d0 < 0.01, "{d0}");
-        for g in 0..vol.len() {
-            assert!((same[g] - vol.data[g]).abs() < 1e-3);
+        for (a, b) in same.iter().zip(&vol.data) {
+            assert!((a - b).abs() < 1e-3);
         }
         let (out, s, d) = reface_best(&vol, &w, &t, &shape::CANDIDATES);
         assert!(shape::CANDIDATES.contains(&s));
