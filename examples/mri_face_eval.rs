@@ -39,7 +39,7 @@ fn main() -> Result<()> {
     };
     let r = FaceRemodeler::load(Path::new("models/mri"))?;
     println!(
-        "head\tdims\tmode\tseconds\tface_voxels\tbrain_changed\tface_rays\tmean_depth_diff_mm\tncc"
+        "head\tdims\tmode\tseconds\tface_voxels\tbrain_changed\tface_rays\tmean_depth_diff_mm\tncc\tshape"
     );
     for h in &heads {
         let name = Path::new(h)
@@ -79,12 +79,18 @@ fn main() -> Result<()> {
             let (lo, hi) = bounds(&vol);
             let (d, n) = mean_face_distance(din, &dout, (hi[1] - lo[1]) as f32);
             println!(
-                "{name}\t{:?}\t{}\t{secs:.1}\t{}\t{brain_changed}\t{n}\t{d:.2}\t{:.3}",
+                "{name}\t{:?}\t{}\t{secs:.1}\t{}\t{brain_changed}\t{n}\t{d:.2}\t{:.3}\t{}",
                 vol.dims,
                 mode.name(),
                 rm.face.iter().filter(|&&b| b).count(),
-                det.ncc
+                det.ncc,
+                det.shape
+                    .map(|s| format!("{:?}", s.scale))
+                    .unwrap_or_else(|| "-".into())
             );
+            if mode == Mode::Reface {
+                describe(&name, din, &dout);
+            }
             outs.push((dout, rm.data));
         }
         if outs.len() == 2 {
@@ -95,6 +101,43 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One comment line on the refaced face in numbers: the most anterior face
+/// point (nose tip) before/after (depth from the front plane and height),
+/// and how the face rays moved (outward = towards the viewer).
+fn describe(name: &str, din: &DepthMap, dout: &DepthMap) {
+    let tip = |m: &DepthMap| {
+        (0..m.depth.len())
+            .filter(|&i| din.face[i] && m.depth[i].is_finite())
+            .min_by(|&a, &b| m.depth[a].total_cmp(&m.depth[b]))
+    };
+    let (Some(a), Some(b)) = (tip(din), tip(dout)) else {
+        return;
+    };
+    let (mut out, mut inw, mut n) = (0usize, 0usize, 0usize);
+    for i in 0..din.depth.len() {
+        if !din.face[i] || din.depth[i].is_nan() {
+            continue;
+        }
+        n += 1;
+        let d = dout.depth[i];
+        if d.is_nan() || d > din.depth[i] + 1.0 {
+            inw += 1;
+        } else if d < din.depth[i] - 1.0 {
+            out += 1;
+        }
+    }
+    println!(
+        "# {name} reface: most anterior face point at depth {:.1} mm, {:.0} mm below the top \
+         -> {:.1} mm, {:.0} mm below the top; face rays moved outward > 1 mm {:.0}%, inward > 1 mm {:.0}%",
+        din.depth[a],
+        (a / din.w) as f64,
+        dout.depth[b],
+        (b / dout.w) as f64,
+        100.0 * out as f64 / n.max(1) as f64,
+        100.0 * inw as f64 / n.max(1) as f64
+    );
 }
 
 /// Depth maps on top (near = bright), mid-sagittal slices below; columns

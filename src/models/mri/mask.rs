@@ -177,6 +177,29 @@ pub fn box_blur(v: &[f32], dims: [usize; 3], r: [usize; 3]) -> Vec<f32> {
     )
 }
 
+/// Box mean with zero padding: like [`box_blur`] but every window counts
+/// its full `2r+1` voxels per axis (outside the grid = 0), so the result
+/// changes by at most `1/(2r+1)` per voxel step along each axis, edges too.
+pub fn box_mean_zero_pad(v: &[f32], dims: [usize; 3], r: [usize; 3]) -> Vec<f32> {
+    let mut cur = v.to_vec();
+    for axis in 0..3 {
+        if r[axis] == 0 {
+            continue;
+        }
+        let mut ra = [0; 3];
+        ra[axis] = r[axis];
+        let div = (2 * r[axis] + 1) as f64;
+        cur = box_window(
+            &cur,
+            dims,
+            ra,
+            |x| x as f64,
+            move |sum, _| (sum / div) as f32,
+        );
+    }
+    cur
+}
+
 /// Blend weight inside `m`: 0 at the region's border rising to 1 at about
 /// `mm` depth, 0 outside. The border of the changed region therefore shows
 /// the subject's own voxels, and the template face fades in.

@@ -14,6 +14,7 @@ pub mod nifti;
 pub mod reface;
 pub mod register;
 pub mod resample;
+pub mod shape;
 pub mod surface;
 pub mod template;
 pub mod volume;
@@ -81,6 +82,8 @@ pub struct Details {
     pub brain: Vec<bool>,
     pub ncc: f64,
     pub subject_to_template: volume::Mat4,
+    /// Reface: the chosen template face shape (scales), else `None`.
+    pub shape: Option<shape::Shape>,
 }
 
 /// Smallest accepted number of voxels along any axis.
@@ -150,8 +153,13 @@ impl FaceRemodeler {
             );
         }
         let w = warp::FaceRegion::compute(vol, &self.template, &reg.subject_to_template)?;
+        let mut chosen = None;
         let (data, how) = match mode {
-            Mode::Reface => (reface::reface(vol, &w), "template face"),
+            Mode::Reface => {
+                let (d, s, _) = reface::reface_best(vol, &w, &self.template, &shape::CANDIDATES);
+                chosen = Some(s);
+                (d, "template face")
+            }
             Mode::Deface => (deface::deface(vol, &w), "face removed"),
             Mode::Generate => {
                 let g = self
@@ -170,6 +178,7 @@ impl FaceRemodeler {
             brain: w.brain,
             ncc: reg.ncc,
             subject_to_template: reg.subject_to_template,
+            shape: chosen,
         };
         Ok((
             Remodeled {

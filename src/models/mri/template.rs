@@ -17,6 +17,9 @@ pub struct Template {
     pub face: Volume,
     /// 1 inside the brain (undilated), 0 elsewhere.
     pub brain: Volume,
+    /// Facial anchor of the reface shape change (template world, LPS mm;
+    /// see [`super::shape::anchor`]).
+    pub anchor: [f64; 3],
 }
 
 impl Template {
@@ -29,14 +32,16 @@ impl Template {
                 )
             })
         };
-        let t = Self {
+        let mut t = Self {
             intensity: rd(INTENSITY_FILE)?,
             face: rd(FACE_FILE)?,
             brain: rd(BRAIN_FILE)?,
+            anchor: [0.0; 3],
         };
         if t.face.dims != t.intensity.dims || t.brain.dims != t.intensity.dims {
             bail!("template, face mask and brain mask differ in size");
         }
+        t.anchor = super::shape::anchor(&t);
         Ok(t)
     }
 }

@@ -18,6 +18,8 @@ pub struct FaceRegion {
     pub template: Vec<f32>,
     /// Voxel box [lo, hi) holding the face and its surroundings.
     pub bbox: ([usize; 3], [usize; 3]),
+    /// Subject voxel (i, j, k) -> template world (LPS mm).
+    pub vox_to_tworld: Mat4,
 }
 
 impl FaceRegion {
@@ -120,6 +122,7 @@ impl FaceRegion {
             brain,
             template,
             bbox: (lo, hi),
+            vox_to_tworld: mat_mul(subject_to_template, &vol.affine),
         })
     }
 }
