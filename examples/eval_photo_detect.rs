@@ -146,12 +146,14 @@ fn main() -> Result<()> {
             );
         }
     }
-    if !timing_only { println!(
+    if !timing_only {
+        println!(
         "recall (>=1 face per photo): deepface {found_deepface}/{n_deepface} = {:.1} %, all {found}/{} = {:.1} %, faces found {faces_total}",
         100.0 * found_deepface as f64 / n_deepface as f64,
         photos.len(),
         100.0 * found as f64 / photos.len() as f64
-    ); }
+    );
+    }
 
     // Timing at 1024x768: detection alone and detection + replacement.
     let cfg = ReplaceConfig {

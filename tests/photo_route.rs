@@ -120,7 +120,11 @@ fn a_graphic_annotation_over_the_face_is_kept_bit_identical() {
     let source = data_dir().join("derived/vl_photo_face_rgb.dcm");
     let mut obj = dicom_object::open_file(&source).unwrap();
     let original = pixel_bytes(&obj);
-    let text = |t| deidgate::deid::engine::text(&obj, t).parse::<u32>().unwrap();
+    let text = |t| {
+        deidgate::deid::engine::text(&obj, t)
+            .parse::<u32>()
+            .unwrap()
+    };
     let (w, h) = (text(tags::COLUMNS), text(tags::ROWS));
     let img = RgbImage::new(w, h, original[..(w * h * 3) as usize].to_vec()).unwrap();
     let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/photo/mtcnn.safetensors");
@@ -195,7 +199,10 @@ fn a_graphic_annotation_over_the_face_is_kept_bit_identical() {
         (diff, n)
     };
     let (d, n) = changed(&original, &plain.data, &in_lesion);
-    assert!(d > n * 9 / 10, "{d} of {n} lesion pixels replaced without the keep");
+    assert!(
+        d > n * 9 / 10,
+        "{d} of {n} lesion pixels replaced without the keep"
+    );
 
     let g = Gateway::start(tmp.path(), "");
     send(&g, tmp.path(), &[annotated]);

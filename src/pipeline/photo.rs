@@ -532,7 +532,11 @@ mod tests {
         use dicom_core::value::DataSetSequence;
         let square = [10.0, 10.0, 20.0, 10.0, 20.0, 30.0, 10.0, 10.0];
         let obj = InMemDicomObject::from_element_iter([
-            DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from("1.2.3")),
+            DataElement::new(
+                tags::SOP_INSTANCE_UID,
+                VR::UI,
+                PrimitiveValue::from("1.2.3"),
+            ),
             DataElement::new(
                 tags::GRAPHIC_ANNOTATION_SEQUENCE,
                 VR::SQ,
@@ -553,7 +557,11 @@ mod tests {
                     annotation(
                         "MEASURE",
                         Some("1.2.3"),
-                        vec![graphic("DISPLAY", "ELLIPSE", &[0.0, 0.5, 0.2, 0.5, 0.1, 0.4, 0.1, 0.6])],
+                        vec![graphic(
+                            "DISPLAY",
+                            "ELLIPSE",
+                            &[0.0, 0.5, 0.2, 0.5, 0.1, 0.4, 0.1, 0.6],
+                        )],
                     ),
                     // Belongs to another image.
                     annotation(
@@ -567,10 +575,21 @@ mod tests {
         let all = annotation_graphics(&obj, &[]);
         assert_eq!(all.len(), 4);
         let boxes = annotation_keep(&all, 100, 100);
-        let rect = |x, y, width, height| KeepRegion::Box(PixelRect { x, y, width, height });
+        let rect = |x, y, width, height| {
+            KeepRegion::Box(PixelRect {
+                x,
+                y,
+                width,
+                height,
+            })
+        };
         assert_eq!(
             boxes,
-            vec![rect(8, 8, 14, 24), rect(38, 38, 24, 24), rect(0, 38, 22, 24)]
+            vec![
+                rect(8, 8, 14, 24),
+                rect(38, 38, 24, 24),
+                rect(0, 38, 22, 24)
+            ]
         );
         let lesions = annotation_graphics(&obj, &["LESION".to_string()]);
         assert_eq!(annotation_keep(&lesions, 100, 100).len(), 2);

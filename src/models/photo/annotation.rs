@@ -88,7 +88,12 @@ impl Graphic {
             return None;
         }
         let hull = |pts: &[(f32, f32)]| {
-            let mut b = [f32::INFINITY, f32::INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY];
+            let mut b = [
+                f32::INFINITY,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                f32::NEG_INFINITY,
+            ];
             for &(x, y) in pts {
                 b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
             }
@@ -199,7 +204,11 @@ mod tests {
 
     #[test]
     fn circle_and_rotated_ellipse() {
-        let c = g(GraphicUnits::Pixel, GraphicType::Circle, &[(50.0, 50.0), (53.0, 54.0)]);
+        let c = g(
+            GraphicUnits::Pixel,
+            GraphicType::Circle,
+            &[(50.0, 50.0), (53.0, 54.0)],
+        );
         assert_eq!(c.bounds(100, 100), Some([45.0, 45.0, 55.0, 55.0]));
         // Major axis along the diagonal, length 2·√2·10, minor axis 0: the
         // box is the diagonal's.
@@ -233,7 +242,11 @@ mod tests {
             }
         );
         assert_eq!(
-            annotation_keep(&[g(GraphicUnits::Display, GraphicType::Point, &[(0.1, 0.1)])], 10, 10),
+            annotation_keep(
+                &[g(GraphicUnits::Display, GraphicType::Point, &[(0.1, 0.1)])],
+                10,
+                10
+            ),
             vec![]
         );
     }

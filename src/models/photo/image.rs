@@ -165,9 +165,36 @@ mod tests {
             .collect();
         let img = RgbImage::new(w, h, data).unwrap();
         for (win, ow, oh) in [
-            (Window { x0: 0, y0: 0, x1: 300, y1: 260 }, 181, 157),
-            (Window { x0: 7, y0: 11, x1: 40, y1: 29 }, 24, 24),
-            (Window { x0: 3, y0: 5, x1: 13, y1: 9 }, 48, 48),
+            (
+                Window {
+                    x0: 0,
+                    y0: 0,
+                    x1: 300,
+                    y1: 260,
+                },
+                181,
+                157,
+            ),
+            (
+                Window {
+                    x0: 7,
+                    y0: 11,
+                    x1: 40,
+                    y1: 29,
+                },
+                24,
+                24,
+            ),
+            (
+                Window {
+                    x0: 3,
+                    y0: 5,
+                    x1: 13,
+                    y1: 9,
+                },
+                48,
+                48,
+            ),
         ] {
             let mut out = vec![0f32; ow * oh * 3];
             area_resize_normalized(&img, win, ow, oh, &mut out);
