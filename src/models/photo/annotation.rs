@@ -139,7 +139,7 @@ impl Graphic {
             (x1 + m).ceil().min(width as f32),
             (y1 + m).ceil().min(height as f32),
         );
-        (x1 > x0 && y1 > y0).then(|| PixelRect {
+        (x1 > x0 && y1 > y0).then_some(PixelRect {
             x: x0 as u32,
             y: y0 as u32,
             width: (x1 - x0) as u32,
