@@ -1,6 +1,9 @@
 //! Detection recall and CPU timing of the photo route's MTCNN.
 //!
-//!   cargo run --release --example eval_photo_detect [-- --verbose]
+//!   cargo run --release --example eval_photo_detect [-- --verbose] [--timing]
+//!
+//! `--timing` runs only the 1024×768 timing (no native-resolution recall, no
+//! 40 px run): for profiling.
 //!
 //! Recall: the share of photos with at least one face found, over the 64
 //! deepface photos (all show at least one face; `couple.jpg` and
@@ -86,6 +89,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() -> Result<()> {
     let verbose = std::env::args().any(|a| a == "--verbose");
+    let timing_only = std::env::args().any(|a| a == "--timing");
     let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_WEIGHTS);
     let det = Mtcnn::load(&weights, &Device::Cpu)?;
     let data = data_dir();
@@ -118,6 +122,9 @@ fn main() -> Result<()> {
     let mut faces_total = 0;
     let mut detect_ms = Vec::new();
     for (i, (name, img)) in photos.iter().enumerate() {
+        if timing_only {
+            break;
+        }
         let t = Instant::now();
         let faces = det.detect(img)?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
@@ -139,12 +146,14 @@ fn main() -> Result<()> {
             );
         }
     }
-    println!(
+    if !timing_only {
+        println!(
         "recall (>=1 face per photo): deepface {found_deepface}/{n_deepface} = {:.1} %, all {found}/{} = {:.1} %, faces found {faces_total}",
         100.0 * found_deepface as f64 / n_deepface as f64,
         photos.len(),
         100.0 * found as f64 / photos.len() as f64
     );
+    }
 
     // Timing at 1024x768: detection alone and detection + replacement.
     let cfg = ReplaceConfig {
@@ -214,7 +223,8 @@ fn main() -> Result<()> {
         ..DetectConfig::default()
     };
     let (mut found40, mut ms40, mut found40_native) = (0, Vec::new(), 0);
-    for (_, img) in photos.iter().take(n_deepface) {
+    let runs40 = if timing_only { 0 } else { n_deepface };
+    for (_, img) in photos.iter().take(runs40) {
         found40_native += !det.detect_with(img, &cfg40)?.is_empty() as usize;
         let mut img = resized(img, 1024, 768)?;
         let t = Instant::now();
@@ -224,6 +234,9 @@ fn main() -> Result<()> {
         found40 += !faces.is_empty() as usize;
     }
     ms40.sort_by(f64::total_cmp);
+    if timing_only {
+        return Ok(());
+    }
     println!(
         "min face 40 px: recall native {found40_native}/{n_deepface}, at 1024x768 {found40}/{n_deepface}; detect+replace mean {:.0} ms, median {:.0}, p95 {:.0}",
         mean(&ms40),

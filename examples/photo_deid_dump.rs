@@ -6,7 +6,7 @@
 //! For each labelled photo it writes, as PNG, under OUT_DIR (which must lie
 //! outside the repository: these are derived from photos whose copyright is
 //! not cleared): `orig/`, `ours/` (face replaced), `ours_eyes/` (periocular
-//! kept), `blur/` (Gaussian blur σ 8 of the same area), `pixel/`
+//! kept), `ours_mouth/` (perioral kept), `blur/` (Gaussian blur σ 8 of the same area), `pixel/`
 //! (8-pixel blocks), `blur_rel/` and `pixel_rel/` (the same scaled to the
 //! face size), plus `faces.tsv` with the detected boxes.
 
@@ -86,6 +86,7 @@ fn main() -> Result<()> {
         "orig",
         "ours",
         "ours_eyes",
+        "ours_mouth",
         "blur",
         "pixel",
         "blur_rel",
@@ -132,6 +133,16 @@ fn main() -> Result<()> {
                 ..Default::default()
             },
         );
+        let mut mouth = img.clone();
+        replace_faces(
+            &mut mouth,
+            &faces,
+            &ReplaceConfig {
+                keep: vec![KeepRegion::Perioral],
+                seed,
+                ..Default::default()
+            },
+        );
         let blurred = image::imageops::blur(&to_buf(&img), 8.0);
         let blurred = RgbImage::new(img.width, img.height, blurred.into_raw())?;
         let blur = within_faces(&img, &ours, &blurred);
@@ -149,6 +160,7 @@ fn main() -> Result<()> {
             ("orig", &img),
             ("ours", &ours),
             ("ours_eyes", &eyes),
+            ("ours_mouth", &mouth),
             ("blur", &blur),
             ("pixel", &pixel),
             ("blur_rel", &blur_rel),

@@ -8,8 +8,8 @@
 # WORK_DIR (default: a temp dir, removed afterwards) receives the de-identified
 # deepface photos; it must lie outside the repository, since those photos are
 # for internal evaluation only. Prints, per method (ours, ours with the
-# periocular region kept, Gaussian blur sigma 8, 8-pixel pixelation, all on the
-# same area):
+# periocular region kept, ours with the perioral region kept, Gaussian blur
+# sigma 8, 8-pixel pixelation, all on the same area):
 #   matched  share of faces whose embedding lies within 0.6 of the original's
 #            (dlib's threshold), the attacker reusing the original alignment;
 #   rank-1   identification against the originals of the other photos of the
@@ -82,7 +82,7 @@ def rank1(queries):
 print(f"{n} labelled photos, {len(set(ids))} identities")
 r, chance = rank1(orig)
 print(f"{'original':10s}  matched  100.0 %  rank-1 {100 * r:5.1f} %  (chance {100 * chance:.1f} %)")
-for method in ["ours", "ours_eyes", "blur", "pixel", "blur_rel", "pixel_rel"]:
+for method in ["ours", "ours_eyes", "ours_mouth", "blur", "pixel", "blur_rel", "pixel_rel"]:
     emb = np.stack([np.array(rec.compute_face_descriptor(load(method, nm), sh)) for nm, sh in zip(names, shapes)])
     dist = np.linalg.norm(emb - orig, axis=1)
     matched = np.mean(dist < 0.6)

@@ -134,6 +134,14 @@ pub struct PhotoConfig {
     pub weights: PathBuf,
     /// Regions left bit-identical: "periocular", "perioral".
     pub keep: Vec<crate::models::photo::KeepRegion>,
+    /// Keep, bit-identical, the bounding box of every closed graphic
+    /// (circle, ellipse, closed polyline) of the photograph's own Graphic
+    /// Annotation Sequence (0070,0001): a lesion a clinician outlined.
+    #[serde(default = "yes")]
+    pub keep_annotations: bool,
+    /// Only graphics on these Graphic Layers (0070,0002) count; empty: all.
+    #[serde(default)]
+    pub keep_annotation_layers: Vec<String>,
     /// Smallest face searched for, in pixels.
     pub min_face_size: f32,
     /// How faces are replaced: synthetic fill, or the learned generator.
@@ -154,6 +162,10 @@ pub enum PhotoMode {
     /// The learned MedSem decoder; without trained weights it refuses and
     /// photographs go to quarantine.
     Generate,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_generator() -> PathBuf {

@@ -407,20 +407,34 @@ mod nhwc_tests {
     #[test]
     fn conv_nhwc_matches_candle() -> Result<()> {
         let dev = Device::Cpu;
-        let x = Tensor::randn(0f32, 1., (2, 5, 9, 11), &dev)?;
-        let w = Tensor::randn(0f32, 1., (7, 5, 3, 3), &dev)?;
-        let b = Tensor::randn(0f32, 1., 7, &dev)?;
-        let a = Tensor::rand(0f32, 1., 7, &dev)?;
-        let reference = candle_nn::PReLU::new(a.clone(), false).forward(
-            &x.conv2d(&w, 0, 1, 1, 1)?
-                .broadcast_add(&b.reshape((1, 7, 1, 1))?)?,
-        )?;
-        let fast = ConvNhwc::new(&w, &b, Some(&a))?.forward(&Nhwc::from_nchw(&x)?)?;
-        let diff = (fast.to_nchw(&dev)? - reference)?
-            .abs()?
-            .max_all()?
-            .to_scalar::<f32>()?;
-        assert!(diff < 1e-4, "{diff}");
+        // (c_out, c_in, k, width): the direct kernel of the RGB layer, a 1×1
+        // head, and the im2col path with several channel counts.
+        for (co, ci, k, wd) in [
+            (7, 5, 3, 11),
+            (10, 3, 3, 12),
+            (20, 16, 3, 14),
+            (32, 16, 3, 7),
+            (6, 32, 1, 9),
+            (40, 5, 3, 11),
+            (48, 28, 3, 10),
+        ] {
+            let x = Tensor::randn(0f32, 1., (2, ci, 9, wd), &dev)?;
+            let w = Tensor::randn(0f32, 1., (co, ci, k, k), &dev)?;
+            let b = Tensor::randn(0f32, 1., co, &dev)?;
+            let a = Tensor::rand(0f32, 1., co, &dev)?;
+            let reference = candle_nn::PReLU::new(a.clone(), false).forward(
+                &x.conv2d(&w, 0, 1, 1, 1)?
+                    .broadcast_add(&b.reshape((1, co, 1, 1))?)?,
+            )?;
+            let fast = ConvNhwc::new(&w, &b, Some(&a))?.forward(&Nhwc::from_nchw(&x)?)?;
+            let diff = (fast.to_nchw(&dev)? - reference)?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f32>()?;
+            assert!(diff < 1e-3, "{co}x{ci}x{k}: {diff}");
+            let plain = ConvNhwc::new(&w, &b, None)?.forward(&Nhwc::from_nchw(&x)?)?;
+            assert_eq!((plain.h, plain.w, plain.c), (9 - k + 1, wd - k + 1, co));
+        }
         Ok(())
     }
 

@@ -96,7 +96,11 @@ fn encode_deidentified(
                 dims.1,
                 &applied.regions,
             ));
-            tracing::info!(faces = applied.faces, "photo route: faces replaced");
+            tracing::info!(
+                faces = applied.faces,
+                annotation_boxes = applied.annotation_boxes,
+                "photo route: faces replaced"
+            );
         }
     } else if ChestRoute::applies(&obj) {
         match routes.chest.apply(&mut obj)? {

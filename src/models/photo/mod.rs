@@ -4,6 +4,7 @@
 //! medical keep regions stay bit-identical, and the replaced pixels come back
 //! to the caller for encrypted storage so an authorised lookup can restore them.
 
+pub mod annotation;
 pub mod boxes;
 pub mod detect;
 pub mod image;
@@ -14,6 +15,7 @@ pub mod nms;
 pub mod pyramid;
 pub mod replace;
 
+pub use annotation::{annotation_keep, Graphic, GraphicType, GraphicUnits};
 pub use detect::{DetectConfig, Face};
 pub use image::RgbImage;
 pub use keep::{KeepRegion, PixelRect};
