@@ -143,11 +143,8 @@ impl Incoming {
         };
         let (spool, q) = (sink.spool.clone(), sink.quarantine.clone());
         let (id, path, command) = (self.id.clone(), self.path.clone(), self.command.clone());
-        let done = tokio::task::spawn_blocking(move || {
-            make_durable(&spool, &q, &id, &path, &command, body)
-        })
-        .await
-        .unwrap_or(Err((status::OUT_OF_RESOURCES, "internal error")));
+        let durable = move || make_durable(&spool, &q, &id, &path, &command, body);
+        let done = run_blocking(durable).await;
         if let Err((s, why)) = done {
             return (s, Some(why));
         }
@@ -158,6 +155,25 @@ impl Incoming {
         let _ = sink.queue.send(self.id.clone()).await;
         (status::SUCCESS, None)
     }
+}
+
+/// Run blocking work (parse, write, fsync) for the ack path. On the
+/// multi-threaded runtime it runs in place: handing it to the blocking pool
+/// and back costs two thread wake-ups on the path every sender waits on.
+/// A panic inside is a failure status, as it was on the blocking pool.
+async fn run_blocking<F>(f: F) -> Result<(), Failure>
+where
+    F: FnOnce() -> Result<(), Failure> + Send + 'static,
+{
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    const PANICKED: Failure = (status::OUT_OF_RESOURCES, "internal error");
+    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        let run = || std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        return tokio::task::block_in_place(run).unwrap_or(Err(PANICKED));
+    }
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or(Err(PANICKED))
 }
 
 /// Check the data set against the command (quarantining what fails), write

@@ -233,6 +233,7 @@ pub fn run_worker(
     stop: Arc<AtomicBool>,
     wake: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
 ) {
+    super::background::lower_this_thread();
     let span = tracing::info_span!("forward", destination = %dest.name);
     let _g = span.enter();
     while !stop.load(Ordering::Relaxed) {

@@ -1,5 +1,6 @@
 //! Stages between receiving an object and handing it to a sink.
 
+pub mod background;
 pub mod batch;
 pub mod chest;
 pub mod filter;

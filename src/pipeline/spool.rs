@@ -280,6 +280,7 @@ impl Workers {
 
 impl Shared {
     fn run(&self) {
+        super::background::lower_this_thread();
         let mut done: Vec<String> = Vec::new();
         loop {
             match self.next(!done.is_empty()) {

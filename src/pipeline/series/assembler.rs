@@ -65,6 +65,7 @@ impl Assembler {
 
 impl State {
     fn run(&self, stop: &AtomicBool) {
+        crate::pipeline::background::lower_this_thread();
         let quiet = Duration::from_secs(self.rt.mri.cfg.quiet_secs);
         while !stop.load(Ordering::SeqCst) {
             if let Err(e) = self.round(quiet) {
