@@ -10,6 +10,7 @@ pub mod output;
 pub mod photo;
 pub mod precheck;
 pub mod quarantine;
+pub mod queue_index;
 pub mod router;
 pub mod routes;
 pub mod series;

@@ -220,13 +220,13 @@ impl Router {
         Ok(r)
     }
 
-    /// Make everything placed so far durable: one syncfs(2) per file system
-    /// that holds a destination, instead of an fsync per file and folder.
     /// Names of the folder destinations.
     pub fn folders(&self) -> impl Iterator<Item = &str> {
         self.folders.iter().map(|(c, _)| c.name.as_str())
     }
 
+    /// Make everything placed so far durable: one syncfs(2) per file system
+    /// that holds a destination, instead of an fsync per file and folder.
     pub fn sync(&self) -> Result<()> {
         let roots = self
             .folders
