@@ -44,7 +44,7 @@ BYTES=$(du -sb "$TMP/in" | cut -f1)
 
 # Both servers stay up; rounds alternate A and B so that load from other
 # processes on a shared machine hits both paths alike. Medians are reported.
-P1=$(free_port); P2=$(free_port); P3=$(free_port)
+P1=$(free_port); P2=$(free_port); P3=$(free_port); P4=$(free_port)
 mkdir -p "$TMP/a" "$TMP/b"
 storescp -aet STORESCP -od "$TMP/a" "$P1" >/dev/null 2>&1 & PIDS+=($!)
 storescp -aet STORESCP -od "$TMP/b" "$P2" >/dev/null 2>&1 & PIDS+=($!)
@@ -53,7 +53,7 @@ cat > "$TMP/gw.toml" <<TOML
 port = $P3
 data_dir = "$TMP/gw-data"
 [http]
-listen = ""
+listen = "127.0.0.1:$P4"
 [[destination]]
 name = "bench"
 type = "dicom"
@@ -62,7 +62,7 @@ host = "127.0.0.1"
 port = $P2
 TOML
 ${PERF:-} "$BIN" --config "$TMP/gw.toml" serve >"$TMP/gw.log" 2>&1 & GW=$!; PIDS+=($GW)
-wait_port "$P1"; wait_port "$P2"; wait_port "$P3"
+wait_port "$P1"; wait_port "$P2"; wait_port "$P3"; wait_port "$P4"
 
 ROUNDS="${ROUNDS:-3}"
 # Each timed phase starts with no dirty pages left by the previous one.
@@ -104,3 +104,8 @@ printf '%-38s %8.2f %10s\n' "storescu -> deidgate (all acked)" "$B_ACK" "$(rate 
 printf '%-38s %8.2f %10s\n' "storescu -> deidgate -> storescp" "$B" "$(rate "$B")"
 printf 'ratio (deidgate path / direct path, instances per second): %.2f\n' "$(echo "$A / $B" | bc -l)"
 printf 'deidgate peak RSS: %s MB; CPU %s s (%.2f ms per instance)\n' "$((RSS / 1024))" "$GW_CPU" "$(echo "$GW_CPU * 1000 / ($N * $ROUNDS)" | bc -l)"
+# The disk's share of the sender's wait: the spool log's sync before each Success.
+curl -s "http://127.0.0.1:$P4/metrics" | awk '
+    /^deidgate_spool_syncs_total/ {n = $2}
+    /^deidgate_spool_sync_seconds_total/ {t = $2}
+    END {if (n > 0) printf "spool log sync before Success: %d syncs, mean %.2f ms\n", n, t * 1000 / n}'

@@ -14,6 +14,10 @@ pub struct Metrics {
     pub instances_quarantined: AtomicU64,
     /// Records in the spool log not yet done (a gauge, set by the log).
     pub spool_logged: AtomicI64,
+    /// Syncs of the spool log before a Success, and their total time (µs):
+    /// the disk's share of every sender's wait.
+    pub spool_syncs: AtomicU64,
+    pub spool_sync_micros: AtomicU64,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -25,6 +29,8 @@ pub static METRICS: Metrics = Metrics {
     instances_deidentified: AtomicU64::new(0),
     instances_quarantined: AtomicU64::new(0),
     spool_logged: AtomicI64::new(0),
+    spool_syncs: AtomicU64::new(0),
+    spool_sync_micros: AtomicU64::new(0),
 };
 
 /// Add one to a counter.
@@ -92,6 +98,20 @@ pub fn render() -> String {
         "counter",
         "Instances kept back in quarantine.",
         g(&m.instances_quarantined),
+    );
+    line(
+        &mut s,
+        "deidgate_spool_syncs_total",
+        "counter",
+        "Spool log syncs (one per instance logged before its Success).",
+        g(&m.spool_syncs),
+    );
+    line(
+        &mut s,
+        "deidgate_spool_sync_seconds_total",
+        "counter",
+        "Time spent in those syncs; divided by the syncs, the disk's latency per acknowledged instance.",
+        g(&m.spool_sync_micros) as f64 / 1e6,
     );
     s
 }

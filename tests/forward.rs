@@ -249,6 +249,9 @@ fn destination_outage_queues_then_delivers_each_instance_once() {
         "deidgate_forward_delivered_total{destination=\"pacs\"} 200",
         "deidgate_forward_queue_depth{destination=\"pacs\"} 0",
         "deidgate_forward_dead_letter_total{destination=\"pacs\"} 0",
+        // Each of the 200 (small) instances was synced in the spool log
+        // before its Success.
+        "deidgate_spool_syncs_total 200",
     ] {
         assert!(
             body.lines().any(|l| l == want),

@@ -263,7 +263,8 @@ pub fn run_worker(
     stop: Arc<AtomicBool>,
     wake: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
 ) {
-    super::background::lower_this_thread();
+    // Not lowered like the pipeline workers: the forwarder, too, waits for
+    // each response, so its throughput is its latency to get the CPU back.
     let span = tracing::info_span!("forward", destination = %dest.name);
     let _g = span.enter();
     while !stop.load(Ordering::Relaxed) {

@@ -173,7 +173,14 @@ impl Wal {
             self.rotate(&mut a)?;
         }
         a.file.write_all_at(&rec, a.offset)?;
+        let t = std::time::Instant::now();
         a.file.sync_data()?;
+        let m = &crate::metrics::METRICS;
+        crate::metrics::inc(&m.spool_syncs);
+        m.spool_sync_micros.fetch_add(
+            t.elapsed().as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let at = Location {
             seq: a.seq,
             offset: a.offset + (HEADER + id.len()) as u64,
