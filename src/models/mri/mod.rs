@@ -8,6 +8,7 @@
 //! weights). Everything outside [`Remodeled::face`] is returned unchanged.
 
 pub mod deface;
+pub mod discriminator;
 pub mod generator;
 pub mod mask;
 pub mod nifti;
