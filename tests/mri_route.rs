@@ -271,6 +271,41 @@ fn a_slice_sent_again_under_a_new_uid_comes_back_remodeled() {
     );
 }
 
+/// A generator stand-in that gives the subject's own face back: the box
+/// stand-in's region, the input values in it.
+struct OwnFace;
+
+impl deidgate::pipeline::mri::FaceModel for OwnFace {
+    fn remodel(
+        &self,
+        vol: &deidgate::pipeline::mri::Volume,
+        mode: &str,
+    ) -> anyhow::Result<(Vec<f32>, Vec<bool>, String)> {
+        let (_, face, _) = deidgate::pipeline::mri::box_model::BoxModel.remodel(vol, mode)?;
+        Ok((vol.data.clone(), face, "own face".into()))
+    }
+}
+
+#[test]
+fn generate_mode_refuses_a_face_too_close_to_the_subjects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let toml = "[mri]\nmode = \"generate\"\nmodel = \"box\"\n";
+    let input = data_dir().join("derived/head_mr_t1_sag_lowres");
+    let mut rt = runtime(&tmp.path().join("data"), toml);
+    rt.mri = deidgate::pipeline::mri::MriRoute::with_model(&rt.config.mri, Box::new(OwnFace));
+    let s = deidgate::pipeline::batch::run(&rt, &input, &tmp.path().join("out"), 1).unwrap();
+    assert_eq!((s.written, s.quarantined), (0, 88), "{:?}", s.reasons);
+    let reason = &s.reasons[0].0;
+    assert!(
+        reason.contains("generated face surface lies only 0.00 mm"),
+        "{reason}"
+    );
+    // A face that moved (the box stand-in fills it) passes the same check.
+    let rt = runtime(&tmp.path().join("data2"), toml);
+    let s = deidgate::pipeline::batch::run(&rt, &input, &tmp.path().join("out2"), 1).unwrap();
+    assert_eq!((s.written, s.quarantined), (88, 0), "{:?}", s.reasons);
+}
+
 fn send(g: &Gateway, dir: &Path, inputs: &[PathBuf]) {
     send_all(g, dir, "MRSCANNER", inputs);
 }

@@ -10,6 +10,7 @@
 pub mod deface;
 pub mod discriminator;
 pub mod generator;
+pub mod guard;
 pub mod mask;
 pub mod nifti;
 pub mod reface;
