@@ -224,6 +224,88 @@ fn batch_mode_processes_head_series_as_series() {
     assert!(s.reasons[0].0.contains("MRI route"), "{:?}", s.reasons);
 }
 
+#[test]
+fn a_slice_sent_again_under_a_new_uid_comes_back_remodeled() {
+    // The same slice (position, echo) twice with two SOP Instance UIDs: the
+    // volume holds it once, and both instances get the same face.
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = runtime(&tmp.path().join("data"), "[mri]\nmodel = \"box\"\n");
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let files = files_under(&data_dir().join("derived/head_mr_t1_sag_lowres"));
+    for f in &files {
+        std::fs::copy(f, input.join(f.file_name().unwrap())).unwrap();
+    }
+    let mut dup = dicom_object::open_file(&files[40]).unwrap();
+    let first_uid = tag_text(&dup, tags::SOP_INSTANCE_UID);
+    let uid = "1.2.826.0.1.3680043.9.7777.40";
+    dup.put(dicom_core::DataElement::new(
+        tags::SOP_INSTANCE_UID,
+        dicom_core::VR::UI,
+        dicom_core::value::PrimitiveValue::from(uid),
+    ));
+    dup.update_meta(|m| m.media_storage_sop_instance_uid = uid.to_string());
+    dup.write_to_file(input.join("dup.dcm")).unwrap();
+    let out = tmp.path().join("out");
+    let s = deidgate::pipeline::batch::run(&rt, &input, &out, 1).unwrap();
+    assert_eq!(
+        (s.files, s.written, s.quarantined),
+        (89, 89, 0),
+        "{:?}",
+        s.reasons
+    );
+    let output = |sop: &str| {
+        let name = format!("{}.dcm", rt.deid.pseudonymizer().uid(sop));
+        let p = files_under(&out)
+            .into_iter()
+            .find(|p| p.file_name().unwrap().to_string_lossy() == name)
+            .expect("an output per instance");
+        dicom_object::open_file(p).unwrap()
+    };
+    let (a, b) = (output(&first_uid), output(uid));
+    assert_eq!(pixel_bytes(&a), pixel_bytes(&b));
+    assert_ne!(
+        pixel_bytes(&b),
+        pixel_bytes(&dup),
+        "the copy's face changed"
+    );
+}
+
+/// A generator stand-in that gives the subject's own face back: the box
+/// stand-in's region, the input values in it.
+struct OwnFace;
+
+impl deidgate::pipeline::mri::FaceModel for OwnFace {
+    fn remodel(
+        &self,
+        vol: &deidgate::pipeline::mri::Volume,
+        mode: &str,
+    ) -> anyhow::Result<(Vec<f32>, Vec<bool>, String)> {
+        let (_, face, _) = deidgate::pipeline::mri::box_model::BoxModel.remodel(vol, mode)?;
+        Ok((vol.data.clone(), face, "own face".into()))
+    }
+}
+
+#[test]
+fn generate_mode_refuses_a_face_too_close_to_the_subjects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let toml = "[mri]\nmode = \"generate\"\nmodel = \"box\"\n";
+    let input = data_dir().join("derived/head_mr_t1_sag_lowres");
+    let mut rt = runtime(&tmp.path().join("data"), toml);
+    rt.mri = deidgate::pipeline::mri::MriRoute::with_model(&rt.config.mri, Box::new(OwnFace));
+    let s = deidgate::pipeline::batch::run(&rt, &input, &tmp.path().join("out"), 1).unwrap();
+    assert_eq!((s.written, s.quarantined), (0, 88), "{:?}", s.reasons);
+    let reason = &s.reasons[0].0;
+    assert!(
+        reason.contains("generated face surface lies only 0.00 mm"),
+        "{reason}"
+    );
+    // A face that moved (the box stand-in fills it) passes the same check.
+    let rt = runtime(&tmp.path().join("data2"), toml);
+    let s = deidgate::pipeline::batch::run(&rt, &input, &tmp.path().join("out2"), 1).unwrap();
+    assert_eq!((s.written, s.quarantined), (88, 0), "{:?}", s.reasons);
+}
+
 fn send(g: &Gateway, dir: &Path, inputs: &[PathBuf]) {
     send_all(g, dir, "MRSCANNER", inputs);
 }

@@ -11,7 +11,9 @@
 //!
 //! Training (`deidgate train mri`) is masked reconstruction: the face region
 //! of real heads is hidden and the L1 error of its reconstruction is
-//! minimized. Without a trained `model.safetensors` the mode refuses.
+//! minimized, plus (`--adv-weight`) an LSGAN term from a multi-scale PatchGAN
+//! critic (`discriminator.rs`). Without a trained `model.safetensors` the
+//! mode refuses.
 
 use super::volume::quantiles;
 use super::Volume;
@@ -33,6 +35,10 @@ pub struct GenConfig {
     /// Iterations and heads it was trained on (for the model card).
     pub trained_iters: usize,
     pub trained_heads: usize,
+    /// Weight of the adversarial term it was trained with (0: L1 only;
+    /// absent in configs written before the term existed).
+    #[serde(default)]
+    pub adv_weight: f64,
 }
 
 pub struct Net {

@@ -20,6 +20,11 @@ pub struct MriConfig {
     pub quiet_secs: u64,
     /// Fewer slices than this cannot hold a face model's input: quarantine.
     pub min_slices: usize,
+    /// Generate mode: refuse (quarantine) a series whose generated frontal
+    /// face surface lies less than this far (mean over face rays, mm) from
+    /// the subject's own; a generator can reproduce the subject's face.
+    /// 0 turns the check off.
+    pub generate_min_surface_mm: f64,
 }
 
 impl Default for MriConfig {
@@ -31,6 +36,7 @@ impl Default for MriConfig {
             weights: PathBuf::from("models/mri"),
             quiet_secs: 30,
             min_slices: 16,
+            generate_min_surface_mm: 4.0,
         }
     }
 }
@@ -54,6 +60,12 @@ impl MriConfig {
         }
         if self.min_slices < 2 {
             return Err("[mri] min_slices: expected at least 2".into());
+        }
+        if !(self.generate_min_surface_mm.is_finite() && self.generate_min_surface_mm >= 0.0) {
+            return Err(format!(
+                "[mri] generate_min_surface_mm: expected 0 or a positive number of mm, got {}",
+                self.generate_min_surface_mm
+            ));
         }
         Ok(())
     }

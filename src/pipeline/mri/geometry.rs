@@ -25,6 +25,10 @@ pub struct Frame {
     pub spacing: [f64; 2],
     pub rows: usize,
     pub columns: usize,
+    /// Echo and temporal position (EchoNumbers and TemporalPositionIdentifier
+    /// for classic MR; EffectiveEchoTime and TemporalPositionIndex from the
+    /// functional groups for Enhanced MR), when stated.
+    pub phase: [Option<f64>; 2],
 }
 
 /// A regular stack: frames in slice order and the voxel-to-patient affine.
@@ -34,6 +38,12 @@ pub struct Stack {
     /// (columns, rows, slices), columns fastest.
     pub dims: [usize; 3],
     pub affine: [[f64; 4]; 4],
+    /// Exact duplicates (same position, echo and temporal position as a
+    /// slice in `frames`, e.g. a slice sent again under a new SOP Instance
+    /// UID), with the index in `frames` of the slice they repeat. They are
+    /// not part of the volume; the model's face values of that slice are
+    /// written into them too.
+    pub duplicates: Vec<(Frame, usize)>,
 }
 
 fn numbers(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<f64>> {
@@ -83,7 +93,8 @@ pub fn frames_of(obj: &InMemDicomObject, instance: usize) -> Result<Vec<Frame>, 
         || obj.get(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE).is_some();
     (0..n)
         .map(|f| {
-            let (pos, ori, spc) = if enhanced {
+            let first = |v: Option<Vec<f64>>| v.and_then(|v| v.first().copied());
+            let (pos, ori, spc, phase) = if enhanced {
                 (
                     group_value(
                         obj,
@@ -98,12 +109,30 @@ pub fn frames_of(obj: &InMemDicomObject, instance: usize) -> Result<Vec<Frame>, 
                         tags::IMAGE_ORIENTATION_PATIENT,
                     ),
                     group_value(obj, f, tags::PIXEL_MEASURES_SEQUENCE, tags::PIXEL_SPACING),
+                    [
+                        first(group_value(
+                            obj,
+                            f,
+                            tags::MR_ECHO_SEQUENCE,
+                            tags::EFFECTIVE_ECHO_TIME,
+                        )),
+                        first(group_value(
+                            obj,
+                            f,
+                            tags::FRAME_CONTENT_SEQUENCE,
+                            tags::TEMPORAL_POSITION_INDEX,
+                        )),
+                    ],
                 )
             } else {
                 (
                     numbers(obj, tags::IMAGE_POSITION_PATIENT),
                     numbers(obj, tags::IMAGE_ORIENTATION_PATIENT),
                     numbers(obj, tags::PIXEL_SPACING),
+                    [
+                        first(numbers(obj, tags::ECHO_NUMBERS)),
+                        first(numbers(obj, tags::TEMPORAL_POSITION_IDENTIFIER)),
+                    ],
                 )
             };
             Ok(Frame {
@@ -114,6 +143,7 @@ pub fn frames_of(obj: &InMemDicomObject, instance: usize) -> Result<Vec<Frame>, 
                 spacing: fixed(spc).ok_or("no usable PixelSpacing")?,
                 rows,
                 columns,
+                phase,
             })
         })
         .collect()
@@ -186,11 +216,35 @@ pub fn stack(mut frames: Vec<Frame>, min_slices: usize) -> Result<Stack, String>
             .then(a.instance.cmp(&b.instance))
             .then(a.frame.cmp(&b.frame))
     });
+    // Exact duplicates (same position and phase) are set aside: the first
+    // in sort order stays in the volume. Other slices sharing a position
+    // (echoes, phases) cannot form one volume.
+    let mut kept: Vec<Frame> = Vec::with_capacity(frames.len());
+    let mut duplicates = Vec::new();
+    for f in frames {
+        match kept.last() {
+            Some(p) if dot(sub(f.position, p.position), normal).abs() < 1e-3 => {
+                if p.phase != f.phase || norm(sub(f.position, p.position)) >= 1e-3 {
+                    return Err(
+                        "several slices share one position (echoes, phases or shifted repeats)"
+                            .into(),
+                    );
+                }
+                duplicates.push((f, kept.len() - 1));
+            }
+            _ => kept.push(f),
+        }
+    }
+    let frames = kept;
+    if frames.len() < min_slices.max(2) {
+        return Err(format!(
+            "too few slices: {} distinct (at least {} needed)",
+            frames.len(),
+            min_slices.max(2)
+        ));
+    }
     let d: Vec<f64> = frames.iter().map(|f| dot(f.position, normal)).collect();
     let gaps: Vec<f64> = d.windows(2).map(|w| w[1] - w[0]).collect();
-    if gaps.iter().any(|g| *g < 1e-3) {
-        return Err("several slices share one position (echoes, phases or repeats)".into());
-    }
     let mean = (d[d.len() - 1] - d[0]) / (d.len() - 1) as f64;
     if gaps.iter().any(|g| (g - mean).abs() > 0.05 * mean + 0.01) {
         return Err("uneven slice spacing (missing slices or a gap)".into());
@@ -214,6 +268,7 @@ pub fn stack(mut frames: Vec<Frame>, min_slices: usize) -> Result<Stack, String>
         dims: [f0.columns, f0.rows, frames.len()],
         frames,
         affine,
+        duplicates,
     })
 }
 
@@ -230,6 +285,7 @@ mod tests {
             spacing: [1.0, 2.0],
             rows: 4,
             columns: 3,
+            phase: [None, None],
         }
     }
 
@@ -265,13 +321,41 @@ mod tests {
         let mut gap = ok.clone();
         gap.remove(2);
         assert!(stack(gap, 2).unwrap_err().contains("uneven"));
-        let mut dup = ok.clone();
-        dup[1].position = dup[0].position;
-        assert!(stack(dup, 2).unwrap_err().contains("share one position"));
+        let mut echo = ok.clone();
+        echo[1].position = echo[0].position;
+        echo[1].phase = [Some(2.0), None];
+        assert!(stack(echo, 2).unwrap_err().contains("share one position"));
         let mut tilted = ok;
         tilted[1].orientation = SAG;
         assert!(stack(tilted, 2)
             .unwrap_err()
             .contains("ImageOrientationPatient"));
+    }
+
+    #[test]
+    fn exact_duplicate_slices_are_set_aside() {
+        let ok: Vec<Frame> = (0..5)
+            .map(|k| frame(k, [0.0, 0.0, k as f64 * 3.0], AX))
+            .collect();
+        // Instance 5 repeats the slice at z = 6 (same echo); instance 6
+        // repeats z = 0. Arrival order does not matter.
+        let mut frames = ok.clone();
+        frames.insert(0, frame(5, [0.0, 0.0, 6.0], AX));
+        frames.push(frame(6, [0.0, 0.0, 0.0], AX));
+        let s = stack(frames, 5).unwrap();
+        assert_eq!(s.dims, [3, 4, 5]);
+        assert_eq!(s.frames, ok);
+        let dups: Vec<(usize, usize)> =
+            s.duplicates.iter().map(|(f, k)| (f.instance, *k)).collect();
+        assert_eq!(dups, [(6, 0), (5, 2)]);
+        assert_eq!(s.affine[2][2], 3.0);
+        // Duplicates do not count towards the slices needed.
+        let mut few = ok[..3].to_vec();
+        few.extend(
+            ok[..3]
+                .iter()
+                .map(|f| frame(f.instance + 10, f.position, AX)),
+        );
+        assert!(stack(few, 4).unwrap_err().contains("too few slices: 3"));
     }
 }

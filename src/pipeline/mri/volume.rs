@@ -1,6 +1,10 @@
 //! A series' instances as one volume, and the model's result back into the
 //! instances' own pixel data.
 //!
+//! An exact duplicate slice (same position and phase as another, see
+//! `geometry::stack`) is left out of the volume and receives the face values
+//! of the slice it repeats, so it comes back remodeled, once, as itself.
+//!
 //! Voxels outside the model's face mask are never converted: their sample
 //! bytes stay the decoded input bytes, so they are bit-identical by
 //! construction. Inside the mask the new value is rounded and clamped into
@@ -29,11 +33,18 @@ pub fn assemble(objs: &[DefaultDicomObject], min_slices: usize) -> Result<Assemb
     let pixels = objs.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
     let [ni, nj, nk] = stack.dims;
     let mut data = vec![0f32; ni * nj * nk];
-    for (k, f) in stack.frames.iter().enumerate() {
+    for f in stack
+        .frames
+        .iter()
+        .chain(stack.duplicates.iter().map(|(f, _)| f))
+    {
         let px = &pixels[f.instance];
         if (px.columns, px.rows) != (ni, nj) || f.frame >= px.frames {
             return Err("the pixel data does not match Rows/Columns/NumberOfFrames".into());
         }
+    }
+    for (k, f) in stack.frames.iter().enumerate() {
+        let px = &pixels[f.instance];
         let bytes = px.frame(f.frame);
         let w = px.sample_bytes();
         let slab = &mut data[k * ni * nj..(k + 1) * ni * nj];
@@ -64,7 +75,10 @@ pub fn apply(a: Assembled, new: &[f32], face: &[bool]) -> Result<Vec<Pixels>, St
     }
     let [ni, nj, _] = a.stack.dims;
     let mut pixels = a.pixels;
-    for (k, f) in a.stack.frames.iter().enumerate() {
+    // A duplicate slice gets the face values of the slice it repeats.
+    let slices = a.stack.frames.iter().enumerate().map(|(k, f)| (f, k));
+    let duplicates = a.stack.duplicates.iter().map(|(f, k)| (f, *k));
+    for (f, k) in slices.chain(duplicates) {
         let px = &mut pixels[f.instance];
         let (format, w) = (px.format, px.sample_bytes());
         let bytes = px.frame_mut(f.frame);

@@ -84,7 +84,7 @@ impl State {
         let now = SystemTime::now();
         for s in self.holding.open_series()? {
             if is_complete(&s, quiet, now) {
-                tracing::info!(series = %s.key, instances = s.instances, frames = s.frames, "head MR series complete");
+                tracing::info!(series = %s.key, instances = s.instances, frames = s.frames, slices = s.distinct, "head MR series complete");
                 let dir = self.holding.claim(&s.key)?;
                 self.series(&dir)?;
             }

@@ -18,6 +18,49 @@ pub struct HeadInstance {
     /// Frames the series should have: NumberOfFrames for Enhanced MR,
     /// ImagesInAcquisition for classic MR; `None` when unknown.
     pub expected: Option<usize>,
+    /// What slice this is, as 16 hex digits (a hash, no PHI): instances with
+    /// the same key are copies of one slice and count once towards
+    /// `expected`. See [`slice_key`].
+    pub slice: String,
+}
+
+/// The slice an instance holds, hashed: for classic MR its position along
+/// the slice normal (ImagePositionPatient projected on the normal of
+/// ImageOrientationPatient, to 0.01 mm) with EchoNumbers and
+/// TemporalPositionIdentifier, so the echoes and phases of one position are
+/// different slices; without usable geometry, and for multi-frame objects
+/// (one instance holds all frames), the SOP Instance UID.
+pub fn slice_key(obj: &dicom_object::InMemDicomObject, multi_frame: bool) -> String {
+    use sha2::{Digest, Sha256};
+    let text = |t| crate::deid::engine::text(obj, t);
+    let numbers = |t| -> Option<Vec<f64>> {
+        text(t)
+            .split('\\')
+            .map(|v| v.trim().parse::<f64>().ok().filter(|x| x.is_finite()))
+            .collect()
+    };
+    let position = (!multi_frame)
+        .then(|| {
+            let p = numbers(tags::IMAGE_POSITION_PATIENT).filter(|v| v.len() == 3)?;
+            let o = numbers(tags::IMAGE_ORIENTATION_PATIENT).filter(|v| v.len() == 6)?;
+            let n = [
+                o[1] * o[5] - o[2] * o[4],
+                o[2] * o[3] - o[0] * o[5],
+                o[0] * o[4] - o[1] * o[3],
+            ];
+            let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
+            (len > 0.5).then(|| ((p[0] * n[0] + p[1] * n[1] + p[2] * n[2]) / len * 100.0).round())
+        })
+        .flatten();
+    let what = match position {
+        Some(d) => format!(
+            "position {d} echo {} temporal {}",
+            text(tags::ECHO_NUMBERS),
+            text(tags::TEMPORAL_POSITION_IDENTIFIER)
+        ),
+        None => format!("instance {}", text(tags::SOP_INSTANCE_UID)),
+    };
+    hex::encode(&Sha256::digest(what.as_bytes())[..8])
 }
 
 /// `Some` for a head MR instance that passes the filter; anything else
@@ -49,9 +92,51 @@ pub fn classify(
         Some(f) => (f, Some(f)),
         None => (1, n(tags::IMAGES_IN_ACQUISITION)),
     };
+    let multi_frame = obj.get(tags::NUMBER_OF_FRAMES).is_some();
     Some(HeadInstance {
         key: pseudo.uid(&series),
         frames,
         expected,
+        slice: slice_key(&obj, multi_frame),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_object::InMemDicomObject;
+
+    fn slice(pos: &str, echo: Option<&str>, sop: &str) -> InMemDicomObject {
+        let mut o = InMemDicomObject::new_empty();
+        let mut put = |t, vr, v: &str| {
+            o.put(DataElement::new(t, vr, PrimitiveValue::from(v)));
+        };
+        put(tags::IMAGE_POSITION_PATIENT, VR::DS, pos);
+        put(tags::IMAGE_ORIENTATION_PATIENT, VR::DS, "0\\1\\0\\0\\0\\-1");
+        put(tags::SOP_INSTANCE_UID, VR::UI, sop);
+        if let Some(e) = echo {
+            put(tags::ECHO_NUMBERS, VR::IS, e);
+        }
+        o
+    }
+
+    #[test]
+    fn slice_keys_follow_position_along_the_normal_and_echo() {
+        let k = |o: &InMemDicomObject| slice_key(o, false);
+        let a = k(&slice("-10\\-100\\80", None, "1.2.1"));
+        assert_eq!(a.len(), 16);
+        // A resend (other SOP UID, same slice; in-plane offsets do not move
+        // a sagittal slice along its normal, x).
+        assert_eq!(a, k(&slice("-10.001\\-90\\70", None, "1.2.2")));
+        assert_ne!(a, k(&slice("-11\\-100\\80", None, "1.2.3")));
+        // The second echo at the same position is another slice.
+        let e1 = k(&slice("-10\\-100\\80", Some("1"), "1.2.4"));
+        assert_ne!(e1, k(&slice("-10\\-100\\80", Some("2"), "1.2.5")));
+        // Without geometry, or multi-frame: by SOP Instance UID.
+        let mut o = slice("-10\\-100\\80", None, "1.2.6");
+        assert_ne!(slice_key(&o, true), a);
+        o.remove_element(tags::IMAGE_POSITION_PATIENT);
+        assert_eq!(slice_key(&o, false), slice_key(&o, true));
+    }
 }

@@ -1,4 +1,6 @@
-//! When a held series is complete: the expected frame count has arrived, or
+//! When a held series is complete: the expected frame count has arrived,
+//! counted over distinct slices (a resent copy of a slice counts once; the
+//! echoes and temporal positions of one position count separately), or
 //! nothing new came for the quiet period (the count is often unknown:
 //! ImagesInAcquisition is optional and absent in many real series).
 
@@ -12,7 +14,7 @@ pub fn is_complete(s: &OpenSeries, quiet: Duration, now: SystemTime) -> bool {
     if s.instances == 0 {
         return false;
     }
-    let counted = s.expected.is_some_and(|e| s.frames >= e);
+    let counted = s.expected.is_some_and(|e| s.distinct >= e);
     let idle = now.duration_since(s.last).unwrap_or_default() >= quiet;
     counted || idle
 }
@@ -28,6 +30,7 @@ mod tests {
             key: "1".into(),
             instances: frames,
             frames,
+            distinct: frames,
             expected,
             last: now - Duration::from_secs(ago),
         };
@@ -37,5 +40,23 @@ mod tests {
         assert!(!is_complete(&s(4, None, 9), q, now));
         assert!(is_complete(&s(4, None, 10), q, now));
         assert!(!is_complete(&s(0, None, 100), q, now), "empty folder");
+    }
+
+    #[test]
+    fn duplicates_do_not_complete_a_series() {
+        let now = SystemTime::now();
+        let q = Duration::from_secs(10);
+        let s = |instances, distinct| OpenSeries {
+            key: "1".into(),
+            instances,
+            frames: instances,
+            distinct,
+            expected: Some(2),
+            last: now,
+        };
+        // One slice sent twice: two instances, one distinct slice.
+        assert!(!is_complete(&s(2, 1), q, now));
+        // Two distinct positions.
+        assert!(is_complete(&s(2, 2), q, now));
     }
 }

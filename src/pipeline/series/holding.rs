@@ -1,7 +1,7 @@
 //! The durable holding area for head MR series, in plain files:
 //!
 //! ```text
-//! <data_dir>/series/open/<series pseudonym>/<spool id>~<frames>~<expected>.dcm
+//! <data_dir>/series/open/<series pseudonym>/<spool id>~<frames>~<expected>~<slice>.dcm
 //! <data_dir>/series/claimed/<series pseudonym>.<nanos>/...   complete, being processed
 //! <data_dir>/series/done/...                                 output durable, being deleted
 //! ```
@@ -13,6 +13,13 @@
 //! folder instead of being deleted with the finished one. At start,
 //! `done/` leftovers are removed and `claimed/` series are redone (the same
 //! inputs give the same outputs).
+//!
+//! `<slice>` is the instance's slice key (16 hex digits, see
+//! [`super::classify::slice_key`]): the completeness rule counts distinct
+//! slices, so a resent copy does not count twice. It is part of the name, so
+//! it is written by the same rename that makes the instance durable. Files
+//! from before the key (`<spool id>~<frames>~<expected>.dcm`) each count as
+//! a slice of their own.
 
 use super::classify::HeadInstance;
 use super::process::Member;
@@ -37,6 +44,9 @@ pub struct OpenSeries {
     pub key: String,
     pub instances: usize,
     pub frames: usize,
+    /// Frames of distinct slices: copies with the same slice key count once
+    /// (an instance without a key counts as its own slice).
+    pub distinct: usize,
     pub expected: Option<usize>,
     /// Arrival time of the newest instance (file modification time).
     pub last: SystemTime,
@@ -50,6 +60,31 @@ fn sync_dir(d: &Path) -> Result<()> {
 
 fn is_key(k: &str) -> bool {
     !k.is_empty() && k.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
+fn is_slice_key(k: &str) -> bool {
+    !k.is_empty() && k.len() <= 64 && k.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The file name of a held instance.
+fn held_name(id: &str, head: &HeadInstance) -> String {
+    format!(
+        "{id}~{}~{}~{}.dcm",
+        head.frames,
+        head.expected.map_or(String::from("-"), |e| e.to_string()),
+        head.slice
+    )
+}
+
+/// (frames, expected, slice key) from a held file's name; `None` for a
+/// name that is not a held instance.
+fn parse_name(name: &str) -> Option<(usize, Option<usize>, Option<&str>)> {
+    let stem = name.strip_suffix(".dcm")?;
+    let mut parts = stem.split('~').skip(1);
+    let frames = parts.next().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let expected = parts.next().and_then(|v| v.parse::<usize>().ok());
+    let slice = parts.next().filter(|k| is_slice_key(k));
+    Some((frames, expected, slice))
 }
 
 impl Holding {
@@ -76,6 +111,8 @@ impl Holding {
     /// new place.
     pub fn hold(&self, id: &str, src: &Path, bytes: &[u8], head: &HeadInstance) -> Result<()> {
         anyhow::ensure!(is_key(&head.key), "bad series key");
+        anyhow::ensure!(is_slice_key(&head.slice), "bad slice key");
+        anyhow::ensure!(!id.contains(['~', '/']), "bad spool id");
         let _g = self.lock.lock().expect("holding lock");
         let dir = self.open.join(&head.key);
         let fresh = !dir.exists();
@@ -83,12 +120,7 @@ impl Holding {
         if fresh {
             sync_dir(&self.open)?;
         }
-        let name = format!(
-            "{id}~{}~{}.dcm",
-            head.frames,
-            head.expected.map_or(String::from("-"), |e| e.to_string())
-        );
-        let dst = dir.join(name);
+        let dst = dir.join(held_name(id, head));
         match std::fs::rename(src, &dst) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -116,23 +148,32 @@ impl Holding {
                 key,
                 instances: 0,
                 frames: 0,
+                distinct: 0,
                 expected: None,
                 last: SystemTime::UNIX_EPOCH,
             };
+            // Frames per slice key (the most any copy has).
+            let mut slices = std::collections::HashMap::<String, usize>::new();
             for f in std::fs::read_dir(e.path())?.flatten() {
                 let name = f.file_name().to_string_lossy().to_string();
-                let Some(stem) = name.strip_suffix(".dcm") else {
+                let Some((frames, exp, slice)) = parse_name(&name) else {
                     continue;
                 };
-                let mut parts = stem.split('~').skip(1);
                 s.instances += 1;
-                s.frames += parts.next().and_then(|v| v.parse().ok()).unwrap_or(1);
-                let exp = parts.next().and_then(|v| v.parse::<usize>().ok());
+                s.frames += frames;
+                match slice {
+                    Some(k) => {
+                        let n = slices.entry(k.to_string()).or_default();
+                        *n = (*n).max(frames);
+                    }
+                    None => s.distinct += frames,
+                }
                 s.expected = s.expected.max(exp);
                 if let Ok(t) = f.metadata().and_then(|m| m.modified()) {
                     s.last = s.last.max(t);
                 }
             }
+            s.distinct += slices.values().sum::<usize>();
             out.push(s);
         }
         out.sort_by_key(|s| s.last);
@@ -207,22 +248,25 @@ mod tests {
     fn hold_claim_finish_and_late_arrivals() {
         let tmp = tempfile::tempdir().unwrap();
         let h = Holding::open(tmp.path()).unwrap();
-        let head = HeadInstance {
+        let head = |slice: &str| HeadInstance {
             key: "2.25.1".into(),
             frames: 1,
             expected: Some(2),
+            slice: slice.into(),
         };
-        for id in ["a", "b"] {
+        for (id, slice) in [("a", "0a"), ("b", "0b")] {
             let src = tmp.path().join(format!("{id}.dcm"));
             std::fs::write(&src, id).unwrap();
-            h.hold(id, &src, b"unused", &head).unwrap();
+            h.hold(id, &src, b"unused", &head(slice)).unwrap();
             assert!(!src.exists());
         }
         let open = h.open_series().unwrap();
         assert_eq!(
-            (open[0].instances, open[0].frames, open[0].expected),
-            (2, 2, Some(2))
+            (open[0].instances, open[0].frames, open[0].distinct),
+            (2, 2, 2)
         );
+        assert_eq!(open[0].expected, Some(2));
+        let head = head("0c");
         let c = h.claim("2.25.1").unwrap();
         // A late instance opens a new folder; the claimed one is untouched.
         // An instance from the spool log has no file: its bytes are written.
@@ -242,5 +286,61 @@ mod tests {
         assert_eq!(h.open_series().unwrap()[0].instances, 1);
         let late = h.claim("2.25.1").unwrap();
         assert_eq!(Holding::members(&late).unwrap()[0].bytes, b"c");
+    }
+
+    fn hold(h: &Holding, dir: &Path, id: &str, slice: &str) {
+        let head = HeadInstance {
+            key: "2.25.7".into(),
+            frames: 1,
+            expected: Some(2),
+            slice: slice.into(),
+        };
+        let src = dir.join(format!("{id}.dcm"));
+        std::fs::write(&src, id).unwrap();
+        h.hold(id, &src, b"unused", &head).unwrap();
+    }
+
+    #[test]
+    fn copies_of_one_slice_count_once() {
+        use super::super::complete::is_complete;
+        let tmp = tempfile::tempdir().unwrap();
+        let h = Holding::open(tmp.path()).unwrap();
+        let (quiet, now) = (std::time::Duration::from_secs(3600), SystemTime::now());
+        hold(&h, tmp.path(), "a", "00ff");
+        // The same slice again (a resend): two instances, one slice.
+        hold(&h, tmp.path(), "b", "00ff");
+        let s = &h.open_series().unwrap()[0];
+        assert_eq!((s.instances, s.frames, s.distinct), (2, 2, 1));
+        assert!(!is_complete(s, quiet, now), "a resend completed the series");
+        hold(&h, tmp.path(), "c", "0100");
+        let s = &h.open_series().unwrap()[0];
+        assert_eq!((s.instances, s.distinct), (3, 2));
+        assert!(is_complete(s, quiet, now));
+        // Members keep every copy (the route shares one output per SOP UID).
+        let c = h.claim("2.25.7").unwrap();
+        assert_eq!(Holding::members(&c).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn files_named_before_slice_keys_count_as_slices() {
+        let tmp = tempfile::tempdir().unwrap();
+        let h = Holding::open(tmp.path()).unwrap();
+        let dir = tmp.path().join("series/open/2.25.9");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("1~1~3.dcm"), b"x").unwrap();
+        std::fs::write(dir.join("2~1~3.dcm"), b"y").unwrap();
+        hold(&h, tmp.path(), "3", "0abc");
+        hold(&h, tmp.path(), "4", "0abc");
+        let open = h.open_series().unwrap();
+        let s = open.iter().find(|s| s.key == "2.25.9");
+        assert_eq!(s.map(|s| (s.instances, s.distinct)), Some((2, 2)));
+        let s = open.iter().find(|s| s.key == "2.25.7").unwrap();
+        assert_eq!((s.instances, s.distinct), (2, 1));
+        assert_eq!(parse_name("1~1~3.dcm"), Some((1, Some(3), None)));
+        assert_eq!(
+            parse_name("5~12~-~beef.dcm"),
+            Some((12, None, Some("beef")))
+        );
+        assert_eq!(parse_name("x.tmp"), None);
     }
 }

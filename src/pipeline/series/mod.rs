@@ -27,6 +27,6 @@ pub fn hold_if_head_mr(
         return Ok(false);
     };
     holding.hold(id, src, bytes, &head)?;
-    tracing::info!(series = %head.key, frames = head.frames, "head MR instance held for its series");
+    tracing::info!(series = %head.key, frames = head.frames, slice = %head.slice, "head MR instance held for its series");
     Ok(true)
 }

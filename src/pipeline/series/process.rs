@@ -104,6 +104,7 @@ fn remodel(
     let (new, face, note) = model
         .remodel(&assembled.volume, &cfg.mode)
         .map_err(|e| format!("face model: {e:#}"))?;
+    generate_guard(cfg, &assembled.volume, &new, &face)?;
     let changed = face.iter().filter(|f| **f).count();
     let pixels = volume::apply(assembled, &new, &face)?;
     for (o, px) in objs.iter_mut().zip(pixels) {
@@ -111,6 +112,36 @@ fn remodel(
     }
     tracing::info!(instances = objs.len(), face_voxels = changed, %note, "head MR series remodeled");
     Ok((objs, format!("MR face {}: {note}", cfg.mode)))
+}
+
+/// Generate mode's privacy guard (`[mri] generate_min_surface_mm`): `Err`
+/// (the quarantine reason) when the generated face surface is too close to
+/// the subject's; the measured mean distance (mm) when checked.
+fn generate_guard(
+    cfg: &crate::pipeline::mri::MriConfig,
+    vol: &crate::pipeline::mri::Volume,
+    new: &[f32],
+    face: &[bool],
+) -> Result<Option<f64>, String> {
+    if cfg.mode != "generate" || cfg.generate_min_surface_mm <= 0.0 {
+        return Ok(None);
+    }
+    if new.len() != vol.data.len() || face.len() != vol.data.len() {
+        return Err("the face model returned a result of the wrong size".into());
+    }
+    let v = crate::models::mri::Volume {
+        dims: vol.dims,
+        data: vol.data.clone(),
+        affine: vol.affine,
+    };
+    let c = crate::models::mri::guard::check_generated(&v, new, face, cfg.generate_min_surface_mm)
+        .map_err(|e| format!("{e:#}"))?;
+    tracing::info!(
+        face_surface_mm = c.mean_mm,
+        face_rays = c.rays,
+        "generate mode: face surface check passed"
+    );
+    Ok(Some(c.mean_mm))
 }
 
 /// De-identify and write one remodeled instance; its own failure sends only
