@@ -8,6 +8,7 @@
 # each round, the median rates, their ratio, deidgate's peak RSS and CPU time.
 #
 #   N=1000 bash scripts/bench_gateway.sh
+#   MAX_PDU=131072 N=1000 bash scripts/bench_gateway.sh   # the gateway's receive PDU size (default 16384, as storescp)
 #   PERF="perf record -g -o /tmp/gw.perf" N=600 bash scripts/bench_gateway.sh   # profile the gateway
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -52,6 +53,8 @@ cat > "$TMP/gw.toml" <<TOML
 [node]
 port = $P3
 data_dir = "$TMP/gw-data"
+[scp]
+max_pdu_length = ${MAX_PDU:-16384}
 [http]
 listen = "127.0.0.1:$P4"
 [[destination]]
