@@ -29,8 +29,14 @@ pub struct HeadInstance {
 /// ImageOrientationPatient, to 0.01 mm) with EchoNumbers and
 /// TemporalPositionIdentifier, so the echoes and phases of one position are
 /// different slices; without usable geometry, and for multi-frame objects
-/// (one instance holds all frames), the SOP Instance UID.
-pub fn slice_key(obj: &dicom_object::InMemDicomObject, multi_frame: bool) -> String {
+/// (one instance holds all frames), `instance`: the caller passes the keyed
+/// pseudonym of the SOP Instance UID, so no original UID is hashed into a
+/// file name.
+pub fn slice_key(
+    obj: &dicom_object::InMemDicomObject,
+    multi_frame: bool,
+    instance: &str,
+) -> String {
     use sha2::{Digest, Sha256};
     let text = |t| crate::deid::engine::text(obj, t);
     let numbers = |t| -> Option<Vec<f64>> {
@@ -58,7 +64,7 @@ pub fn slice_key(obj: &dicom_object::InMemDicomObject, multi_frame: bool) -> Str
             text(tags::ECHO_NUMBERS),
             text(tags::TEMPORAL_POSITION_IDENTIFIER)
         ),
-        None => format!("instance {}", text(tags::SOP_INSTANCE_UID)),
+        None => format!("instance {instance}"),
     };
     hex::encode(&Sha256::digest(what.as_bytes())[..8])
 }
@@ -97,7 +103,11 @@ pub fn classify(
         key: pseudo.uid(&series),
         frames,
         expected,
-        slice: slice_key(&obj, multi_frame),
+        slice: slice_key(
+            &obj,
+            multi_frame,
+            &pseudo.uid(&text(tags::SOP_INSTANCE_UID)),
+        ),
     })
 }
 
@@ -123,7 +133,13 @@ mod tests {
 
     #[test]
     fn slice_keys_follow_position_along_the_normal_and_echo() {
-        let k = |o: &InMemDicomObject| slice_key(o, false);
+        let k = |o: &InMemDicomObject| {
+            slice_key(
+                o,
+                false,
+                &crate::deid::engine::text(o, tags::SOP_INSTANCE_UID),
+            )
+        };
         let a = k(&slice("-10\\-100\\80", None, "1.2.1"));
         assert_eq!(a.len(), 16);
         // A resend (other SOP UID, same slice; in-plane offsets do not move
@@ -135,8 +151,12 @@ mod tests {
         assert_ne!(e1, k(&slice("-10\\-100\\80", Some("2"), "1.2.5")));
         // Without geometry, or multi-frame: by SOP Instance UID.
         let mut o = slice("-10\\-100\\80", None, "1.2.6");
-        assert_ne!(slice_key(&o, true), a);
+        assert_ne!(slice_key(&o, true, "2.25.6"), a);
+        assert_ne!(slice_key(&o, true, "2.25.6"), slice_key(&o, true, "2.25.7"));
         o.remove_element(tags::IMAGE_POSITION_PATIENT);
-        assert_eq!(slice_key(&o, false), slice_key(&o, true));
+        assert_eq!(
+            slice_key(&o, false, "2.25.6"),
+            slice_key(&o, true, "2.25.6")
+        );
     }
 }
