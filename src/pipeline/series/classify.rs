@@ -69,6 +69,24 @@ pub fn slice_key(
     hex::encode(&Sha256::digest(what.as_bytes())[..8])
 }
 
+/// MR Image Storage: the classic one-slice-per-instance IOD.
+const MR_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.4";
+
+/// (frames in this instance, frames the series should have, multi-frame).
+/// A multi-frame object holds the whole series. A classic MR instance that
+/// carries NumberOfFrames = 1 (some converters add it) is still one slice
+/// of a series: counting it as a one-frame series would claim each slice
+/// alone and quarantine it as too short.
+fn counts(obj: &dicom_object::InMemDicomObject, class: &str) -> (usize, Option<usize>, bool) {
+    let text = |t| crate::deid::engine::text(obj, t);
+    let n = |t| text(t).parse::<usize>().ok().filter(|n| *n > 0);
+    let classic = class.trim_end_matches('\0') == MR_IMAGE_STORAGE;
+    match n(tags::NUMBER_OF_FRAMES).filter(|f| *f > 1 || !classic) {
+        Some(f) => (f, Some(f), true),
+        None => (1, n(tags::IMAGES_IN_ACQUISITION), false),
+    }
+}
+
 /// `Some` for a head MR instance that passes the filter; anything else
 /// (including objects the filter or the parser rejects) takes the ordinary
 /// per-instance path, which quarantines what it cannot handle.
@@ -93,12 +111,7 @@ pub fn classify(
     if series.is_empty() {
         return None;
     }
-    let n = |t| text(t).parse::<usize>().ok().filter(|n| *n > 0);
-    let (frames, expected) = match n(tags::NUMBER_OF_FRAMES) {
-        Some(f) => (f, Some(f)),
-        None => (1, n(tags::IMAGES_IN_ACQUISITION)),
-    };
-    let multi_frame = obj.get(tags::NUMBER_OF_FRAMES).is_some();
+    let (frames, expected, multi_frame) = counts(&obj, &class);
     Some(HeadInstance {
         key: pseudo.uid(&series),
         frames,
@@ -158,5 +171,27 @@ mod tests {
             slice_key(&o, false, "2.25.6"),
             slice_key(&o, true, "2.25.6")
         );
+    }
+
+    #[test]
+    fn a_classic_slice_with_one_frame_is_still_one_slice_of_a_series() {
+        const ENHANCED: &str = "1.2.840.10008.5.1.4.1.1.4.1";
+        let mut o = slice("-10\\-100\\80", None, "1.2.1");
+        let mut put = |t, vr, v: &str| {
+            o.put(DataElement::new(t, vr, PrimitiveValue::from(v)));
+        };
+        put(tags::IMAGES_IN_ACQUISITION, VR::IS, "88");
+        put(tags::NUMBER_OF_FRAMES, VR::IS, "1");
+        assert_eq!(counts(&o, MR_IMAGE_STORAGE), (1, Some(88), false));
+        assert_eq!(counts(&o, ENHANCED), (1, Some(1), true));
+        o.put(DataElement::new(
+            tags::NUMBER_OF_FRAMES,
+            VR::IS,
+            PrimitiveValue::from("120"),
+        ));
+        assert_eq!(counts(&o, MR_IMAGE_STORAGE), (120, Some(120), true));
+        assert_eq!(counts(&o, ENHANCED), (120, Some(120), true));
+        o.remove_element(tags::NUMBER_OF_FRAMES);
+        assert_eq!(counts(&o, ENHANCED), (1, Some(88), false));
     }
 }
