@@ -22,6 +22,10 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The text route's detector (PP-OCRv4) has its own script; run it first,
+# because the MTCNN part below exits early when its output is present.
+bash scripts/fetch-text-weights.sh
+
 PKG=facenet-pytorch
 VERSION=2.6.0
 WHEEL=facenet_pytorch-2.6.0-py3-none-any.whl

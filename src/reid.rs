@@ -52,7 +52,7 @@ pub enum Revealed {
     Accession {
         original_accession_number: String,
     },
-    /// Sealed-region record of [`crate::pipeline::photo::encode_regions`].
+    /// Sealed-region record of [`crate::routes::photo::encode_regions`].
     PhotoRegions {
         #[serde(skip)]
         regions: Vec<u8>,

@@ -13,10 +13,8 @@ pub struct Runtime {
     pub config: Config,
     pub store: Arc<SledKeyStore>,
     pub deid: Deidentifier,
-    /// The pixel routes (photo, chest), loaded or not.
-    pub routes: crate::pipeline::routes::PixelRoutes,
-    /// The head MR route (face model), loaded or not.
-    pub mri: crate::pipeline::mri::MriRoute,
+    /// Every pixel route of the registry, loaded or not.
+    pub routes: crate::routes::PixelRoutes,
 }
 
 impl Runtime {
@@ -30,14 +28,12 @@ impl Runtime {
         let dyn_store: Arc<dyn KeyStore> = store.clone();
         let deid = Deidentifier::from_config(&config, secrets.pseudonym_key, Some(dyn_store))
             .map_err(|m| anyhow::anyhow!("configuration: {m}"))?;
-        let routes = crate::pipeline::routes::PixelRoutes::load(&config)?;
-        let mri = crate::pipeline::mri::MriRoute::load(&config.mri);
+        let routes = crate::routes::PixelRoutes::load(&config)?;
         Ok(Runtime {
             config,
             store,
             deid,
             routes,
-            mri,
         })
     }
 

@@ -10,7 +10,8 @@ use crate::net::store::Sink;
 use crate::pipeline::forward::Forwarders;
 use crate::pipeline::quarantine::Quarantine;
 use crate::pipeline::router::Router;
-use crate::pipeline::spool::{Spool, Workers};
+use crate::pipeline::spool::Spool;
+use crate::pipeline::workers::Workers;
 use crate::runtime::Runtime;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -30,7 +31,7 @@ pub fn run(cfg: Config) -> Result<()> {
         rt.config
             .destinations
             .iter()
-            .filter(|d| d.kind == "folder" && !d.path.is_empty())
+            .filter(|d| d.kind == crate::config::DestinationKind::Folder && !d.path.is_empty())
             .map(|d| std::path::PathBuf::from(&d.path)),
     );
     let stale: usize = roots
@@ -56,7 +57,7 @@ pub fn run(cfg: Config) -> Result<()> {
         &rt.config.node.ae_title,
         rt.store.db(),
     )?);
-    let forwarders = Forwarders::start(&router);
+    let forwarders = Forwarders::start(&router.dicom);
     // Head MR series: held durably, processed by their own thread.
     let holding = Arc::new(crate::pipeline::series::holding::Holding::open(
         rt.config.data_dir(),

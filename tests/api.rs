@@ -232,7 +232,7 @@ fn reidentification_round_trip_and_key_store_files_hold_no_identifier() {
         &planted_instances(&tmp.path().join("in"), 3),
     );
     let obj = header(&outs[0]).unwrap();
-    let text_of = |tag| deidgate::deid::engine::text(&obj, tag);
+    let text_of = |tag| deidgate::dicom::text(&obj, tag);
     let (pseudonym, sop_uid) = (text_of(tags::PATIENT_ID), text_of(tags::SOP_INSTANCE_UID));
     let accession = text_of(tags::ACCESSION_NUMBER);
     assert_ne!(pseudonym, PLANTED_ID);
@@ -504,7 +504,7 @@ fn cli_commands_reach_a_running_gateway_through_its_admin_socket() {
         tmp.path(),
         &planted_instances(&tmp.path().join("in"), 1),
     );
-    let pseudonym = deidgate::deid::engine::text(&header(&outs[0]).unwrap(), tags::PATIENT_ID);
+    let pseudonym = deidgate::dicom::text(&header(&outs[0]).unwrap(), tags::PATIENT_ID);
     let socket = g.data.join("admin.sock");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());

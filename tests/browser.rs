@@ -97,8 +97,8 @@ fn operator_page_shows_status_and_reidentifies_with_a_reason() {
     common::webdriver::require_chromium();
 
     let original = dicom_object::open_file(data_dir().join("dicom/mr/MR_small.dcm")).unwrap();
-    let original_id = deidgate::deid::engine::text(&original, tags::PATIENT_ID);
-    let original_name = deidgate::deid::engine::text(&original, tags::PATIENT_NAME);
+    let original_id = deidgate::dicom::text(&original, tags::PATIENT_ID);
+    let original_name = deidgate::dicom::text(&original, tags::PATIENT_NAME);
     let family = original_name.split('^').next().unwrap().to_string();
     assert!(!original_id.is_empty() && family.len() > 3);
     let no_identity = |what: &str, html: &str| {
@@ -150,7 +150,7 @@ fn operator_page_shows_status_and_reidentifies_with_a_reason() {
     // A de-identified output's pseudonym.
     poll("a de-identified output", &g, || !outputs(&g).is_empty());
     let out = dicom_object::open_file(&outputs(&g)[0]).unwrap();
-    let pseudonym = deidgate::deid::engine::text(&out, tags::PATIENT_ID);
+    let pseudonym = deidgate::dicom::text(&out, tags::PATIENT_ID);
     assert!(!pseudonym.is_empty() && pseudonym != original_id);
 
     b.select("#reid-kind", "patient");

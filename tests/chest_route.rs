@@ -11,9 +11,10 @@ mod common;
 use common::gateway::*;
 use common::http::request;
 use common::*;
-use deidgate::pipeline::batch::{parse, process_bytes, FileOutcome};
-use deidgate::pipeline::chest::{geometry, ChestRoute, Deformer, Outcome};
+use deidgate::dicom::parse;
+use deidgate::pipeline::instance::{FileOutcome, Stage};
 use deidgate::pipeline::quarantine::Quarantine;
+use deidgate::routes::chest::{geometry, ChestRoute, Deformer, Outcome};
 use dicom_dictionary_std::tags;
 use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::PixelDecoder;
@@ -205,8 +206,8 @@ fn round_trip(obj: DefaultDicomObject, dir: &Path, name: &str) -> (PathBuf, Defa
 
 fn lossy(obj: &DefaultDicomObject) -> (String, String) {
     (
-        deidgate::deid::engine::text(obj, tags::LOSSY_IMAGE_COMPRESSION),
-        deidgate::deid::engine::text(obj, tags::LOSSY_IMAGE_COMPRESSION_RATIO),
+        deidgate::dicom::text(obj, tags::LOSSY_IMAGE_COMPRESSION),
+        deidgate::dicom::text(obj, tags::LOSSY_IMAGE_COMPRESSION_RATIO),
     )
 }
 
@@ -236,7 +237,7 @@ fn uncompressed_monochrome1_cr_is_deformed_within_the_bound() {
     let model = Sine::new(256, MU);
     let mut obj = input.clone();
     let t = Instant::now();
-    deidgate::pipeline::chest::deform(&mut obj, &model).expect("deformed");
+    deidgate::routes::chest::deform(&mut obj, &model).expect("deformed");
     let total_ms = t.elapsed().as_secs_f64() * 1e3;
     // The model saw [0, 1], inverted from MONOCHROME1.
     let seen = model.seen.lock().unwrap().clone();
@@ -302,7 +303,7 @@ fn a_zero_field_gives_the_stored_values_back_exactly() {
     for name in ["RG1_UNCR.dcm", "cat.dcm"] {
         let input = dicom_object::open_file(cr_dx(name)).unwrap();
         let mut obj = input.clone();
-        deidgate::pipeline::chest::deform(&mut obj, &Zero).unwrap();
+        deidgate::routes::chest::deform(&mut obj, &Zero).unwrap();
         assert_eq!(frame(&input).values, frame(&obj).values, "{name}");
     }
 }
@@ -340,7 +341,7 @@ fn monochrome2_dx_is_deformed_and_not_inverted() {
     let before = frame(&input);
     let model = Sine::new(256, MU);
     let mut obj = input.clone();
-    deidgate::pipeline::chest::deform(&mut obj, &model).unwrap();
+    deidgate::routes::chest::deform(&mut obj, &model).unwrap();
     let corr = input_correlation(&before, &model.seen.lock().unwrap(), 256);
     assert!(corr > 0.9, "MONOCHROME2 input changed sense: {corr}");
     let after = frame(&obj);
@@ -424,16 +425,15 @@ fn non_chest_radiographs_are_not_routed() {
 fn process(rt: &deidgate::runtime::Runtime, path: &Path, dir: &Path) -> FileOutcome {
     let bytes = std::fs::read(path).unwrap();
     let q = Quarantine::new(rt.quarantine_dir());
-    process_bytes(
-        &bytes,
-        "test",
-        &rt.deid,
-        &rt.config.filter,
-        &rt.routes,
-        &dir.join("out"),
-        &q,
-        false,
-    )
+    Stage {
+        deid: &rt.deid,
+        filter: &rt.config.filter,
+        routes: &rt.routes,
+        out_root: &dir.join("out"),
+        quarantine: &q,
+        durable: false,
+    }
+    .process(&bytes, "test")
     .unwrap()
 }
 
@@ -447,7 +447,9 @@ fn missing_weights_quarantine_stop_refuses_and_disabled_passes_visibly() {
         &tmp.path().join("a"),
         "[chest]\nweights = \"/nonexistent/chest\"\n",
     );
-    assert!(rt.routes.chest.enabled() && !rt.routes.chest.loaded());
+    assert!(
+        rt.routes.status("chest").unwrap().enabled && !rt.routes.status("chest").unwrap().loaded
+    );
     match process(&rt, &cr, tmp.path()) {
         FileOutcome::Quarantined { reason, .. } => {
             assert!(reason.contains("no trained weights"), "{reason}")
@@ -469,7 +471,7 @@ fn missing_weights_quarantine_stop_refuses_and_disabled_passes_visibly() {
     assert!(format!("{e:#}").contains("no trained weights"), "{e:#}");
     // The explicit opt-out: written, pixels untouched, no 113102.
     let rt = runtime(&tmp.path().join("c"), "[chest]\nenabled = false\n");
-    assert!(!rt.routes.chest.enabled());
+    assert!(!rt.routes.status("chest").unwrap().enabled);
     let FileOutcome::Written { path, .. } = process(&rt, &cr, tmp.path()) else {
         panic!("disabled route quarantined")
     };
@@ -497,7 +499,7 @@ fn without_weights_the_gateway_quarantines_chest_radiographs_and_says_so() {
     assert_eq!(outs.len(), 1, "only the extremity passes: {outs:?}");
     let o = dicom_object::open_file(&outs[0]).unwrap();
     assert_eq!(
-        deidgate::deid::engine::text(&o, tags::BODY_PART_EXAMINED),
+        deidgate::dicom::text(&o, tags::BODY_PART_EXAMINED),
         "EXTREMITY"
     );
     let list = text(&cli(&g.config, &["quarantine", "list"]));

@@ -92,8 +92,8 @@ fn anonymize_is_rerunnable_and_reid_is_audited() {
     assert_eq!(first, second);
 
     // Re-identify one patient: needs a reason, is audited, and the chain verifies.
-    let obj = deidgate::pipeline::batch::parse(&first[0].1).unwrap();
-    let pseudonym = deidgate::deid::engine::text(&obj, dicom_dictionary_std::tags::PATIENT_ID);
+    let obj = deidgate::dicom::parse(&first[0].1).unwrap();
+    let pseudonym = deidgate::dicom::text(&obj, dicom_dictionary_std::tags::PATIENT_ID);
     let o = deidgate(&data, &["reid", "patient", &pseudonym]);
     assert!(
         !o.status.success(),
@@ -220,8 +220,8 @@ fn populate(data: &Path, out: &Path) -> (String, String) {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let first = files_under(out)[0].clone();
-    let obj = deidgate::pipeline::batch::parse(&std::fs::read(&first).unwrap()).unwrap();
-    let pseudonym = deidgate::deid::engine::text(&obj, dicom_dictionary_std::tags::PATIENT_ID);
+    let obj = deidgate::dicom::parse(&std::fs::read(&first).unwrap()).unwrap();
+    let pseudonym = deidgate::dicom::text(&obj, dicom_dictionary_std::tags::PATIENT_ID);
     let o = deidgate(data, &["reid", "patient", &pseudonym, "--reason", "setup"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let original = stdout(&o)

@@ -6,7 +6,8 @@
 mod common;
 
 use common::*;
-use deidgate::pipeline::batch::{parse, process_bytes, FileOutcome};
+use deidgate::dicom::parse;
+use deidgate::pipeline::instance::{FileOutcome, Stage};
 use deidgate::pipeline::quarantine::Quarantine;
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
@@ -59,16 +60,15 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
     let singles = rest.into_iter().map(|input| {
         let name = input.strip_prefix(&data).unwrap().display().to_string();
         let bytes = std::fs::read(&input).unwrap();
-        let outcome = process_bytes(
-            &bytes,
-            &name,
-            &rt.deid,
-            &rt.config.filter,
-            &rt.routes,
-            &out_root,
-            &q,
-            false,
-        )
+        let outcome = Stage {
+            deid: &rt.deid,
+            filter: &rt.config.filter,
+            routes: &rt.routes,
+            out_root: &out_root,
+            quarantine: &q,
+            durable: false,
+        }
+        .process(&bytes, &name)
         .unwrap_or_else(|e| panic!("{name}: {e:#}"));
         (input, outcome)
     });
@@ -118,7 +118,7 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
             .and_then(|e| e.items().map(|i| i.to_vec()))
             .unwrap_or_default()
             .iter()
-            .any(|i| deidgate::deid::engine::text(i, tags::CODE_VALUE) == "113102");
+            .any(|i| deidgate::dicom::text(i, tags::CODE_VALUE) == "113102");
         if faces_replaced {
             replaced.push(name.clone());
         }
@@ -175,7 +175,7 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
     // The photo route replaced the faces of exactly the two VL photographs;
     // the chest route deformed exactly the chest radiographs when its
     // weights are installed (models/chest), and quarantined them otherwise.
-    let chest_loaded = rt.routes.chest.loaded();
+    let chest_loaded = rt.routes.status("chest").unwrap().loaded;
     let mut want_replaced = vec![
         "derived/vl_photo_face_jpeg.dcm",
         "derived/vl_photo_face_rgb.dcm",

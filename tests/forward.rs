@@ -73,7 +73,7 @@ fn sop_uids(files: &[PathBuf]) -> Vec<String> {
                 .read_until(tags::PIXEL_DATA)
                 .open_file(f)
                 .ok()?;
-            Some(deidgate::deid::engine::text(&o, tags::SOP_INSTANCE_UID))
+            Some(deidgate::dicom::text(&o, tags::SOP_INSTANCE_UID))
         })
         .collect()
 }
@@ -89,7 +89,7 @@ fn assert_clean(received: &[PathBuf], inputs: &[PathBuf]) {
             tags::SOP_INSTANCE_UID,
             tags::STUDY_INSTANCE_UID,
         ] {
-            let v = deidgate::deid::engine::text(&o, t);
+            let v = deidgate::dicom::text(&o, t);
             if !v.is_empty() {
                 needles.insert(v);
             }
@@ -103,7 +103,7 @@ fn assert_clean(received: &[PathBuf], inputs: &[PathBuf]) {
         assert!(dcmdump(f).0, "dcmdump cannot read {}", f.display());
         let bytes = scannable_bytes(f);
         let text = all_text(
-            &deidgate::pipeline::batch::parse(&std::fs::read(f).unwrap())
+            &deidgate::dicom::parse(&std::fs::read(f).unwrap())
                 .unwrap()
                 .into_inner(),
         );
@@ -418,8 +418,8 @@ fn compressed_instances_are_decoded_for_a_peer_that_accepts_only_uncompressed() 
                 let a = dicom_object::open_file(o).unwrap();
                 let b = dicom_object::open_file(input).unwrap();
                 let rows = |x: &dicom_object::DefaultDicomObject| {
-                    deidgate::deid::engine::text(x, tags::ROWS)
-                        + &deidgate::deid::engine::text(x, tags::COLUMNS)
+                    deidgate::dicom::text(x, tags::ROWS)
+                        + &deidgate::dicom::text(x, tags::COLUMNS)
                         + x.meta().transfer_syntax()
                 };
                 rows(&a) == rows(&b)
@@ -435,11 +435,7 @@ fn compressed_instances_are_decoded_for_a_peer_that_accepts_only_uncompressed() 
             input.display()
         );
         let o = dicom_object::open_file(&got).unwrap();
-        let num = |t| {
-            deidgate::deid::engine::text(&o, t)
-                .parse::<usize>()
-                .unwrap_or(1)
-        };
+        let num = |t| deidgate::dicom::text(&o, t).parse::<usize>().unwrap_or(1);
         let expected = num(tags::ROWS)
             * num(tags::COLUMNS)
             * num(tags::SAMPLES_PER_PIXEL)

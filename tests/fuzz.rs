@@ -13,7 +13,7 @@ mod common;
 
 use common::gateway::*;
 use common::*;
-use deidgate::pipeline::batch::{process_bytes, FileOutcome};
+use deidgate::pipeline::instance::{FileOutcome, Stage};
 use deidgate::pipeline::quarantine::Quarantine;
 use dicom_ul::pdu::{
     write_pdu, AssociationRQ, PDataValue, PDataValueType, Pdu, PresentationContextProposed,
@@ -105,16 +105,15 @@ fn fuzz_files() {
         let case = mutate(&mut rng, &seeds[pick]);
         let t = Instant::now();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            process_bytes(
-                &case,
-                "fuzz",
-                &rt.deid,
-                &rt.config.filter,
-                &rt.routes,
-                &tmp.path().join("out"),
-                &q,
-                false,
-            )
+            Stage {
+                deid: &rt.deid,
+                filter: &rt.config.filter,
+                routes: &rt.routes,
+                out_root: &tmp.path().join("out"),
+                quarantine: &q,
+                durable: false,
+            }
+            .process(&case, "fuzz")
         }));
         slowest = slowest.max(t.elapsed());
         match r {

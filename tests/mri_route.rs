@@ -13,7 +13,7 @@ mod common;
 
 use common::gateway::*;
 use common::*;
-use deidgate::deid::engine::text as tag_text;
+use deidgate::dicom::text as tag_text;
 use dicom_dictionary_std::tags;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -275,14 +275,18 @@ fn a_slice_sent_again_under_a_new_uid_comes_back_remodeled() {
 /// stand-in's region, the input values in it.
 struct OwnFace;
 
-impl deidgate::pipeline::mri::FaceModel for OwnFace {
+impl deidgate::routes::mri::FaceModel for OwnFace {
     fn remodel(
         &self,
-        vol: &deidgate::pipeline::mri::Volume,
-        mode: &str,
-    ) -> anyhow::Result<(Vec<f32>, Vec<bool>, String)> {
-        let (_, face, _) = deidgate::pipeline::mri::box_model::BoxModel.remodel(vol, mode)?;
-        Ok((vol.data.clone(), face, "own face".into()))
+        vol: &deidgate::models::mri::Volume,
+        mode: deidgate::models::mri::Mode,
+    ) -> anyhow::Result<deidgate::models::mri::Remodeled> {
+        let r = deidgate::routes::mri::box_model::BoxModel.remodel(vol, mode)?;
+        Ok(deidgate::models::mri::Remodeled {
+            data: vol.data.clone(),
+            face: r.face,
+            note: "own face".into(),
+        })
     }
 }
 
@@ -292,7 +296,11 @@ fn generate_mode_refuses_a_face_too_close_to_the_subjects() {
     let toml = "[mri]\nmode = \"generate\"\nmodel = \"box\"\n";
     let input = data_dir().join("derived/head_mr_t1_sag_lowres");
     let mut rt = runtime(&tmp.path().join("data"), toml);
-    rt.mri = deidgate::pipeline::mri::MriRoute::with_model(&rt.config.mri, Box::new(OwnFace));
+    rt.routes
+        .replace(Box::new(deidgate::routes::mri::MriRoute::with_model(
+            &rt.config.mri,
+            Box::new(OwnFace),
+        )));
     let s = deidgate::pipeline::batch::run(&rt, &input, &tmp.path().join("out"), 1).unwrap();
     assert_eq!((s.written, s.quarantined), (0, 88), "{:?}", s.reasons);
     let reason = &s.reasons[0].0;

@@ -33,11 +33,11 @@ fn faces_in_photographs_are_replaced_and_restorable_with_an_audited_lookup() {
             "1.2.840.10008.1.2.1"
         );
         assert_eq!(
-            deidgate::deid::engine::text(&o, tags::PHOTOMETRIC_INTERPRETATION),
+            deidgate::dicom::text(&o, tags::PHOTOMETRIC_INTERPRETATION),
             "RGB"
         );
         assert!(dcmdump(out).0);
-        if deidgate::deid::engine::text(&o, tags::ROWS) == "512" && out_matches_rgb(&o, &original) {
+        if deidgate::dicom::text(&o, tags::ROWS) == "512" && out_matches_rgb(&o, &original) {
             rgb_out = Some(out.clone());
         }
     }
@@ -63,7 +63,7 @@ fn faces_in_photographs_are_replaced_and_restorable_with_an_audited_lookup() {
     );
 
     // Restore: needs a reason, is audited, gives the original bytes back.
-    let uid = deidgate::deid::engine::text(
+    let uid = deidgate::dicom::text(
         &dicom_object::open_file(&rgb_out).unwrap(),
         tags::SOP_INSTANCE_UID,
     );
@@ -120,11 +120,7 @@ fn a_graphic_annotation_over_the_face_is_kept_bit_identical() {
     let source = data_dir().join("derived/vl_photo_face_rgb.dcm");
     let mut obj = dicom_object::open_file(&source).unwrap();
     let original = pixel_bytes(&obj);
-    let text = |t| {
-        deidgate::deid::engine::text(&obj, t)
-            .parse::<u32>()
-            .unwrap()
-    };
+    let text = |t| deidgate::dicom::text(&obj, t).parse::<u32>().unwrap();
     let (w, h) = (text(tags::COLUMNS), text(tags::ROWS));
     let img = RgbImage::new(w, h, original[..(w * h * 3) as usize].to_vec()).unwrap();
     let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/photo/mtcnn.safetensors");

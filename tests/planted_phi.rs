@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
+use deidgate::dicom::parse;
 use deidgate::keystore::KeyStore;
-use deidgate::pipeline::batch::parse;
 use dicom_core::value::{DataSetSequence, PrimitiveValue};
 use dicom_core::{DataElement, Length, Tag, VR};
 use dicom_dictionary_std::tags;
@@ -160,7 +160,7 @@ fn no_planted_value_survives_and_markers_are_truthful() {
             "scanner misses planted {p} in the input"
         );
     }
-    let orig_sop = deidgate::deid::engine::text(&input, tags::SOP_INSTANCE_UID);
+    let orig_sop = deidgate::dicom::text(&input, tags::SOP_INSTANCE_UID);
     let d = rt.deid.deidentify(input, &[]).unwrap();
     let mut out = Vec::new();
     d.object.write_all(&mut out).unwrap();
@@ -178,7 +178,7 @@ fn no_planted_value_survives_and_markers_are_truthful() {
         "original SOP Instance UID survived"
     );
     let o = d.object;
-    let t = |tag| deidgate::deid::engine::text(&o, tag);
+    let t = |tag| deidgate::dicom::text(&o, tag);
     // Pseudonyms and markers.
     assert_eq!(t(tags::PATIENT_ID), d.patient_pseudonym);
     assert_eq!(t(tags::PATIENT_ID).len(), 16);
@@ -195,7 +195,7 @@ fn no_planted_value_survives_and_markers_are_truthful() {
         .items()
         .unwrap()
         .iter()
-        .map(|i| deidgate::deid::engine::text(i, tags::CODE_VALUE))
+        .map(|i| deidgate::dicom::text(i, tags::CODE_VALUE))
         .collect();
     assert_eq!(
         codes,
@@ -296,7 +296,7 @@ fn ages_over_89_are_aggregated_and_birth_date_dropped() {
     obj.put(el(tags::PATIENT_AGE, VR::AS, "093Y"));
     obj.put(el(tags::PATIENT_BIRTH_DATE, VR::DA, "19270110"));
     let d = rt.deid.deidentify(obj, &[]).unwrap();
-    let t = |tag| deidgate::deid::engine::text(&d.object, tag);
+    let t = |tag| deidgate::dicom::text(&d.object, tag);
     assert_eq!(t(tags::PATIENT_AGE), "090Y");
     assert_eq!(t(tags::PATIENT_BIRTH_DATE), "");
 }
@@ -310,9 +310,9 @@ fn options_and_overrides_change_the_output() {
          [deid.overrides]\nStationName = { replace = \"SCANNER-1\" }\n",
     );
     let input = source();
-    let orig_sop = deidgate::deid::engine::text(&input, tags::SOP_INSTANCE_UID);
+    let orig_sop = deidgate::dicom::text(&input, tags::SOP_INSTANCE_UID);
     let d = rt.deid.deidentify(input, &[]).unwrap();
-    let t = |tag| deidgate::deid::engine::text(&d.object, tag);
+    let t = |tag| deidgate::dicom::text(&d.object, tag);
     assert_eq!(t(tags::SOP_INSTANCE_UID), orig_sop, "Retain UIDs");
     assert_eq!(
         t(tags::INSTITUTION_NAME),
@@ -334,7 +334,7 @@ fn options_and_overrides_change_the_output() {
         .items()
         .unwrap()
         .iter()
-        .map(|i| deidgate::deid::engine::text(i, tags::CODE_VALUE))
+        .map(|i| deidgate::dicom::text(i, tags::CODE_VALUE))
         .collect();
     assert_eq!(
         codes,

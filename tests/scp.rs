@@ -80,7 +80,7 @@ fn storescu_folders_arrive_deidentified() {
         .filter(|f| {
             let h = header(f).unwrap();
             let class = h.meta().media_storage_sop_class_uid().to_string();
-            !deidgate::pipeline::mri::select::is_head_mr(&h, &class)
+            !deidgate::routes::mri::select::is_head_mr(&h, &class)
         })
         .cloned()
         .collect();
@@ -257,7 +257,7 @@ fn mr_small() -> (Vec<u8>, String) {
     );
     (
         bytes[144 + group_len..].to_vec(),
-        deidgate::deid::engine::text(&obj, tags::SOP_INSTANCE_UID),
+        deidgate::dicom::text(&obj, tags::SOP_INSTANCE_UID),
     )
 }
 
@@ -554,11 +554,11 @@ fn a_released_instance_is_deidentified_offline_or_live_and_audited() {
     let before = dicom_object::open_file(&input).unwrap();
     let after = dicom_object::open_file(out).unwrap();
     let name = |o: &dicom_object::DefaultDicomObject| {
-        deidgate::deid::engine::text(o, dicom_dictionary_std::tags::PATIENT_NAME)
+        deidgate::dicom::text(o, dicom_dictionary_std::tags::PATIENT_NAME)
     };
     assert_ne!(name(&after), name(&before), "still de-identified");
     assert_eq!(
-        deidgate::deid::engine::text(&after, dicom_dictionary_std::tags::PATIENT_IDENTITY_REMOVED),
+        deidgate::dicom::text(&after, dicom_dictionary_std::tags::PATIENT_IDENTITY_REMOVED),
         "YES"
     );
 

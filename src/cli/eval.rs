@@ -1,7 +1,8 @@
-//! `deidgate eval …`: evaluate or benchmark a trained pixel model.
+//! `deidgate eval …`: evaluate or benchmark a trained pixel model. The
+//! arguments live here; the evaluation itself is in `crate::train::chest`.
 
 use super::train::{protocol_opts, ChestProtocolArgs};
-use crate::models::chest::{bench, protocol};
+use crate::train::chest::{bench, protocol};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -47,34 +48,11 @@ pub fn run(cmd: EvalCmd) -> anyhow::Result<()> {
 }
 
 fn run_bench(a: &ChestEvalArgs) -> anyhow::Result<()> {
-    let dev = crate::models::chest::device(&a.common.device)?;
-    let (w, h) = a
+    let dev = crate::train::chest::device(&a.common.device)?;
+    let native = a
         .native
         .split_once('x')
         .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
         .ok_or_else(|| anyhow::anyhow!("--native must be WxH"))?;
-    let on = if dev.is_cuda() { "cuda" } else { "cpu" };
-    println!(
-        "chest model inference ({on}, {} threads)",
-        rayon::current_num_threads()
-    );
-    let mut sizes = vec![(256usize, 32usize, "paper size, random weights".to_string())];
-    if let Ok(cfg) = crate::models::chest::ChestConfig::read(&a.model.join("config.json")) {
-        sizes.insert(
-            0,
-            (
-                cfg.input_size,
-                cfg.base_width,
-                format!("{} as configured", a.model.display()),
-            ),
-        );
-    }
-    for (s, width, what) in &sizes {
-        let ms = bench::displacement_ms(*s, *width, a.reps, &dev)?;
-        println!("displacement {s}x{s} width {width} ({what}): {ms:.1} ms/image");
-        let ms = bench::native_warp_ms(*s, w, h, a.reps.min(10))?;
-        println!("upsample {s}x{s} field + warp at {w}x{h} (cpu): {ms:.1} ms/image");
-    }
-    println!("goals: < 50 ms/image on CPU for the 256x256 field; < 5 ms/image on an H100");
-    Ok(())
+    bench::report(&a.model, native, a.reps, &dev)
 }

@@ -33,7 +33,7 @@ pub fn run(cfg: Config, cmd: KeysCmd) -> Result<()> {
         }
         KeysCmd::Backup { output, pass } => {
             let output = std::path::absolute(&output)?;
-            let cmd = super::store_cmds::StoreCmd::Backup {
+            let cmd = crate::admin::commands::StoreCmd::Backup {
                 output,
                 passphrase: pass.read()?,
             };

@@ -1,20 +1,18 @@
 //! Command-line interface: arguments in [`args`], commands in the modules
 //! named after them.
 
-mod args;
+pub mod args;
 pub mod eval;
 mod keys;
 pub mod store_cmds;
 pub mod train;
-pub mod train_mri;
-pub mod train_photo;
 
 pub use args::*;
 
+use crate::admin::commands::StoreCmd;
 use crate::config::Config;
 use crate::runtime::Runtime;
 use anyhow::{bail, Result};
-use store_cmds::StoreCmd;
 
 /// Load the configuration with the command-line overrides applied.
 pub fn load_config(cli: &Cli) -> Result<Config> {

@@ -1,7 +1,11 @@
-//! `deidgate train …`: train a pixel model from data, in Rust.
+//! `deidgate train …`: train a pixel model from data, in Rust. The
+//! arguments live here; the training itself is in `crate::train`.
 
-use crate::models::chest::protocol::{self, ProtocolOpts};
-use clap::{Args, Subcommand};
+use crate::train::chest::protocol::{self, ProtocolOpts};
+use crate::train::photo::train::LossWeights;
+use crate::train::{mri, photo};
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
@@ -9,9 +13,9 @@ pub enum TrainCmd {
     /// PriCheXy-Net chest deformation: the full train + evaluate protocol.
     Chest(ChestTrainArgs),
     /// MedSem-style photo generator (`[photo] mode = "generate"`).
-    Photo(super::train_photo::TrainPhotoArgs),
+    Photo(TrainPhotoArgs),
     /// MRI face generator (`[mri] mode = "generate"`), 2.5-D.
-    Mri(super::train_mri::Args),
+    Mri(TrainMriArgs),
 }
 
 /// Settings shared by `train chest` and `eval chest`.
@@ -114,7 +118,7 @@ pub fn protocol_opts(c: &ChestProtocolArgs, out: PathBuf) -> anyhow::Result<Prot
         bootstrap_reps: c.bootstrap,
         elastic: !c.no_elastic,
         max_steps: 0,
-        device: crate::models::chest::device(&c.device)?,
+        device: crate::train::chest::device(&c.device)?,
     })
 }
 
@@ -133,7 +137,139 @@ pub fn run(cmd: TrainCmd) -> anyhow::Result<()> {
             print!("{}", protocol::markdown(&r));
             Ok(())
         }
-        TrainCmd::Photo(a) => super::train_photo::run(a),
-        TrainCmd::Mri(a) => super::train_mri::run(a),
+        TrainCmd::Photo(a) => photo::run::run(a.into_opts()?),
+        TrainCmd::Mri(a) => mri::run::run(&a.into_opts()),
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainMriArgs {
+    /// Folder (searched recursively) of NIfTI heads (.nii, .nii.gz).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where to write model.safetensors and config.json.
+    #[arg(long, default_value = "models/mri/generator")]
+    pub out: PathBuf,
+    /// Template folder (the face region comes from its registration).
+    #[arg(long, default_value = "models/mri")]
+    pub models: PathBuf,
+    #[arg(long, default_value_t = 2000)]
+    pub iters: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Base channel width of the generator.
+    #[arg(long, default_value_t = 16)]
+    pub width: usize,
+    /// Square in-plane training patch around the face (multiple of 4).
+    #[arg(long, default_value_t = 96)]
+    pub patch: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Weight of the adversarial term in the generator loss; 0 trains by
+    /// masked L1 reconstruction only (no discriminator).
+    #[arg(long, default_value_t = 0.01)]
+    pub adv_weight: f64,
+    /// Base channel width of each PatchGAN critic.
+    #[arg(long, default_value_t = 16)]
+    pub d_width: usize,
+}
+
+impl TrainMriArgs {
+    fn into_opts(self) -> mri::run::RunOpts {
+        mri::run::RunOpts {
+            data: self.data,
+            out: self.out,
+            models: self.models,
+            train: mri::train::TrainOpts {
+                iters: self.iters,
+                lr: self.lr,
+                width: self.width,
+                patch: self.patch,
+                seed: self.seed,
+                adv_weight: self.adv_weight,
+                d_width: self.d_width,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrainDevice {
+    Cpu,
+    Cuda,
+}
+
+/// Train the photo route's generate mode.
+#[derive(Debug, Clone, Args)]
+pub struct TrainPhotoArgs {
+    /// Folder of face photographs (png, jpg).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Folder of medical-region masks: same file stem as the photo, png,
+    /// white = medical region.
+    #[arg(long)]
+    pub masks: Option<PathBuf>,
+    /// Where config.json and the weights are written.
+    #[arg(long, default_value = crate::models::photo::medsem::DEFAULT_DIR)]
+    pub out: PathBuf,
+    /// Side of the square face crop (multiple of 16).
+    #[arg(long, default_value_t = 96)]
+    pub size: usize,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    #[arg(long, value_enum, default_value_t = TrainDevice::Cpu)]
+    pub device: TrainDevice,
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// MTCNN weights used to crop faces; whole images when the file is
+    /// missing.
+    #[arg(long, default_value = crate::models::photo::DEFAULT_WEIGHTS)]
+    pub detector: PathBuf,
+    /// A pretrained medical-semantics encoder (safetensors, `conv0..conv2`)
+    /// to freeze instead of the seeded random one.
+    #[arg(long)]
+    pub semantics: Option<PathBuf>,
+    /// Weight of the medical-region L1.
+    #[arg(long, default_value_t = 10.0)]
+    pub medical_weight: f64,
+    /// Weight of the identity-swap hinge.
+    #[arg(long, default_value_t = 1.0)]
+    pub identity_weight: f64,
+    /// Cosine margin of the identity-swap hinge.
+    #[arg(long, default_value_t = 0.3)]
+    pub margin: f64,
+    /// Seed of the batch order and of the initial weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl TrainPhotoArgs {
+    fn into_opts(self) -> anyhow::Result<photo::run::RunOpts> {
+        let device = match self.device {
+            TrainDevice::Cpu => candle_core::Device::Cpu,
+            TrainDevice::Cuda => candle_core::Device::new_cuda(0)
+                .context("--device cuda (build with `--features cuda`)")?,
+        };
+        Ok(photo::run::RunOpts {
+            data: self.data,
+            masks: self.masks,
+            out: self.out,
+            size: self.size,
+            epochs: self.epochs,
+            device,
+            batch: self.batch,
+            lr: self.lr,
+            detector: self.detector,
+            semantics: self.semantics,
+            weights: LossWeights {
+                medical: self.medical_weight,
+                identity: self.identity_weight,
+                margin: self.margin,
+            },
+            seed: self.seed,
+        })
     }
 }

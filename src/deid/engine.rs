@@ -11,6 +11,7 @@ use super::report::Report;
 use super::scrub::Scrubber;
 use super::values::{dummy, is_string, is_text, max_len, strings, truncate_chars};
 use crate::config::Config;
+use crate::dicom::text;
 use crate::keystore::{KeyStore, PatientRecord};
 use dicom_core::header::Header;
 use dicom_core::value::{DataSetSequence, PrimitiveValue, Value};
@@ -203,14 +204,6 @@ impl Deidentifier {
             report,
         })
     }
-}
-
-/// The trimmed string value of a top-level element, or "".
-pub fn text(obj: &InMemDicomObject, tag: Tag) -> String {
-    obj.get(tag)
-        .and_then(|e| e.value().to_str().ok())
-        .map(|s| s.trim_end_matches(['\0', ' ']).trim_start().to_string())
-        .unwrap_or_default()
 }
 
 fn non_empty(s: String) -> Option<String> {

@@ -6,3 +6,4 @@ pub mod chest;
 pub mod mri;
 pub mod ops;
 pub mod photo;
+pub mod text;

@@ -294,9 +294,8 @@ fn check(bytes: &[u8], cmd: &Command) -> Result<(), Refusal> {
     };
     crate::pipeline::precheck::check(bytes)
         .map_err(|r| cannot(format!("received data set does not parse: {r}")))?;
-    let obj = crate::pipeline::batch::parse(bytes)
-        .map_err(|r| cannot(format!("received data set: {r}")))?;
-    let text = |t| crate::deid::engine::text(&obj, t);
+    let obj = crate::dicom::parse(bytes).map_err(|r| cannot(format!("received data set: {r}")))?;
+    let text = |t| crate::dicom::text(&obj, t);
     let mismatch = |what: &str| {
         (
             status::DATA_SET_MISMATCH,

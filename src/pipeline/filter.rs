@@ -6,7 +6,7 @@ use dicom_object::DefaultDicomObject;
 
 /// Why an object is not forwarded. Reasons name attributes, never values.
 pub fn check(obj: &DefaultDicomObject, cfg: &FilterConfig) -> Result<(), String> {
-    let get = |t| crate::deid::engine::text(obj, t);
+    let get = |t| crate::dicom::text(obj, t);
     let sop_class = obj
         .meta()
         .media_storage_sop_class_uid()
@@ -48,7 +48,7 @@ pub fn check(obj: &DefaultDicomObject, cfg: &FilterConfig) -> Result<(), String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::batch::parse;
+    use crate::dicom::parse;
 
     fn obj(name: &str) -> DefaultDicomObject {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

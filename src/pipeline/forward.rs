@@ -203,6 +203,15 @@ pub fn outbox_dir(data_dir: &Path, dest: &str) -> PathBuf {
     data_dir.join("outbox").join(dest)
 }
 
+/// A DICOM destination with its queue and the handle that wakes its worker.
+pub struct DicomRoute {
+    pub config: crate::config::DestinationConfig,
+    pub destination: DicomDestination,
+    pub queue: Queue,
+    pub outbox: std::path::PathBuf,
+    pub wake: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
 /// The worker threads of all DICOM destinations.
 pub struct Forwarders {
     stop: Arc<AtomicBool>,
@@ -211,15 +220,15 @@ pub struct Forwarders {
 }
 
 impl Forwarders {
-    /// One thread per DICOM destination of `router`.
-    pub fn start(router: &super::router::Router) -> Forwarders {
+    /// One thread per DICOM destination (the router's `dicom`).
+    pub fn start(dicom: &[DicomRoute]) -> Forwarders {
         let stop = Arc::new(AtomicBool::new(false));
         let mut f = Forwarders {
             stop: stop.clone(),
             handles: Vec::new(),
             wakes: Vec::new(),
         };
-        for d in &router.dicom {
+        for d in dicom {
             let (dest, queue, wake, stop) = (
                 d.destination.clone(),
                 d.queue.clone(),

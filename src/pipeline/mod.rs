@@ -1,18 +1,18 @@
-//! Stages between receiving an object and handing it to a sink.
+//! Transport: the spool and its log, the per-instance stage, the workers,
+//! series holding, the router and the forward queues. Pixel work is done by
+//! `crate::routes`, reached only through its registry.
 
 pub mod background;
 pub mod batch;
-pub mod chest;
 pub mod filter;
 pub mod forward;
-pub mod mri;
+pub mod instance;
 pub mod output;
-pub mod photo;
 pub mod precheck;
 pub mod quarantine;
 pub mod queue_index;
 pub mod router;
-pub mod routes;
 pub mod series;
 pub mod spool;
 pub mod wal;
+pub mod workers;

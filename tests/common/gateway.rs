@@ -299,7 +299,7 @@ pub fn scu_profile(dir: &Path, inputs: &[PathBuf]) -> PathBuf {
                 .media_storage_sop_class_uid()
                 .trim_end_matches('\0')
                 .to_string(),
-            deidgate::deid::engine::text(&obj, tags::SOP_CLASS_UID),
+            deidgate::dicom::text(&obj, tags::SOP_CLASS_UID),
         ] {
             let class = class.trim_end_matches(['\0', ' ']).to_string();
             if !class.is_empty() && class.chars().all(|c| c.is_ascii_digit() || c == '.') {
@@ -387,7 +387,7 @@ pub fn expected_names(g: &Gateway, inputs: &[PathBuf]) -> BTreeSet<String> {
             let obj = header(f).expect("a stored input parses");
             format!(
                 "{}.dcm",
-                p.uid(&deidgate::deid::engine::text(&obj, tags::SOP_INSTANCE_UID))
+                p.uid(&deidgate::dicom::text(&obj, tags::SOP_INSTANCE_UID))
             )
         })
         .collect()
@@ -445,6 +445,6 @@ pub fn method_codes(o: &dicom_object::DefaultDicomObject) -> Vec<String> {
         .and_then(|e| e.items().map(|items| items.to_vec()))
         .unwrap_or_default()
         .iter()
-        .map(|i| deidgate::deid::engine::text(i, tags::CODE_VALUE))
+        .map(|i| deidgate::dicom::text(i, tags::CODE_VALUE))
         .collect()
 }

@@ -4,7 +4,8 @@
 //! padding and align_corners=true. Displacements are in normalized grid
 //! units: [−1, 1] spans the image, so μ = 0.01 is about 1.3 px at 256².
 
-use crate::models::ops::{gaussian_blur, grid_sample, identity_grid};
+use crate::models::ops::blur::gaussian_blur;
+use crate::models::ops::grid_sample::{grid_sample, identity_grid};
 use candle_core::{Result, Tensor};
 
 /// Gaussian smoothing of the displacement (PriCheXy-Net: 9×9, σ = 2).
@@ -35,7 +36,7 @@ mod tests {
         let x = Tensor::rand(0f32, 1f32, (2, 1, 16, 16), &dev).unwrap();
         let d = Tensor::zeros((2, 2, 16, 16), candle_core::DType::F32, &dev).unwrap();
         let y = warp(&x, &d).unwrap();
-        let diff = crate::models::ops::max_abs_diff(&y, &x);
+        let diff = crate::models::ops::tensor::max_abs_diff(&y, &x);
         assert!(diff < 1e-6, "{diff}");
     }
 

@@ -12,8 +12,8 @@
 //! Training (`deidgate train mri`) is masked reconstruction: the face region
 //! of real heads is hidden and the L1 error of its reconstruction is
 //! minimized, plus (`--adv-weight`) an LSGAN term from a multi-scale PatchGAN
-//! critic (`discriminator.rs`). Without a trained `model.safetensors` the
-//! mode refuses.
+//! critic (`crate::train::mri::discriminator`). Without a trained
+//! `model.safetensors` the mode refuses.
 
 use super::volume::quantiles;
 use super::Volume;

@@ -8,7 +8,6 @@
 //! weights). Everything outside [`Remodeled::face`] is returned unchanged.
 
 pub mod deface;
-pub mod discriminator;
 pub mod generator;
 pub mod guard;
 pub mod mask;

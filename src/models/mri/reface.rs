@@ -130,6 +130,7 @@ impl Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::mri::template;
 
     /// Synthetic head: a 70 mm ball with a box nose in front (anterior is
     /// −y); the template is the head itself (identity registration); the
@@ -176,7 +177,7 @@ mod tests {
             brain: mask(&vec![false; vol.len()]),
             anchor: [0.0; 3],
         };
-        t.anchor = shape::anchor(&t);
+        t.anchor = template::anchor(&t);
         let w = FaceRegion {
             face,
             brain: vec![false; vol.len()],

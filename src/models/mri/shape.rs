@@ -25,7 +25,6 @@
 //! so the output face is the most different of a few plausible faces.
 
 use super::mask;
-use super::template::Template;
 use super::volume::{apply, spacing, Mat4};
 use super::Volume;
 
@@ -65,38 +64,6 @@ pub const CANDIDATES: [Shape; 8] = {
     }
     out
 };
-
-/// Facial anchor in template world (LPS mm): the midline (tissue-weighted
-/// mean x of the face region), the posterior (largest y) and superior
-/// (largest z) extent of the template face region.
-pub fn anchor(t: &Template) -> [f64; 3] {
-    let thr = mask::air_threshold(&t.intensity.data);
-    let v = &t.face;
-    let (mut a, mut sx, mut wx) = ([0.0, f64::NEG_INFINITY, f64::NEG_INFINITY], 0.0, 0.0);
-    for k in 0..v.dims[2] {
-        for j in 0..v.dims[1] {
-            for i in 0..v.dims[0] {
-                let g = v.idx(i, j, k);
-                if v.data[g] < 0.5 {
-                    continue;
-                }
-                let p = v.world(i as f64, j as f64, k as f64);
-                a[1] = a[1].max(p[1]);
-                a[2] = a[2].max(p[2]);
-                if t.intensity.data[g] > thr {
-                    sx += p[0];
-                    wx += 1.0;
-                }
-            }
-        }
-    }
-    a[0] = if wx > 0.0 { sx / wx } else { 0.0 };
-    if !a[1].is_finite() {
-        a[1] = 0.0;
-        a[2] = 0.0;
-    }
-    a
-}
 
 /// Capped template displacement (mm) at template-world point `p`.
 pub fn displacement(shape: &Shape, anchor: [f64; 3], p: [f64; 3]) -> [f64; 3] {

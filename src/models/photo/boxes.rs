@@ -3,7 +3,7 @@
 //! next network looks at.
 
 use super::image::{area_resize_normalized, RgbImage, Window};
-use crate::models::ops::Nhwc;
+use crate::models::ops::nhwc::Nhwc;
 
 /// A box in image pixels with its face score.
 #[derive(Clone, Copy, Debug, PartialEq)]

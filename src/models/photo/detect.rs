@@ -9,7 +9,7 @@ use super::image::{area_resize_normalized, RgbImage, Window};
 use super::mtcnn::Mtcnn;
 use super::nms::{nms, Overlap};
 use super::pyramid::{level_size, scales};
-use crate::models::ops::Nhwc;
+use crate::models::ops::nhwc::Nhwc;
 
 /// Detector settings; the defaults are those the weights were published with.
 #[derive(Clone, Debug, PartialEq)]

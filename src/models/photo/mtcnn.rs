@@ -8,10 +8,10 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{conv2d, linear, prelu, Conv2d, Conv2dConfig, Linear, PReLU, VarBuilder};
 
-use crate::models::ops::{
-    flatten_whc, flatten_whc_nhwc, max_pool2d_ceil, max_pool_ceil_nhwc, softmax2, ConvNhwc,
-    DenseRows, Nhwc,
-};
+use crate::models::ops::conv_nhwc::ConvNhwc;
+use crate::models::ops::dense_rows::{softmax2, DenseRows};
+use crate::models::ops::nhwc::{flatten_whc, flatten_whc_nhwc, Nhwc};
+use crate::models::ops::pool::{max_pool2d_ceil, max_pool_ceil_nhwc};
 
 /// Proposal network: fully convolutional, run over every pyramid level.
 /// Output cell (y, x) looks at a 12×12 window at stride 2.
@@ -329,7 +329,7 @@ const PNET_BAND: usize = 32;
 const CROP_CHUNK: usize = 32;
 
 /// The three networks rearranged for the NHWC CPU path (see
-/// [`crate::models::ops::Nhwc`] for why).
+/// [`crate::models::ops::nhwc::Nhwc`] for why).
 struct CpuNets {
     p1: ConvNhwc,
     p2: ConvNhwc,

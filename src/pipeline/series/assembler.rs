@@ -1,13 +1,13 @@
 //! The gateway's series thread: it watches the holding area, claims each
-//! complete series, runs it through the MRI route and hands the outputs to
+//! complete series, runs it through the series route (head MR) and hands the outputs to
 //! the router; only when they are durable is the series dropped. Held
 //! series survive restarts; claimed ones are redone first.
 
 use super::complete::is_complete;
 use super::holding::Holding;
-use super::process::{process_series, Context};
+use super::process::process_series;
 use crate::keystore::KeyStore;
-use crate::pipeline::batch::FileOutcome;
+use crate::pipeline::instance::{FileOutcome, Stage};
 use crate::pipeline::quarantine::Quarantine;
 use crate::pipeline::router::Router;
 use crate::runtime::Runtime;
@@ -66,7 +66,9 @@ impl Assembler {
 impl State {
     fn run(&self, stop: &AtomicBool) {
         crate::pipeline::background::lower_this_thread();
-        let quiet = Duration::from_secs(self.rt.mri.cfg.quiet_secs);
+        let Some(quiet) = self.rt.routes.series().map(|h| h.quiet()) else {
+            return;
+        };
         while !stop.load(Ordering::SeqCst) {
             if let Err(e) = self.round(quiet) {
                 tracing::error!(error = %format!("{e:#}"), "head MR series: will retry");
@@ -94,15 +96,20 @@ impl State {
 
     fn series(&self, dir: &Path) -> Result<()> {
         let members = Holding::members(dir)?;
-        let ctx = Context {
+        let Some(hook) = self.rt.routes.series() else {
+            anyhow::bail!("no series route is registered");
+        };
+        let stage = Stage {
             deid: &self.rt.deid,
-            route: &self.rt.mri,
+            filter: &self.rt.config.filter,
+            routes: &self.rt.routes,
             out_root: &self.staging,
             quarantine: &self.quarantine,
+            durable: false,
         };
         let (mut written, mut quarantined) = (0, 0);
         let mut placed = std::collections::HashSet::new();
-        for (_, outcome) in process_series(&members, &ctx)? {
+        for (_, outcome) in process_series(&members, hook, &stage)? {
             match outcome {
                 // Copies of one instance share one output: placed once.
                 FileOutcome::Written { path, .. } if placed.contains(&path) => {}

@@ -1,26 +1,30 @@
-//! Batch mode's share of the MRI route: head MR files are grouped by series
-//! and processed as series; every other file goes through unchanged.
+//! Batch mode's share of series routes: files the series route holds (head
+//! MR) are grouped by series and processed as series; every other file goes
+//! through the per-instance stage.
 
 use super::classify::classify;
-use super::process::{process_series, Context, Member};
-use crate::pipeline::batch::FileOutcome;
+use super::process::{process_series, Member};
+use crate::pipeline::instance::{FileOutcome, Stage};
 use crate::pipeline::quarantine::Quarantine;
 use crate::runtime::Runtime;
 use anyhow::{Context as _, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Split `files` into head MR series (by series pseudonym) and the rest.
+/// Split `files` into held series (by series pseudonym) and the rest.
 pub fn partition(
     rt: &Runtime,
     files: Vec<PathBuf>,
 ) -> (BTreeMap<String, Vec<PathBuf>>, Vec<PathBuf>) {
+    let Some(hook) = rt.routes.series() else {
+        return (BTreeMap::new(), files);
+    };
     let mut series: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     let mut rest = Vec::new();
     for f in files {
         let head = std::fs::read(&f)
             .ok()
-            .and_then(|b| classify(&b, &rt.config.filter, rt.deid.pseudonymizer()));
+            .and_then(|b| classify(&b, hook, &rt.config.filter, rt.deid.pseudonymizer()));
         match head {
             Some(h) => series.entry(h.key).or_default().push(f),
             None => rest.push(f),
@@ -37,6 +41,10 @@ pub fn run_series(
     out_root: &Path,
     quarantine: &Quarantine,
 ) -> Result<Vec<(usize, FileOutcome)>> {
+    let hook = rt
+        .routes
+        .series()
+        .context("no series route is registered")?;
     let members = files
         .iter()
         .map(|f| {
@@ -46,11 +54,13 @@ pub fn run_series(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let ctx = Context {
+    let stage = Stage {
         deid: &rt.deid,
-        route: &rt.mri,
+        filter: &rt.config.filter,
+        routes: &rt.routes,
         out_root,
         quarantine,
+        durable: false,
     };
-    process_series(&members, &ctx)
+    process_series(&members, hook, &stage)
 }

@@ -4,6 +4,7 @@
 
 use crate::config::FilterConfig;
 use crate::deid::pseudonym::Pseudonymizer;
+use crate::routes::SeriesHook;
 use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
 use dicom_object::OpenFileOptions;
@@ -38,7 +39,7 @@ pub fn slice_key(
     instance: &str,
 ) -> String {
     use sha2::{Digest, Sha256};
-    let text = |t| crate::deid::engine::text(obj, t);
+    let text = |t| crate::dicom::text(obj, t);
     let numbers = |t| -> Option<Vec<f64>> {
         text(t)
             .split('\\')
@@ -78,7 +79,7 @@ const MR_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.4";
 /// of a series: counting it as a one-frame series would claim each slice
 /// alone and quarantine it as too short.
 fn counts(obj: &dicom_object::InMemDicomObject, class: &str) -> (usize, Option<usize>, bool) {
-    let text = |t| crate::deid::engine::text(obj, t);
+    let text = |t| crate::dicom::text(obj, t);
     let n = |t| text(t).parse::<usize>().ok().filter(|n| *n > 0);
     let classic = class.trim_end_matches('\0') == MR_IMAGE_STORAGE;
     match n(tags::NUMBER_OF_FRAMES).filter(|f| *f > 1 || !classic) {
@@ -87,11 +88,13 @@ fn counts(obj: &dicom_object::InMemDicomObject, class: &str) -> (usize, Option<u
     }
 }
 
-/// `Some` for a head MR instance that passes the filter; anything else
+/// `Some` for an instance the series route holds (head MR) that passes the
+/// filter; anything else
 /// (including objects the filter or the parser rejects) takes the ordinary
 /// per-instance path, which quarantines what it cannot handle.
 pub fn classify(
     bytes: &[u8],
+    hook: &dyn SeriesHook,
     filter: &FilterConfig,
     pseudo: &Pseudonymizer,
 ) -> Option<HeadInstance> {
@@ -102,11 +105,11 @@ pub fn classify(
         .from_reader(bytes)
         .ok()?;
     let class = obj.meta().media_storage_sop_class_uid().to_string();
-    if !crate::pipeline::mri::select::is_head_mr(&obj, &class) {
+    if !hook.holds(&obj) {
         return None;
     }
     crate::pipeline::filter::check(&obj, filter).ok()?;
-    let text = |t| crate::deid::engine::text(&obj, t);
+    let text = |t| crate::dicom::text(&obj, t);
     let series = text(tags::SERIES_INSTANCE_UID);
     if series.is_empty() {
         return None;
@@ -147,11 +150,7 @@ mod tests {
     #[test]
     fn slice_keys_follow_position_along_the_normal_and_echo() {
         let k = |o: &InMemDicomObject| {
-            slice_key(
-                o,
-                false,
-                &crate::deid::engine::text(o, tags::SOP_INSTANCE_UID),
-            )
+            slice_key(o, false, &crate::dicom::text(o, tags::SOP_INSTANCE_UID))
         };
         let a = k(&slice("-10\\-100\\80", None, "1.2.1"));
         assert_eq!(a.len(), 16);

@@ -12,10 +12,11 @@ pub mod process;
 use crate::runtime::Runtime;
 use std::path::Path;
 
-/// For the spool workers: if `bytes` (spool file `src`) is head MR, move it
-/// into the holding area and return true; its series thread takes it from
-/// there. False: process it as a single instance.
-pub fn hold_if_head_mr(
+/// For the spool workers: if the series route holds `bytes` (spool file
+/// `src`; head MR), move it into the holding area and return true; its
+/// series thread takes it from there. False: process it as a single
+/// instance.
+pub fn hold_if_series(
     holding: &holding::Holding,
     rt: &Runtime,
     filter: &crate::config::FilterConfig,
@@ -23,7 +24,10 @@ pub fn hold_if_head_mr(
     src: &Path,
     bytes: &[u8],
 ) -> anyhow::Result<bool> {
-    let Some(head) = classify::classify(bytes, filter, rt.deid.pseudonymizer()) else {
+    let Some(hook) = rt.routes.series() else {
+        return Ok(false);
+    };
+    let Some(head) = classify::classify(bytes, hook, filter, rt.deid.pseudonymizer()) else {
         return Ok(false);
     };
     holding.hold(id, src, bytes, &head)?;

@@ -124,7 +124,7 @@ mod tests {
         let a = m.render(&x, &z).unwrap();
         let b = back.render(&x, &z).unwrap();
         assert_eq!(a.dims(), &[1, 3, 32, 32]);
-        let d = crate::models::ops::max_abs_diff(&a, &b);
+        let d = crate::models::ops::tensor::max_abs_diff(&a, &b);
         assert_eq!(d, 0.0);
     }
 

@@ -1,0 +1,41 @@
+//! `[chest]` in gateway.toml: the chest radiograph deformation route.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The chest route (`[chest]`): chest radiographs are deformed by a learned
+/// field (PriCheXy-Net).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChestConfig {
+    /// Off is an explicit opt-out: chest radiographs pass with pixels
+    /// untouched, and the log and the status page say so.
+    pub enabled: bool,
+    /// Folder with `config.json` and `generator.safetensors`.
+    pub weights: PathBuf,
+    /// What happens while no usable weights are installed.
+    pub missing_weights: MissingWeights,
+}
+
+/// `[chest] missing_weights`: never "pass"; `enabled = false` is the opt-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingWeights {
+    /// Run, and send chest radiographs to quarantine with the reason.
+    Quarantine,
+    /// Refuse to start.
+    Stop,
+}
+
+impl ChestConfig {
+    pub(super) fn validate(&self) -> Result<(), String> {
+        if self.enabled && self.weights.as_os_str().is_empty() {
+            return Err(
+                "[chest] weights: expected the folder holding config.json and \
+                        generator.safetensors, got an empty path (or set enabled = false)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,246 @@
+//! The pipeline workers: threads that drain the spool through the
+//! per-instance stage, hand outputs to the router, and only then let the
+//! spool forget the acknowledged originals (see [`super::spool`]).
+
+use super::instance::{FileOutcome, Stage};
+use super::quarantine::Quarantine;
+use super::router::Router;
+use super::spool::{Spool, RELEASED_SUFFIX};
+use crate::keystore::KeyStore;
+use crate::runtime::Runtime;
+use anyhow::{Context, Result};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Finished files are deleted in groups after one key-store flush.
+const SETTLE_EVERY: usize = 32;
+
+/// With finished files waiting, a worker waits this long for more work
+/// before it settles: a sender that sends one instance at a time would
+/// otherwise cost a filesystem sync and a database flush per instance, and
+/// those syncs delay the fsync on the receiver's acknowledgement path.
+const SETTLE_IDLE: Duration = Duration::from_millis(100);
+
+/// The pipeline workers: threads that take spool ids from a backlog (what
+/// `ready/` held at start) and then from the receiver's bounded channel.
+pub struct Workers {
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+struct Shared {
+    rt: Arc<Runtime>,
+    spool: Arc<Spool>,
+    /// Where de-identified files are staged before the router places them.
+    staging: PathBuf,
+    router: Arc<Router>,
+    quarantine: Quarantine,
+    backlog: Mutex<VecDeque<String>>,
+    rx: Mutex<mpsc::Receiver<String>>,
+    /// Head MR instances are moved here to wait for their series.
+    series: Option<Arc<crate::pipeline::series::holding::Holding>>,
+}
+
+enum Next {
+    Item(String),
+    Idle,
+    Closed,
+}
+
+impl Workers {
+    /// Start `threads` workers. They stop when every sender of `rx` is
+    /// dropped and the channel is drained.
+    pub fn start(
+        rt: Arc<Runtime>,
+        spool: Arc<Spool>,
+        backlog: Vec<String>,
+        rx: mpsc::Receiver<String>,
+        threads: usize,
+        router: Arc<Router>,
+        series: Option<Arc<crate::pipeline::series::holding::Holding>>,
+    ) -> Result<Workers> {
+        if !backlog.is_empty() {
+            tracing::info!(
+                instances = backlog.len(),
+                "resuming acknowledged instances from the spool"
+            );
+        }
+        let staging = rt.config.data_dir().join("staging");
+        std::fs::create_dir_all(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        let shared = Arc::new(Shared {
+            staging,
+            router,
+            quarantine: Quarantine::new(rt.quarantine_dir()),
+            rt,
+            spool,
+            backlog: Mutex::new(backlog.into()),
+            rx: Mutex::new(rx),
+            series,
+        });
+        let handles = (0..threads.max(1))
+            .map(|i| {
+                let s = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("deid-worker-{i}"))
+                    .spawn(move || s.run())
+                    .context("cannot start a pipeline worker")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Workers { handles })
+    }
+
+    /// Wait for the workers to drain the channel and stop.
+    pub fn join(self) {
+        for h in self.handles {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Shared {
+    fn run(&self) {
+        super::background::lower_this_thread();
+        let mut done: Vec<String> = Vec::new();
+        loop {
+            match self.next(!done.is_empty()) {
+                Next::Item(id) => {
+                    if self.process_with_retry(&id) {
+                        done.push(id);
+                    }
+                    if done.len() >= SETTLE_EVERY {
+                        self.settle(&mut done);
+                    }
+                }
+                Next::Idle => self.settle(&mut done),
+                Next::Closed => {
+                    self.settle(&mut done);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The next id; with finished files waiting, wait at most
+    /// [`SETTLE_IDLE`] (then settle first).
+    fn next(&self, nonblocking: bool) -> Next {
+        if let Some(id) = self.backlog.lock().expect("backlog lock").pop_front() {
+            return Next::Item(id);
+        }
+        if nonblocking {
+            let deadline = std::time::Instant::now() + SETTLE_IDLE;
+            loop {
+                // Another worker blocked in recv holds the lock: nothing is
+                // queued right now.
+                if let Ok(mut rx) = self.rx.try_lock() {
+                    match rx.try_recv() {
+                        Ok(id) => return Next::Item(id),
+                        Err(mpsc::error::TryRecvError::Empty) => {}
+                        Err(mpsc::error::TryRecvError::Disconnected) => return Next::Closed,
+                    }
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Next::Idle;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        } else {
+            let mut rx = self.rx.lock().expect("queue lock");
+            rx.blocking_recv().map_or(Next::Closed, Next::Item)
+        }
+    }
+
+    /// Make the outputs durable, mark the instances done and flush the key
+    /// store, then delete their spool copies. On an error they stay and are
+    /// redone at restart.
+    fn settle(&self, done: &mut Vec<String>) {
+        if done.is_empty() {
+            return;
+        }
+        // Outputs first, then the key store and queues: only then may the
+        // acknowledged originals go.
+        let synced = super::output::sync_filesystem_of(&self.staging)
+            .and_then(|_| self.router.sync())
+            .and_then(|_| self.spool.mark_done(done))
+            .and_then(|_| self.rt.store.flush());
+        if let Err(e) = synced {
+            tracing::error!(error = %e, "sync failed; spool files kept");
+            done.clear();
+            return;
+        }
+        if let Err(e) = self.spool.remove_done(done) {
+            tracing::error!(error = %format!("{e:#}"), "cannot clean up the spool");
+        }
+        done.clear();
+    }
+
+    /// Process one id, retrying transient failures (e.g. output disk
+    /// full). False leaves the file in `ready/` for the next start.
+    fn process_with_retry(&self, id: &str) -> bool {
+        let span = tracing::info_span!("instance", spool = %id);
+        let _g = span.enter();
+        for attempt in 0..4u32 {
+            match self.process(id) {
+                Ok(()) => return true,
+                Err(e) if attempt < 3 => {
+                    tracing::warn!(error = %format!("{e:#}"), attempt, "processing failed, retrying");
+                    std::thread::sleep(Duration::from_secs(1 << attempt));
+                }
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "processing failed; the instance stays in the spool until restart");
+                }
+            }
+        }
+        false
+    }
+
+    fn process(&self, id: &str) -> Result<()> {
+        let path = self.spool.ready_path(id);
+        // None: already done by an earlier run that stopped before settling.
+        let Some(bytes) = self.spool.read(id)? else {
+            return Ok(());
+        };
+        let rt = &self.rt;
+        let origin = format!("scp spool {id}");
+        let released = crate::config::FilterConfig::released();
+        let filter = if id.ends_with(RELEASED_SUFFIX) {
+            &released
+        } else {
+            &rt.config.filter
+        };
+        // A series route's instances (head MR) wait in the holding area for the rest of its series.
+        if let Some(h) = &self.series {
+            if crate::pipeline::series::hold_if_series(h, rt, filter, id, &path, &bytes)? {
+                return Ok(());
+            }
+        }
+        let stage = Stage {
+            deid: &rt.deid,
+            filter,
+            routes: &rt.routes,
+            out_root: &self.staging,
+            quarantine: &self.quarantine,
+            durable: false,
+        };
+        match stage.process(&bytes, &origin)? {
+            FileOutcome::Written {
+                path,
+                info,
+                calling_ae,
+                ..
+            } => {
+                let n = self.router.dispatch(&path, &info, calling_ae.as_deref())?;
+                std::fs::remove_file(&path).ok();
+                crate::metrics::inc(&crate::metrics::METRICS.instances_deidentified);
+                tracing::info!(sop = %info.sop_instance, destinations = n, "de-identified");
+            }
+            FileOutcome::Quarantined { id, .. } => {
+                crate::metrics::inc(&crate::metrics::METRICS.instances_quarantined);
+                tracing::info!(quarantine_id = %id, "kept back in quarantine");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,15 @@
+//! Pixel routes: deciding what an image needs and doing it. One folder per
+//! route (selection, decode, write-back), all behind [`PixelRoute`]; the
+//! transport (spool, workers, forwarding) lives in `pipeline` and knows
+//! routes only through the [`PixelRoutes`] registry.
+
+pub mod chest;
+pub mod mri;
+pub mod photo;
+mod registry;
+mod route;
+mod status;
+
+pub use registry::PixelRoutes;
+pub use route::{Cleaned, Outcome, PixelRoute, SeriesHook};
+pub use status::RouteStatus;

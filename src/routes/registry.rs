@@ -1,0 +1,65 @@
+//! The registry: every pixel route, loaded once per runtime, in the order
+//! they are tried. Adding a route is one line in [`REGISTRY`].
+
+use super::route::{PixelRoute, SeriesHook};
+use super::status::RouteStatus;
+use crate::config::Config;
+use dicom_object::DefaultDicomObject;
+
+type Loader = fn(&Config) -> anyhow::Result<Box<dyn PixelRoute>>;
+
+/// The routes in the order they claim objects. Head MR first: a head MR
+/// instance is only ever cleaned as part of its series. Photographs before
+/// chest radiographs (a colour CR would be a photograph of one).
+const REGISTRY: &[Loader] = &[super::mri::load, super::photo::load, super::chest::load];
+
+pub struct PixelRoutes {
+    routes: Vec<Box<dyn PixelRoute>>,
+}
+
+impl PixelRoutes {
+    /// Loads every route. Missing weights are not an error (the route
+    /// quarantines) unless a route is configured to refuse to start.
+    pub fn load(cfg: &Config) -> anyhow::Result<PixelRoutes> {
+        let routes = REGISTRY
+            .iter()
+            .map(|load| load(cfg))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(PixelRoutes { routes })
+    }
+
+    /// The route responsible for `obj`, if any.
+    pub fn claim(&self, obj: &DefaultDicomObject) -> Option<&dyn PixelRoute> {
+        self.routes
+            .iter()
+            .map(|r| r.as_ref())
+            .find(|r| r.claims(obj))
+    }
+
+    /// The route that cleans whole series, if one is registered.
+    pub fn series(&self) -> Option<&dyn SeriesHook> {
+        self.routes.iter().find_map(|r| r.series())
+    }
+
+    /// Every route's status, in registry order.
+    pub fn statuses(&self) -> Vec<RouteStatus> {
+        self.routes.iter().map(|r| r.status()).collect()
+    }
+
+    /// One route's status by name.
+    pub fn status(&self, name: &str) -> Option<RouteStatus> {
+        self.routes
+            .iter()
+            .find(|r| r.name() == name)
+            .map(|r| r.status())
+    }
+
+    /// Put `route` in the place of the registered route of the same name
+    /// (tests and benchmarks plug in stand-in models this way).
+    pub fn replace(&mut self, route: Box<dyn PixelRoute>) {
+        match self.routes.iter_mut().find(|r| r.name() == route.name()) {
+            Some(slot) => *slot = route,
+            None => self.routes.push(route),
+        }
+    }
+}
