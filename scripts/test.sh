@@ -5,6 +5,7 @@
 #   bash scripts/test.sh [extra cargo test args...]
 #
 # Tools: dcmdump/storescu/storescp/echoscu (dcmtk), dciodvfy (dicom3tools),
+# tesseract (tesseract-ocr: reads the text route's outputs back),
 # Orthanc (orthanc, /usr/sbin/Orthanc), headless Chromium and chromedriver
 # (chromium, chromium-driver) for the browser test. Test data is read in place from
 # ../shared/data relative to the repo root.
@@ -40,6 +41,7 @@ declare -A PKG_FOR=(
     [dciodvfy]=dicom3tools
     [openssl]=openssl
     [curl]=curl
+    [tesseract]=tesseract-ocr
 )
 
 have_orthanc() { [ -x /usr/sbin/Orthanc ] || command -v Orthanc >/dev/null 2>&1; }
@@ -57,7 +59,7 @@ add_pkg() {
     done
     missing_pkgs+=("$1")
 }
-for cmd in dcmdump storescu storescp echoscu dciodvfy openssl curl; do
+for cmd in dcmdump storescu storescp echoscu dciodvfy openssl curl tesseract; do
     if ! command -v "$cmd" >/dev/null 2>&1; then
         log "missing: $cmd"
         add_pkg "${PKG_FOR[$cmd]}"
@@ -109,7 +111,7 @@ fi
 
 # Verify everything is present now.
 fail=0
-for cmd in dcmdump storescu storescp echoscu dciodvfy openssl curl; do
+for cmd in dcmdump storescu storescp echoscu dciodvfy openssl curl tesseract; do
     command -v "$cmd" >/dev/null 2>&1 || { log "still missing: $cmd"; fail=1; }
 done
 have_orthanc || { log "still missing: Orthanc"; fail=1; }
@@ -131,6 +133,7 @@ echo "storescp: $(first_line storescp --version)"
 echo "echoscu:  $(first_line echoscu --version)"
 # dciodvfy has no --version flag; report the package version.
 echo "dciodvfy: $(command -v dciodvfy) (dicom3tools $(pkg_version dicom3tools))"
+echo "tesseract: $(first_line tesseract --version)"
 echo "Orthanc:  $(first_line "$orthanc_bin" --version)"
 # stdout only: Debian's launcher script can warn on stderr (its /dev/shm check).
 echo "chromium: $(/usr/bin/chromium --version 2>/dev/null </dev/null | head -n1 || true) (package $(pkg_version chromium))"

@@ -477,10 +477,14 @@ fn kill_9_mid_transfer_loses_no_acknowledged_instance() {
 #[test]
 fn an_acknowledged_instance_that_is_quarantined_leaves_the_spool() {
     // The first instance of a fresh gateway goes straight to quarantine
-    // (BurnedInAnnotation=YES): it is acknowledged, kept with a reason, and
-    // the spool still drains (nothing waits for a destination folder).
+    // (BurnedInAnnotation=YES, with the site's rule that keeps such objects
+    // back): it is acknowledged, kept with a reason, and the spool still
+    // drains (nothing waits for a destination folder).
     let tmp = tempfile::tempdir().unwrap();
-    let g = Gateway::start(tmp.path(), "");
+    let g = Gateway::start(
+        tmp.path(),
+        "[filter]\nquarantine_burned_in_annotation = true\n",
+    );
     let input = data_dir().join("dicom/us/GREYSCALE_IMAGE.dcm");
     let profile = scu_profile(tmp.path(), std::slice::from_ref(&input));
     let out = storescu_cmd(&g, &profile, "STORESCU", &[input])

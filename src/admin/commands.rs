@@ -208,7 +208,8 @@ fn reid(store: &SledKeyStore, actor: &str, cmd: ReidCmd) -> Result<Reply> {
     }
 }
 
-/// Audited restore of a photograph's replaced pixels into a new file.
+/// Audited restore of the pixels a route replaced (a photograph's faces, an
+/// image's burned-in text) into a new file.
 fn restore_photo(
     store: &SledKeyStore,
     actor: &str,
@@ -233,7 +234,7 @@ fn restore_photo(
     else {
         bail!("no replaced pixels recorded for {uid}");
     };
-    crate::routes::photo::restore_photo(&mut obj, &regions).map_err(|e| anyhow::anyhow!(e))?;
+    crate::routes::sealed::restore(&mut obj, &regions).map_err(|e| anyhow::anyhow!(e))?;
     if output.exists() {
         bail!("{} exists; choose a new file", output.display());
     }

@@ -155,7 +155,8 @@ pub enum ReidCmd {
         #[command(flatten)]
         why: Why,
     },
-    /// Restore the original face pixels of a de-identified photograph.
+    /// Restore the original pixels a route replaced: the faces of a
+    /// photograph, the burned-in text of an image.
     Photo {
         /// The de-identified instance's SOP Instance UID.
         uid: String,

@@ -12,11 +12,13 @@ mod chest;
 mod destination;
 mod mri;
 mod photo;
+mod text;
 
 pub use chest::{ChestConfig, MissingWeights};
 pub use destination::{DestinationConfig, DestinationKind};
 pub use mri::{MriConfig, MriModel};
 pub use photo::{PhotoConfig, PhotoMode};
+pub use text::TextConfig;
 
 /// The embedded default configuration (config/gateway.toml).
 pub const DEFAULT_TOML: &str = include_str!("../../config/gateway.toml");
@@ -36,6 +38,9 @@ pub struct Config {
     #[serde(default)]
     pub mri: MriConfig,
     pub chest: ChestConfig,
+    /// `[text]`: burned-in text in the pixels (defaults when absent).
+    #[serde(default)]
+    pub text: TextConfig,
     /// `[[destination]]`: folder sinks and DICOM peers.
     #[serde(default, rename = "destination")]
     pub destinations: Vec<DestinationConfig>,
@@ -311,6 +316,7 @@ impl Config {
         self.http.validate()?;
         self.mri.validate()?;
         self.chest.validate()?;
+        self.text.validate()?;
         self.overrides().map(|_| ())?;
         self.safe_private_tags().map(|_| ())
     }

@@ -5,10 +5,13 @@
 
 pub mod chest;
 pub mod mri;
+pub mod native;
 pub mod photo;
 mod registry;
 mod route;
+pub mod sealed;
 mod status;
+pub mod text;
 
 pub use registry::PixelRoutes;
 pub use route::{Cleaned, Outcome, PixelRoute, SeriesHook};

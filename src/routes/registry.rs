@@ -10,8 +10,14 @@ type Loader = fn(&Config) -> anyhow::Result<Box<dyn PixelRoute>>;
 
 /// The routes in the order they claim objects. Head MR first: a head MR
 /// instance is only ever cleaned as part of its series. Photographs before
-/// chest radiographs (a colour CR would be a photograph of one).
-const REGISTRY: &[Loader] = &[super::mri::load, super::photo::load, super::chest::load];
+/// chest radiographs (a colour CR would be a photograph of one). The text
+/// route last: it takes the images no face or body route claimed.
+const REGISTRY: &[Loader] = &[
+    super::mri::load,
+    super::photo::load,
+    super::chest::load,
+    super::text::load,
+];
 
 pub struct PixelRoutes {
     routes: Vec<Box<dyn PixelRoute>>,

@@ -4,6 +4,7 @@
 
 pub mod gateway;
 pub mod http;
+pub mod peers;
 pub mod webdriver;
 
 use dicom_core::header::Header;

@@ -156,14 +156,6 @@ pub fn decode(obj: &DefaultDicomObject) -> Result<Stored, String> {
     })
 }
 
-/// Transfer syntaxes that are lossy whatever the object says (JPEG baseline
-/// and extended, JPEG-LS near-lossless), with their PS3.3 C.7.6.1.1.5 method.
-const ALWAYS_LOSSY: &[(&str, &str)] = &[
-    ("1.2.840.10008.1.2.4.50", "ISO_10918_1"),
-    ("1.2.840.10008.1.2.4.51", "ISO_10918_1"),
-    ("1.2.840.10008.1.2.4.81", "ISO_14495_1"),
-];
-
 /// Replaces the pixel data of `obj` with `values` (already rounded and in the
 /// stored range) as native data in Explicit VR Little Endian. Geometry, bit
 /// depth and photometric interpretation stay as they were.
@@ -193,37 +185,9 @@ pub fn write_native(obj: &mut DefaultDicomObject, s: &Stored, values: &[f32]) {
         vr,
         PrimitiveValue::from(data),
     ));
-    mark_lossy_history(obj, &source_ts);
+    crate::routes::native::mark_lossy_history(obj, &source_ts);
     let evrle = dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased();
     obj.update_meta(|m| m.set_transfer_syntax(&evrle));
-}
-
-/// Native output does not undo a lossy past: a lossy source keeps (or, from
-/// an always-lossy transfer syntax, gains) LossyImageCompression "01"; a
-/// lossless one gets no lossy marking. Ambiguous syntaxes (JPEG 2000, HTJ2K)
-/// keep what the source declared.
-fn mark_lossy_history(obj: &mut DefaultDicomObject, source_ts: &str) {
-    let declared = crate::dicom::text(obj, tags::LOSSY_IMAGE_COMPRESSION);
-    let Some((_, method)) = ALWAYS_LOSSY.iter().find(|(ts, _)| *ts == source_ts) else {
-        return;
-    };
-    if declared == "01" {
-        return;
-    }
-    obj.put(DataElement::new(
-        tags::LOSSY_IMAGE_COMPRESSION,
-        VR::CS,
-        PrimitiveValue::from("01"),
-    ));
-    if obj.get(tags::LOSSY_IMAGE_COMPRESSION_METHOD).is_none()
-        && obj.get(tags::LOSSY_IMAGE_COMPRESSION_RATIO).is_none()
-    {
-        obj.put(DataElement::new(
-            tags::LOSSY_IMAGE_COMPRESSION_METHOD,
-            VR::CS,
-            PrimitiveValue::from(*method),
-        ));
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,9 @@
 //! DenseNet (the paper uses DenseNet-121; ours has three dense blocks of
 //! `layers` bottleneck layers with growth rate `growth`) with one sigmoid
 //! output per finding.
+//!
+//! Used only to train and judge the deformation, never by the gateway,
+//! so it lives in `crate::train`.
 
 use super::layers::{bn, conv, Stem};
 use candle_core::{ModuleT, Result, Tensor};

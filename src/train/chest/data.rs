@@ -8,6 +8,8 @@
 //!   "Patient ID"; images anywhere below the folder, e.g. `images_001/images/`), 14 findings.
 //!
 //! Patient IDs are prefixed with the data set name so two sets never share a patient.
+//!
+//! Training and evaluation only, so it lives in `crate::train`.
 
 use anyhow::{bail, Context, Result};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};

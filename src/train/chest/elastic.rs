@@ -1,6 +1,8 @@
 //! Random elastic baseline: a smooth random displacement with the same
 //! bound μ as the learned field, so the model card can show what learning
 //! the field adds over "just wobble the image by the same amount".
+//!
+//! An evaluation baseline only, so it lives in `crate::train`.
 
 use crate::models::chest::warp::{SMOOTH_SIGMA, SMOOTH_SIZE};
 use crate::models::ops::blur::gaussian_blur;

@@ -1,6 +1,8 @@
 //! Building blocks shared by the chest CNNs ([`super::classifier`] and
 //! [`super::siamese`]): bias-free "same" convolutions, batch norm and the
 //! ImageNet-style stem (7×7/2 conv, BN, ReLU, 3/2 max-pool).
+//!
+//! Training and evaluation only, so it lives in `crate::train`.
 
 use crate::train::ops::pool::max_pool2d_padded;
 use candle_core::{ModuleT, Result, Tensor};

@@ -1,5 +1,7 @@
 //! ROC AUC and percentile-bootstrap confidence intervals, the figures the
 //! model card reports for re-identification and classification.
+//!
+//! Evaluation only, so it lives in `crate::train`.
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::Serialize;

@@ -4,6 +4,9 @@
 //! then re-train a fresh attacker on anonymized pairs and measure re-id and
 //! classifier AUC (with bootstrap CIs) — also for the random elastic
 //! baseline with the same bound. Writes `results.json` and `results.md`.
+//!
+//! Training and evaluation only, so it lives in `crate::train`; the
+//! gateway runs only `crate::models::chest`.
 
 use super::classifier::DenseNet;
 use super::data::{split_by_patient, Dataset};

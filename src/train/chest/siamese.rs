@@ -3,6 +3,9 @@
 //! ResNet-18-style branches (the paper uses ResNet-50; our data is tiny)
 //! give 128-d sigmoid embeddings; a linear layer on |e1 − e2| gives the
 //! "same patient" logit.
+//!
+//! Used only to train and judge the deformation, never by the gateway,
+//! so it lives in `crate::train`.
 
 use super::layers::{bn, conv, Stem};
 use candle_core::{ModuleT, Result, Tensor};

@@ -2,6 +2,9 @@
 //! siamese network, the abnormality classifier, the identity pre-training
 //! of the generator and the adversarial generator training. All loops are
 //! device-generic (tensors live on `TrainOpts::device`).
+//!
+//! Training only, so it lives in `crate::train`; the generator it trains
+//! is `crate::models::chest::unet`.
 
 use super::classifier::DenseNet;
 use super::siamese::Siamese;

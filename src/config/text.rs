@@ -1,0 +1,74 @@
+//! `[text]` in gateway.toml: the burned-in text route.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The text route: text burned into the pixels is found and filled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TextConfig {
+    /// Off: objects the route would claim pass with pixels untouched, and
+    /// the log and the status page say so (with BurnedInAnnotation=YES
+    /// they are quarantined by `[filter]` as before).
+    pub enabled: bool,
+    /// Folder with the detector weights (`scripts/fetch-weights.sh`).
+    pub weights: PathBuf,
+    /// Modalities whose every image is searched for text, whatever
+    /// BurnedInAnnotation says (the flag is often wrong or missing).
+    pub modalities: Vec<String>,
+    /// SOP classes whose every image is searched, whatever the modality.
+    pub sop_classes: Vec<String>,
+    /// Pixels added around every detected box before it is filled.
+    pub margin: u32,
+    /// Frames searched in a multi-frame object: evenly spaced, first and
+    /// last included; the per-pixel maximum and minimum over all frames are
+    /// searched too, so static overlays in any frame are found.
+    pub scan_frames: usize,
+    /// More frames than this: quarantine (the cost would stall a worker).
+    pub max_frames: usize,
+    /// Ultrasound: also blank everything outside the Sequence of Ultrasound
+    /// Regions (text inside the regions is still searched and filled).
+    pub blank_outside_us_regions: bool,
+}
+
+impl Default for TextConfig {
+    fn default() -> Self {
+        TextConfig {
+            enabled: true,
+            weights: PathBuf::from("models/text"),
+            modalities: [
+                "US", "IVUS", "SC", "OT", "XA", "RF", "ES", "DOC", "CR", "DX", "MG",
+            ]
+            .map(String::from)
+            .to_vec(),
+            sop_classes: vec![
+                // Secondary capture (single and multi-frame), whatever the
+                // modality: screen captures, dose reports, scanned documents.
+                "1.2.840.10008.5.1.4.1.1.7".into(),
+                "1.2.840.10008.5.1.4.1.1.7.1".into(),
+                "1.2.840.10008.5.1.4.1.1.7.2".into(),
+                "1.2.840.10008.5.1.4.1.1.7.3".into(),
+                "1.2.840.10008.5.1.4.1.1.7.4".into(),
+            ],
+            margin: 3,
+            scan_frames: 16,
+            max_frames: 4000,
+            blank_outside_us_regions: false,
+        }
+    }
+}
+
+impl TextConfig {
+    pub(super) fn validate(&self) -> Result<(), String> {
+        if self.enabled && self.weights.as_os_str().is_empty() {
+            return Err("[text] weights: expected the detector's folder, got an empty path".into());
+        }
+        if self.scan_frames < 2 {
+            return Err("[text] scan_frames: expected at least 2 (first and last frame)".into());
+        }
+        if self.max_frames == 0 {
+            return Err("[text] max_frames: expected at least 1".into());
+        }
+        Ok(())
+    }
+}

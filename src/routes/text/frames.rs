@@ -1,0 +1,445 @@
+//! Every frame of an image as native samples, whatever it arrived as: the
+//! decoder's output (any transfer syntax it knows) made interleaved, with
+//! what the text route needs on top: an 8-bit RGB rendering for the
+//! detector, a fill value that displays dark, and the native write-back.
+
+use dicom_core::value::PrimitiveValue;
+use dicom_core::{DataElement, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::DefaultDicomObject;
+use dicom_pixeldata::{PhotometricInterpretation as Pi, PixelDecoder, PlanarConfiguration};
+
+/// How stored samples become colours.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Colour {
+    /// One sample; MONOCHROME1 when `inverted`.
+    Grey { inverted: bool },
+    /// Three samples, RGB.
+    Rgb,
+    /// Three samples, YBR_FULL (native only: the decoder turns encoded
+    /// colour into RGB).
+    YbrFull,
+    /// One sample indexing a palette: RGB (8-bit) per entry from
+    /// `first_mapped`.
+    Palette {
+        first_mapped: i64,
+        rgb: Vec<[u8; 3]>,
+    },
+}
+
+/// All frames, native little-endian samples, interleaved.
+pub struct Frames {
+    pub width: usize,
+    pub height: usize,
+    pub frames: usize,
+    /// Samples per pixel: 1 or 3.
+    pub samples: usize,
+    /// Bytes per sample: 1 or 2.
+    pub bytes: usize,
+    pub bits_stored: u16,
+    pub signed: bool,
+    pub colour: Colour,
+    pub data: Vec<u8>,
+}
+
+impl Frames {
+    /// Bytes of one pixel.
+    pub fn pixel_len(&self) -> usize {
+        self.samples * self.bytes
+    }
+
+    pub fn frame_len(&self) -> usize {
+        self.width * self.height * self.pixel_len()
+    }
+
+    pub fn frame(&self, f: usize) -> &[u8] {
+        let n = self.frame_len();
+        &self.data[f * n..(f + 1) * n]
+    }
+
+    /// One sample's stored value (sign-extended, bits above BitsStored off).
+    fn value(&self, b: &[u8]) -> i64 {
+        let raw = if self.bytes == 1 {
+            b[0] as u32
+        } else {
+            u16::from_le_bytes([b[0], b[1]]) as u32
+        };
+        let bits = self.bits_stored as u32;
+        let v = raw & ((1u32 << bits) - 1);
+        if self.signed && (v >> (bits - 1)) & 1 == 1 {
+            v as i64 - (1i64 << bits)
+        } else {
+            v as i64
+        }
+    }
+
+    /// The stored range of grey values over all frames (for rendering).
+    pub fn grey_range(&self) -> (i64, i64) {
+        self.data
+            .chunks_exact(self.bytes)
+            .map(|b| self.value(b))
+            .fold((i64::MAX, i64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
+    }
+
+    /// 8-bit interleaved RGB of frame `f`, as a viewer would show it (grey
+    /// stretched over the object's own range, palette looked up).
+    pub fn rgb(&self, f: usize) -> Vec<u8> {
+        let range = matches!(self.colour, Colour::Grey { .. }).then(|| self.grey_range());
+        self.render(self.frame(f), range)
+    }
+
+    /// Renders with a grey range computed once by the caller.
+    pub fn render(&self, frame: &[u8], range: Option<(i64, i64)>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.width * self.height * 3);
+        let px = self.pixel_len();
+        match &self.colour {
+            Colour::Grey { inverted } => {
+                let (lo, hi) = range.unwrap_or_else(|| self.grey_range());
+                let span = (hi - lo).max(1) as f32;
+                for p in frame.chunks_exact(px) {
+                    let mut g = ((self.value(p) - lo) as f32 / span * 255.0).round() as u8;
+                    if *inverted {
+                        g = 255 - g;
+                    }
+                    out.extend_from_slice(&[g, g, g]);
+                }
+            }
+            Colour::Rgb => {
+                for p in frame.chunks_exact(px) {
+                    let s = |i: usize| self.eight_bit(&p[i * self.bytes..(i + 1) * self.bytes]);
+                    out.extend_from_slice(&[s(0), s(1), s(2)]);
+                }
+            }
+            Colour::YbrFull => {
+                for p in frame.chunks_exact(px) {
+                    let s = |i: usize| self.eight_bit(&p[i * self.bytes..(i + 1) * self.bytes]);
+                    out.extend_from_slice(&ybr_to_rgb(s(0), s(1), s(2)));
+                }
+            }
+            Colour::Palette { first_mapped, rgb } => {
+                for p in frame.chunks_exact(px) {
+                    let i = (self.value(p) - first_mapped).clamp(0, rgb.len() as i64 - 1);
+                    out.extend_from_slice(&rgb[i as usize]);
+                }
+            }
+        }
+        out
+    }
+
+    /// A colour sample as 8 bits (16-bit colour keeps its high byte).
+    fn eight_bit(&self, b: &[u8]) -> u8 {
+        if self.bytes == 1 {
+            b[0]
+        } else {
+            (self.value(b) >> (self.bits_stored.saturating_sub(8))).clamp(0, 255) as u8
+        }
+    }
+
+    /// The pixel bytes that display darkest: the lowest grey value seen
+    /// (the highest for MONOCHROME1), black, or the darkest palette entry.
+    pub fn dark_pixel(&self) -> Vec<u8> {
+        let word = |v: i64| -> Vec<u8> {
+            let w = (v as u32).to_le_bytes();
+            w[..self.bytes].to_vec()
+        };
+        match &self.colour {
+            Colour::Grey { inverted } => {
+                let (lo, hi) = self.grey_range();
+                word(if *inverted { hi } else { lo })
+            }
+            Colour::Rgb => vec![0; self.pixel_len()],
+            Colour::YbrFull => {
+                let mid = 1i64 << (self.bits_stored - 1);
+                [word(0), word(mid), word(mid)].concat()
+            }
+            Colour::Palette { first_mapped, rgb } => {
+                let darkest = (0..rgb.len())
+                    .min_by_key(|&i| rgb[i].iter().map(|&c| c as u32).sum::<u32>())
+                    .unwrap_or(0);
+                word(first_mapped + darkest as i64)
+            }
+        }
+    }
+
+    /// Fills `r` (clipped to the image) with `pixel` in frame `f`.
+    pub fn fill(&mut self, f: usize, r: Rect, pixel: &[u8]) {
+        let (w, px, n) = (self.width, self.pixel_len(), self.frame_len());
+        let r = r.clip(self.width, self.height);
+        let frame = &mut self.data[f * n..(f + 1) * n];
+        for y in r.y0..r.y1 {
+            for x in r.x0..r.x1 {
+                let at = (y * w + x) * px;
+                frame[at..at + px].copy_from_slice(pixel);
+            }
+        }
+    }
+
+    /// The bytes of `r` (clipped) in frame `f`, row by row.
+    pub fn cut(&self, f: usize, r: Rect) -> Vec<u8> {
+        let (w, px) = (self.width, self.pixel_len());
+        let r = r.clip(self.width, self.height);
+        let frame = self.frame(f);
+        let mut out = Vec::with_capacity(r.area() * px);
+        for y in r.y0..r.y1 {
+            out.extend_from_slice(&frame[(y * w + r.x0) * px..(y * w + r.x1) * px]);
+        }
+        out
+    }
+
+    /// Puts bytes from [`Frames::cut`] back.
+    pub fn paste(&mut self, f: usize, r: Rect, bytes: &[u8]) -> Result<(), String> {
+        let (w, px, n) = (self.width, self.pixel_len(), self.frame_len());
+        let r = r.clip(self.width, self.height);
+        if bytes.len() != r.area() * px {
+            return Err("the sealed region does not match the image".into());
+        }
+        let frame = &mut self.data[f * n..(f + 1) * n];
+        let row = (r.x1 - r.x0) * px;
+        for (i, y) in (r.y0..r.y1).enumerate() {
+            frame[(y * w + r.x0) * px..(y * w + r.x1) * px]
+                .copy_from_slice(&bytes[i * row..(i + 1) * row]);
+        }
+        Ok(())
+    }
+}
+
+/// A pixel rectangle, columns `x0..x1`, rows `y0..y1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    pub x0: usize,
+    pub y0: usize,
+    pub x1: usize,
+    pub y1: usize,
+}
+
+impl Rect {
+    pub fn clip(self, w: usize, h: usize) -> Rect {
+        let (x1, y1) = (self.x1.min(w), self.y1.min(h));
+        Rect {
+            x0: self.x0.min(x1),
+            y0: self.y0.min(y1),
+            x1,
+            y1,
+        }
+    }
+
+    pub fn area(&self) -> usize {
+        (self.x1 - self.x0) * (self.y1 - self.y0)
+    }
+
+    /// Grown by `m` on every side (clip afterwards).
+    pub fn grow(self, m: usize) -> Rect {
+        Rect {
+            x0: self.x0.saturating_sub(m),
+            y0: self.y0.saturating_sub(m),
+            x1: self.x1 + m,
+            y1: self.y1 + m,
+        }
+    }
+
+    pub fn overlaps(&self, o: &Rect) -> bool {
+        self.x0 < o.x1 && o.x0 < self.x1 && self.y0 < o.y1 && o.y0 < self.y1
+    }
+
+    pub fn union(&self, o: &Rect) -> Rect {
+        Rect {
+            x0: self.x0.min(o.x0),
+            y0: self.y0.min(o.y0),
+            x1: self.x1.max(o.x1),
+            y1: self.y1.max(o.y1),
+        }
+    }
+}
+
+/// YBR_FULL (PS3.3 C.7.6.3.1.2) to RGB.
+fn ybr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    let (y, cb, cr) = (y as f32, cb as f32 - 128.0, cr as f32 - 128.0);
+    let c = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+    [
+        c(y + 1.402 * cr),
+        c(y - 0.344136 * cb - 0.714136 * cr),
+        c(y + 1.772 * cb),
+    ]
+}
+
+/// Decodes every frame of `obj`. `Err` is a quarantine reason.
+pub fn decode(obj: &DefaultDicomObject, max_frames: usize) -> Result<Frames, String> {
+    let declared_frames = crate::dicom::text(obj, tags::NUMBER_OF_FRAMES)
+        .parse::<usize>()
+        .unwrap_or(1);
+    if declared_frames > max_frames {
+        return Err(format!(
+            "text route: {declared_frames} frames, more than [text] max_frames = {max_frames}"
+        ));
+    }
+    let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
+        .map_err(|_| "text route: the pixel decoder panicked".to_string())?
+        .map_err(|e| format!("text route: cannot decode the pixel data: {e}"))?;
+    let (width, height, frames) = (
+        d.columns() as usize,
+        d.rows() as usize,
+        d.number_of_frames() as usize,
+    );
+    let samples = d.samples_per_pixel() as usize;
+    let alloc = d.bits_allocated();
+    let stored = d.bits_stored();
+    if frames > max_frames {
+        return Err(format!(
+            "text route: {frames} frames, more than [text] max_frames = {max_frames}"
+        ));
+    }
+    if !(alloc == 8 || alloc == 16) || stored == 0 || stored > alloc || ![1, 3].contains(&samples) {
+        return Err(format!(
+            "text route: {samples} samples of {stored}/{alloc} bits are not handled (1 or 3 \
+             samples, 8 or 16 bits allocated)"
+        ));
+    }
+    let colour = match (d.photometric_interpretation(), samples) {
+        (Pi::Monochrome1, 1) => Colour::Grey { inverted: true },
+        (Pi::Monochrome2, 1) => Colour::Grey { inverted: false },
+        (Pi::PaletteColor, 1) => palette(obj)?,
+        (Pi::Rgb, 3) => Colour::Rgb,
+        (Pi::YbrFull, 3) => Colour::YbrFull,
+        (other, _) => {
+            return Err(format!(
+                "text route: photometric interpretation {other} with {samples} samples is not \
+                 handled"
+            ))
+        }
+    };
+    let bytes = alloc as usize / 8;
+    let frame_len = width * height * samples * bytes;
+    let raw = d.data();
+    if width == 0 || height == 0 || frames == 0 || raw.len() < frame_len * frames {
+        return Err("text route: the pixel data is shorter than Rows × Columns × frames".into());
+    }
+    let mut data = raw[..frame_len * frames].to_vec();
+    if samples == 3 && d.planar_configuration() == PlanarConfiguration::PixelFirst {
+        data = interleave(&data, width * height, bytes, frames);
+    }
+    Ok(Frames {
+        width,
+        height,
+        frames,
+        samples,
+        bytes,
+        bits_stored: stored,
+        signed: d.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed,
+        colour,
+        data,
+    })
+}
+
+/// Colour-by-plane frames to colour-by-pixel.
+fn interleave(planar: &[u8], n: usize, bytes: usize, frames: usize) -> Vec<u8> {
+    let mut out = vec![0u8; planar.len()];
+    let frame_len = n * 3 * bytes;
+    for f in 0..frames {
+        let (src, dst) = (
+            &planar[f * frame_len..(f + 1) * frame_len],
+            &mut out[f * frame_len..(f + 1) * frame_len],
+        );
+        for p in 0..n {
+            for c in 0..3 {
+                let s = (c * n + p) * bytes;
+                let d = (p * 3 + c) * bytes;
+                dst[d..d + bytes].copy_from_slice(&src[s..s + bytes]);
+            }
+        }
+    }
+    out
+}
+
+/// The RGB palette of a PALETTE COLOR image (PS3.3 C.7.6.3.1.5); segmented
+/// palettes are refused.
+fn palette(obj: &DefaultDicomObject) -> Result<Colour, String> {
+    if obj
+        .get(tags::SEGMENTED_RED_PALETTE_COLOR_LOOKUP_TABLE_DATA)
+        .is_some()
+    {
+        return Err("text route: segmented palette colour lookup tables are not handled".into());
+    }
+    let channel = |desc, data| -> Result<(i64, Vec<u8>), String> {
+        let d: Vec<i64> = obj
+            .get(desc)
+            .and_then(|e| e.value().to_multi_int::<i64>().ok())
+            .filter(|v| v.len() == 3)
+            .ok_or("text route: a palette lookup table descriptor is missing")?;
+        let entries = if d[0] == 0 { 65536 } else { d[0] as usize };
+        // The first mapped value is US or SS: take it as the object stores it.
+        let first = d[1];
+        let bits = d[2];
+        let raw = obj
+            .get(data)
+            .and_then(|e| e.value().to_bytes().ok())
+            .ok_or("text route: palette lookup table data is missing")?;
+        let vals: Vec<u8> = if bits > 8 || raw.len() >= entries * 2 {
+            raw.chunks_exact(2)
+                .take(entries)
+                .map(|c| (u16::from_le_bytes([c[0], c[1]]) >> (bits.clamp(8, 16) - 8)) as u8)
+                .collect()
+        } else {
+            raw.iter().take(entries).copied().collect()
+        };
+        if vals.len() < entries {
+            return Err(
+                "text route: palette lookup table data is shorter than its descriptor".into(),
+            );
+        }
+        Ok((first, vals))
+    };
+    let (first, r) = channel(
+        tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+        tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+    )?;
+    let (_, g) = channel(
+        tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+        tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+    )?;
+    let (_, b) = channel(
+        tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+        tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+    )?;
+    let n = r.len().min(g.len()).min(b.len());
+    Ok(Colour::Palette {
+        first_mapped: first,
+        rgb: (0..n).map(|i| [r[i], g[i], b[i]]).collect(),
+    })
+}
+
+/// Writes `f` back as native pixel data in Explicit VR Little Endian. The
+/// decoder's colour model is kept (encoded colour comes out as RGB);
+/// a lossy past stays declared (see [`crate::routes::native`]).
+pub fn write_back(obj: &mut DefaultDicomObject, f: Frames) {
+    let source_ts = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
+    if f.samples == 3 {
+        let us = PrimitiveValue::from(0u16);
+        obj.put(DataElement::new(tags::PLANAR_CONFIGURATION, VR::US, us));
+        let pi = match f.colour {
+            Colour::YbrFull => "YBR_FULL",
+            _ => "RGB",
+        };
+        obj.put(DataElement::new(
+            tags::PHOTOMETRIC_INTERPRETATION,
+            VR::CS,
+            PrimitiveValue::from(pi),
+        ));
+    }
+    let mut data = f.data;
+    if data.len() % 2 == 1 {
+        data.push(0);
+    }
+    let vr = if f.bytes == 1 { VR::OB } else { VR::OW };
+    obj.put(DataElement::new(
+        tags::PIXEL_DATA,
+        vr,
+        PrimitiveValue::from(data),
+    ));
+    crate::routes::native::mark_lossy_history(obj, &source_ts);
+    let evrle = dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased();
+    obj.update_meta(|m| m.set_transfer_syntax(&evrle));
+}

@@ -1,0 +1,208 @@
+//! The text route: text burned into the pixels (ultrasound overlays,
+//! screen captures, labels on radiographs, scanned documents) is found by a
+//! text detector and filled, in every frame, before anything leaves.
+//!
+//! Which objects: see [`select`]. What can happen to them: text found ->
+//! its boxes (grown by `[text] margin`) filled with the darkest value in
+//! every frame, written back native, originals sealed in the key store,
+//! BurnedInAnnotation NO and code 113101; no text found -> pixels as they
+//! came, BurnedInAnnotation NO and 113101 (they were searched); anything
+//! that stops the route (no detector, undecodable or unsupported pixels,
+//! too many frames, a detector error) -> quarantine with the reason. Unsure
+//! never means pass-through.
+
+pub mod frames;
+pub mod sealed;
+pub mod search;
+pub mod select;
+pub mod us_regions;
+
+use super::{Cleaned, Outcome, PixelRoute, RouteStatus};
+use crate::config::{Config, TextConfig};
+use crate::deid::markers::CLEAN_PIXEL_DATA;
+use crate::models::text::TextDetector;
+use dicom_core::value::PrimitiveValue;
+use dicom_core::{DataElement, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::DefaultDicomObject;
+
+/// The registry's loader: `[text]` of `cfg`.
+pub fn load(cfg: &Config) -> anyhow::Result<Box<dyn PixelRoute>> {
+    Ok(Box::new(TextRoute::load(&cfg.text)))
+}
+
+/// The loaded route, or why it cannot run.
+pub struct TextRoute {
+    cfg: TextConfig,
+    detector: Result<TextDetector, String>,
+}
+
+/// What the route did to one object.
+pub struct Redacted {
+    /// Boxes filled (after merging), per frame.
+    pub boxes: Vec<frames::Rect>,
+    pub frames: usize,
+    /// The original bytes under the boxes; `None` when nothing was filled.
+    pub sealed: Option<Vec<u8>>,
+}
+
+impl TextRoute {
+    /// Loads the detector on the CPU. Missing weights are not an error
+    /// here: the route then quarantines every object it claims.
+    pub fn load(cfg: &TextConfig) -> TextRoute {
+        let detector = if !cfg.enabled {
+            Err("the text route is disabled ([text] enabled = false)".to_string())
+        } else {
+            TextDetector::load(&cfg.weights, &candle_core::Device::Cpu).map_err(|e| {
+                format!(
+                    "text route: no usable text detector at {} ({e:#}); run \
+                     scripts/fetch-weights.sh",
+                    cfg.weights.display()
+                )
+            })
+        };
+        match &detector {
+            Ok(_) => {
+                tracing::info!(weights = %cfg.weights.display(), "text route: detector loaded")
+            }
+            Err(e) if cfg.enabled => {
+                tracing::error!(reason = %e, "text route unavailable: the images it claims go to quarantine")
+            }
+            Err(_) => tracing::warn!(
+                "text route disabled ([text] enabled = false): images pass with their burned-in \
+                 text; BurnedInAnnotation=YES ones are quarantined"
+            ),
+        }
+        TextRoute {
+            cfg: cfg.clone(),
+            detector,
+        }
+    }
+
+    /// A route around a given detector (tests, benchmarks).
+    pub fn with_detector(cfg: &TextConfig, detector: TextDetector) -> TextRoute {
+        TextRoute {
+            cfg: cfg.clone(),
+            detector: Ok(detector),
+        }
+    }
+
+    /// Finds and fills the text of `obj` in place. `Err` is a quarantine
+    /// reason.
+    pub fn redact(&self, obj: &mut DefaultDicomObject) -> Result<Redacted, String> {
+        let det = self.detector.as_ref().map_err(|e| e.clone())?;
+        let mut f = frames::decode(obj, self.cfg.max_frames)?;
+        let mut boxes = search::find(&f, det, self.cfg.scan_frames, self.cfg.margin as usize)
+            .map_err(|e| format!("text route: the text detector failed: {e:#}"))?;
+        if self.cfg.blank_outside_us_regions {
+            if let Some(inside) = us_regions::regions(obj) {
+                boxes.extend(us_regions::outside(&inside, f.width, f.height));
+                boxes = search::merge(boxes);
+            }
+        }
+        let frames = f.frames;
+        if boxes.is_empty() {
+            return Ok(Redacted {
+                boxes,
+                frames,
+                sealed: None,
+            });
+        }
+        let sealed = sealed::encode(&f, &boxes);
+        let dark = f.dark_pixel();
+        for i in 0..frames {
+            for b in &boxes {
+                f.fill(i, *b, &dark);
+            }
+        }
+        frames::write_back(obj, f);
+        Ok(Redacted {
+            boxes,
+            frames,
+            sealed: Some(sealed),
+        })
+    }
+}
+
+impl PixelRoute for TextRoute {
+    fn name(&self) -> &'static str {
+        "text"
+    }
+
+    fn claims(&self, obj: &DefaultDicomObject) -> bool {
+        select::claims(obj, &self.cfg)
+    }
+
+    fn process(&self, obj: &mut DefaultDicomObject) -> Outcome {
+        if !self.cfg.enabled {
+            if select::says_burned_in(obj) {
+                return Outcome::Quarantine(
+                    "BurnedInAnnotation=YES and the text route is disabled ([text] enabled = \
+                     false)"
+                        .into(),
+                );
+            }
+            return Outcome::Untouched("text route disabled: pixels not searched for text".into());
+        }
+        let r = match self.redact(obj) {
+            Ok(r) => r,
+            Err(reason) => return Outcome::Quarantine(reason),
+        };
+        // The output tells the truth: its pixels were searched and cleaned.
+        obj.put(DataElement::new(
+            tags::BURNED_IN_ANNOTATION,
+            VR::CS,
+            PrimitiveValue::from("NO"),
+        ));
+        let (w, h) = (
+            crate::dicom::text(obj, tags::COLUMNS)
+                .parse::<usize>()
+                .unwrap_or(0),
+            crate::dicom::text(obj, tags::ROWS)
+                .parse::<usize>()
+                .unwrap_or(0),
+        );
+        let area: usize = r.boxes.iter().map(|b| b.area()).sum();
+        let share = if w * h > 0 {
+            area as f64 / (w * h) as f64 * 100.0
+        } else {
+            0.0
+        };
+        Outcome::Cleaned(Cleaned {
+            codes: vec![CLEAN_PIXEL_DATA],
+            sealed: r.sealed,
+            note: format!(
+                "text route: {} text boxes filled in {} frames ({share:.1} % of the image)",
+                r.boxes.len(),
+                r.frames
+            ),
+            method_note: None,
+        })
+    }
+
+    fn status(&self) -> RouteStatus {
+        RouteStatus {
+            route: "text",
+            applies_to: "US/SC/OT/XA/RF/ES/DOC, non-chest CR/DX/MG, BurnedInAnnotation=YES",
+            model: "PP-OCRv4 text detector (DBNet) + fill",
+            weights: self.cfg.weights.display().to_string(),
+            weights_present: self
+                .cfg
+                .weights
+                .join(crate::models::text::DET_WEIGHTS)
+                .is_file(),
+            enabled: self.cfg.enabled,
+            loaded: self.detector.is_ok(),
+            meanwhile: if !self.cfg.enabled {
+                "disabled ([text] enabled = false): pixels not searched; BurnedInAnnotation=YES \
+                 quarantined"
+                    .into()
+            } else if self.detector.is_ok() {
+                "text found and filled in every frame (113101); undecodable images quarantined"
+                    .into()
+            } else {
+                "images quarantined (no text detector)".into()
+            },
+        }
+    }
+}
