@@ -420,6 +420,22 @@ def fit_size(img, max_side):
     return im.reshape(shape).mean(axis=(1, 3))
 
 
+def move_content(img, f, nframes, amp_x, amp_y):
+    """Cine motion: the central part of the image (where the sector is) moves
+    back and forth (breathing, probe motion); the chrome around it stays."""
+    H, W = img.shape[:2]
+    y0, y1, x0, x1 = int(H * 0.15), int(H * 0.85), int(W * 0.12), int(W * 0.88)
+    ph = 2 * np.pi * f / nframes
+    dx, dy = int(round(amp_x * np.sin(ph))), int(round(amp_y * np.sin(2 * ph)))
+    out = img.copy()
+    reg = img[y0:y1, x0:x1]
+    h, w = reg.shape[:2]
+    ys = np.clip(np.arange(h) - dy, 0, h - 1)
+    xs = np.clip(np.arange(w) - dx, 0, w - 1)
+    out[y0:y1, x0:x1] = reg[ys][:, xs]
+    return out
+
+
 def screen_capture(rng, img):
     """CT/MR slice -> 8-bit 'screen' canvas, image scaled to fit, dark margins."""
     cw, ch = rng.choice([(512, 512), (640, 480), (800, 600)])
@@ -562,9 +578,9 @@ def build(data, out, n, seed, log=print):
                 ln["frames"] = list(range(a, b))
                 partial_done += 1
         frames = []
-        dx, dy = r.choice([-3, -2, -1, 1, 2, 3]), r.choice([-2, -1, 0, 1, 2])
+        amp_x, amp_y = r.randint(3, 8), r.randint(0, 4)
         for f in range(nframes):
-            bg = np.roll(img, (dy * f, dx * f), axis=(0, 1)) if nframes > 1 else img
+            bg = move_content(img, f, nframes, amp_x, amp_y) if nframes > 1 else img
             frames.append(compose(bg, bands, placed, colour, f if nframes > 1 else None))
         # ---- DICOM
         ds = new_dataset(src["ds"], idx, seed, sop, modality, phi, r)

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use candle_core::Device;
-use deidgate::models::text::{DbNet, Fmap, TextBox, TextDetector};
+use deidgate::models::text::{DbNet, DetectorConfig, Fmap, TextBox, TextDetector};
 use dicom_pixeldata::PixelDecoder;
 
 fn root() -> &'static Path {
@@ -155,7 +155,8 @@ fn rendered_lines_on_ultrasound_are_covered() {
     // The sector and its speckle; the crop holds no text of its own.
     let mut img = us_frame().crop(170, 140, 640, 480);
     // (x, y, colour, optional background band colour)
-    let placements: [(usize, usize, [u8; 3], Option<[u8; 3]>); 8] = [
+    type Placement = (usize, usize, [u8; 3], Option<[u8; 3]>);
+    let placements: [Placement; 8] = [
         (200, 40, [255, 255, 255], None), // white over the sector edge
         (250, 120, [255, 230, 0], None),  // yellow on speckle
         (40, 200, [170, 170, 170], None), // low-contrast grey
@@ -281,22 +282,35 @@ fn parity_with_onnxruntime() {
     }
 }
 
-/// Milliseconds per 640×480 frame (network + post-processing, default
-/// config). Prints only; run with `--release --ignored --nocapture`.
+/// Milliseconds per 640×480 frame (network + post-processing), at full
+/// size and at a reduced input (longer side 480). Prints only; run with
+/// `--release --ignored --nocapture`.
 #[test]
 #[ignore = "timing; run in release"]
 fn frame_time_640x480() {
     let img = us_frame().crop(192, 144, 640, 480);
     let det = detector();
-    det.detect(&img.data, img.w, img.h).unwrap(); // warm-up
-    let n = 10;
-    let t = Instant::now();
-    for _ in 0..n {
-        det.detect(&img.data, img.w, img.h).unwrap();
+    let dir = root().join("models/text");
+    let small = TextDetector::load_with(
+        &dir,
+        &Device::Cpu,
+        DetectorConfig {
+            max_side: 480,
+            ..DetectorConfig::default()
+        },
+    )
+    .unwrap();
+    for (name, d) in [("640x480 input", det), ("480x352 input", &small)] {
+        d.detect(&img.data, img.w, img.h).unwrap(); // warm-up
+        let n = 10;
+        let t = Instant::now();
+        for _ in 0..n {
+            d.detect(&img.data, img.w, img.h).unwrap();
+        }
+        let ms = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+        println!(
+            "640x480 frame, {name}: {ms:.1} ms ({} threads)",
+            rayon::current_num_threads()
+        );
     }
-    let ms = t.elapsed().as_secs_f64() * 1e3 / n as f64;
-    println!(
-        "640x480 frame: {ms:.1} ms ({} threads)",
-        rayon::current_num_threads()
-    );
 }

@@ -20,15 +20,30 @@ pub struct TextConfig {
     pub sop_classes: Vec<String>,
     /// Pixels added around every detected box before it is filled.
     pub margin: u32,
+    /// Images whose longer side is at most this many pixels are enlarged
+    /// `enlarge` times before detection (small text on small images).
+    pub enlarge_below: usize,
+    pub enlarge: usize,
+    /// Detector probability above which a pixel counts as text, and the
+    /// mean probability a box needs (PP-OCR uses 0.3 and 0.6; lower finds
+    /// fainter text and blanks more).
+    pub pixel_threshold: f32,
+    pub box_threshold: f32,
     /// Frames searched in a multi-frame object: evenly spaced, first and
-    /// last included; the per-pixel maximum and minimum over all frames are
-    /// searched too, so static overlays in any frame are found.
+    /// last included; with more frames than this, the static layer of all
+    /// frames (pixels equal in every frame) is searched too.
     pub scan_frames: usize,
     /// More frames than this: quarantine (the cost would stall a worker).
     pub max_frames: usize,
     /// Ultrasound: also blank everything outside the Sequence of Ultrasound
     /// Regions (text inside the regions is still searched and filled).
     pub blank_outside_us_regions: bool,
+    /// Routes after which the text route runs too, on their output pixels:
+    /// a deformed chest radiograph keeps its printed label, a photograph
+    /// whose face was replaced keeps the name badge. After "mri" it runs
+    /// only on instances of `sop_classes` or that say BurnedInAnnotation
+    /// YES: acquired MR slices carry annotations as overlays, not pixels.
+    pub after: Vec<String>,
 }
 
 impl Default for TextConfig {
@@ -51,9 +66,14 @@ impl Default for TextConfig {
                 "1.2.840.10008.5.1.4.1.1.7.4".into(),
             ],
             margin: 3,
-            scan_frames: 16,
+            enlarge_below: 512,
+            enlarge: 2,
+            pixel_threshold: 0.3,
+            box_threshold: 0.5,
+            scan_frames: 8,
             max_frames: 4000,
             blank_outside_us_regions: false,
+            after: ["chest", "photo", "mri"].map(String::from).to_vec(),
         }
     }
 }
@@ -63,8 +83,30 @@ impl TextConfig {
         if self.enabled && self.weights.as_os_str().is_empty() {
             return Err("[text] weights: expected the detector's folder, got an empty path".into());
         }
+        if !(1..=4).contains(&self.enlarge) {
+            return Err("[text] enlarge: expected 1 to 4".into());
+        }
+        for (k, v) in [
+            ("pixel_threshold", self.pixel_threshold),
+            ("box_threshold", self.box_threshold),
+        ] {
+            if !(v > 0.0 && v < 1.0) {
+                return Err(format!(
+                    "[text] {k}: expected a probability between 0 and 1, got {v}"
+                ));
+            }
+        }
         if self.scan_frames < 2 {
             return Err("[text] scan_frames: expected at least 2 (first and last frame)".into());
+        }
+        if let Some(r) = self
+            .after
+            .iter()
+            .find(|r| !["chest", "photo", "mri"].contains(&r.as_str()))
+        {
+            return Err(format!(
+                "[text] after: expected names among \"chest\", \"photo\", \"mri\", got {r:?}"
+            ));
         }
         if self.max_frames == 0 {
             return Err("[text] max_frames: expected at least 1".into());

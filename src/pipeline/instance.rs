@@ -11,7 +11,7 @@ use crate::config::FilterConfig;
 use crate::deid::markers::{add_method_note, MethodCode};
 use crate::deid::{Deidentifier, Report};
 use crate::dicom::{calling_ae, parse};
-use crate::routes::{Cleaned, Outcome, PixelRoutes};
+use crate::routes::{Cleaned, Outcome, PixelRoute, PixelRoutes};
 use anyhow::Result;
 use dicom_object::DefaultDicomObject;
 use std::path::{Path, PathBuf};
@@ -42,6 +42,50 @@ pub struct Stage<'a> {
     pub quarantine: &'a Quarantine,
     /// False: the caller syncs the file system afterwards (batch mode).
     pub durable: bool,
+}
+
+/// Runs `route` on `obj` and adds what it did to `cleaned`; `Err` is the
+/// quarantine reason.
+fn apply(
+    route: &dyn PixelRoute,
+    obj: &mut DefaultDicomObject,
+    cleaned: &mut Cleaned,
+) -> Result<(), String> {
+    match route.process(obj) {
+        Outcome::Cleaned(c) => {
+            tracing::info!(route = route.name(), "{}", c.note);
+            merge(cleaned, c);
+            Ok(())
+        }
+        Outcome::Untouched(why) => {
+            tracing::info!(route = route.name(), "{why}");
+            Ok(())
+        }
+        Outcome::Quarantine(reason) => Err(reason),
+    }
+}
+
+/// Both routes' codes (once each), sealed records chained in the order the
+/// routes ran (undone last first), notes joined.
+fn merge(into: &mut Cleaned, c: Cleaned) {
+    for code in c.codes {
+        if !into.codes.contains(&code) {
+            into.codes.push(code);
+        }
+    }
+    into.sealed = match (into.sealed.take(), c.sealed) {
+        (Some(a), Some(b)) => Some(crate::routes::sealed::chain(a, b)),
+        (a, b) => a.or(b),
+    };
+    into.method_note = match (into.method_note.take(), c.method_note) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    };
+    into.note = if into.note.is_empty() {
+        c.note
+    } else {
+        format!("{}; {}", into.note, c.note)
+    };
 }
 
 /// An object de-identified and encoded, with what routing needs.
@@ -88,16 +132,24 @@ impl Stage<'_> {
         filter::check(&obj, self.filter)?;
         let mut cleaned = Cleaned::default();
         if let Some(route) = self.routes.claim(&obj) {
-            match route.process(&mut obj) {
-                Outcome::Cleaned(c) => {
-                    tracing::info!(route = route.name(), "{}", c.note);
-                    cleaned = c;
-                }
-                Outcome::Untouched(why) => tracing::info!(route = route.name(), "{why}"),
-                Outcome::Quarantine(reason) => return Err(reason),
-            }
+            apply(route, &mut obj, &mut cleaned)?;
+            self.follow(route.name(), &mut obj, &mut cleaned)?;
         }
         self.finish(obj, cleaned, bytes.len() + 1024)
+    }
+
+    /// The routes that run after `route` (the text route after the face and
+    /// body routes), each on the pixels the one before left.
+    fn follow(
+        &self,
+        route: &str,
+        obj: &mut DefaultDicomObject,
+        cleaned: &mut Cleaned,
+    ) -> Result<(), String> {
+        for r in self.routes.followers(route, obj) {
+            apply(r, obj, cleaned)?;
+        }
+        Ok(())
     }
 
     /// Metadata de-identification of an object whose pixels a route has
@@ -142,14 +194,20 @@ impl Stage<'_> {
 
     /// Finish and write one object of a series cleaned as a whole; its own
     /// failure sends only its original (`bytes`) to quarantine.
+    /// `route` is the series route; the routes that follow it run here,
+    /// per instance.
     pub fn write_cleaned(
         &self,
-        obj: DefaultDicomObject,
-        cleaned: Cleaned,
+        route: &str,
+        mut obj: DefaultDicomObject,
+        mut cleaned: Cleaned,
         bytes: &[u8],
         origin: &str,
     ) -> Result<FileOutcome> {
-        match self.finish(obj, cleaned, bytes.len() + 4096) {
+        let done = self
+            .follow(route, &mut obj, &mut cleaned)
+            .and_then(|()| self.finish(obj, cleaned, bytes.len() + 4096));
+        match done {
             Ok(e) => self.write(e),
             Err(reason) => self.quarantined(bytes, &reason, origin),
         }

@@ -42,9 +42,21 @@ impl PixelRoutes {
             .find(|r| r.claims(obj))
     }
 
-    /// The route that cleans whole series, if one is registered.
-    pub fn series(&self) -> Option<&dyn SeriesHook> {
-        self.routes.iter().find_map(|r| r.series())
+    /// The routes that also run on `obj` after `route` has, in registry order.
+    pub fn followers(&self, route: &str, obj: &DefaultDicomObject) -> Vec<&dyn PixelRoute> {
+        self.routes
+            .iter()
+            .map(|r| r.as_ref())
+            .filter(|r| r.name() != route && r.follows(route, obj))
+            .collect()
+    }
+
+    /// The route that cleans whole series, if one is registered: its name
+    /// and its hook.
+    pub fn series(&self) -> Option<(&'static str, &dyn SeriesHook)> {
+        self.routes
+            .iter()
+            .find_map(|r| r.series().map(|h| (r.name(), h)))
     }
 
     /// Every route's status, in registry order.

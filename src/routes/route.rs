@@ -53,6 +53,12 @@ pub trait PixelRoute: Send + Sync {
     fn series(&self) -> Option<&dyn SeriesHook> {
         None
     }
+    /// Whether this route also runs on `obj` after `route` (the one that
+    /// claimed it) has cleaned or passed it: text is burned into chest
+    /// radiographs and photographs too.
+    fn follows(&self, _route: &str, _obj: &DefaultDicomObject) -> bool {
+        false
+    }
 }
 
 /// The hook of a route that cleans whole series: the transport holds the

@@ -364,7 +364,9 @@ mod tests {
         let boxes = boxes_from_prob(&prob, w, h, &DbParams::default(), w * 2, h * 2);
         assert_eq!(boxes.len(), 1, "{boxes:?}");
         let b = boxes[0];
-        assert!((b.score - 0.9).abs() < 0.05, "{b:?}");
+        // The 2×2 dilation adds a zero-probability row and column to the
+        // component, as in PP-OCR, so the mean is below the plateau's 0.9.
+        assert!(b.score > 0.7 && b.score <= 0.9, "{b:?}");
         // The kernel spans x 5..45, y 10..16 (scaled ×2); unclipping grows it.
         assert!(b.covers(10, 20, 90, 32), "{b:?}");
         assert!(b.x0 > 0 && b.y1 < 64, "{b:?}");

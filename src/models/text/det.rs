@@ -140,8 +140,15 @@ fn scale_rows(w: &mut [f32], scale: &[f32]) {
 
 /// A dense conv (groups = 1, square kernel, padding k/2) run as one GEMM
 /// `[cout, cin·k·k] × [cin·k·k, oh·ow]`.
+///
+/// A stride-1 k×k conv that does not widen the channels (the neck's and the
+/// head's 3×3 convs) instead runs `[k·k·cout, cin] × [cin, h·w]` and sums the
+/// k·k shifted planes: the same multiply count without an im2col buffer
+/// k·k times the input's size.
 struct DenseConv {
     w: Tensor,
+    /// Rows `(ky, kx, co)`, for the shift-and-add form.
+    w_shift: Option<Tensor>,
     b: Vec<f32>,
     cin: usize,
     cout: usize,
@@ -166,9 +173,23 @@ impl DenseConv {
         );
         let (cout, cin, k) = (shape[0], shape[1], shape[2]);
         ensure!(b.len() == cout, "conv bias length");
+        let w_shift = if stride == 1 && k > 1 && cout <= cin {
+            let mut ws = vec![0.0f32; w.len()];
+            for co in 0..cout {
+                for ci in 0..cin {
+                    for kk in 0..k * k {
+                        ws[(kk * cout + co) * cin + ci] = w[(co * cin + ci) * k * k + kk];
+                    }
+                }
+            }
+            Some(Tensor::from_vec(ws, (k * k * cout, cin), device)?)
+        } else {
+            None
+        };
         let w = Tensor::from_vec(w, (cout, cin * k * k), device)?;
         Ok(Self {
             w,
+            w_shift,
             b,
             cin,
             cout,
@@ -223,6 +244,9 @@ impl DenseConv {
             self.cin,
             x.c
         );
+        if let Some(ws) = &self.w_shift {
+            return self.forward_shift(ws, x);
+        }
         let pad = self.k / 2;
         let oh = (x.h + 2 * pad - self.k) / self.stride + 1;
         let ow = (x.w + 2 * pad - self.k) / self.stride + 1;
@@ -241,6 +265,44 @@ impl DenseConv {
                 apply_act(plane, act);
             });
         Ok(Fmap::new(self.cout, oh, ow, data))
+    }
+}
+
+impl DenseConv {
+    /// Stride 1, padding k/2: `out[co](y, x) = b + Σ_{ky,kx} Y[ky,kx,co](y+ky−p, x+kx−p)`
+    /// with `Y = w_shift × x`.
+    fn forward_shift(&self, ws: &Tensor, x: &Fmap) -> Result<Fmap> {
+        let (k, cout, h, w) = (self.k, self.cout, x.h, x.w);
+        let pad = k / 2;
+        let hw = h * w;
+        let xs = Tensor::from_slice(&x.data, (self.cin, hw), ws.device())?;
+        let y = ws.matmul(&xs)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut data = vec![0.0f32; cout * hw];
+        let act = self.act;
+        data.par_chunks_mut(hw).enumerate().for_each(|(co, out)| {
+            out.fill(self.b[co]);
+            for ky in 0..k {
+                for kx in 0..k {
+                    let src = &y[((ky * k + kx) * cout + co) * hw..][..hw];
+                    let lo = pad.saturating_sub(kx);
+                    let hi = (w + pad).saturating_sub(kx).min(w);
+                    if lo >= hi {
+                        continue;
+                    }
+                    for oy in 0..h {
+                        let iy = oy + ky;
+                        if iy < pad || iy - pad >= h {
+                            continue;
+                        }
+                        let srow = &src[(iy - pad) * w + lo + kx - pad..][..hi - lo];
+                        let orow = &mut out[oy * w + lo..oy * w + hi];
+                        orow.iter_mut().zip(srow).for_each(|(o, v)| *o += v);
+                    }
+                }
+            }
+            apply_act(out, act);
+        });
+        Ok(Fmap::new(cout, h, w, data))
     }
 }
 
@@ -683,7 +745,7 @@ impl DbNet {
     pub fn forward(&self, x: &Fmap) -> Result<Fmap> {
         ensure!(x.c == 3, "3-channel input expected");
         ensure!(
-            x.h % 32 == 0 && x.w % 32 == 0 && x.h > 0 && x.w > 0,
+            x.h.is_multiple_of(32) && x.w.is_multiple_of(32) && x.h > 0 && x.w > 0,
             "input sides must be positive multiples of 32, got {}×{}",
             x.w,
             x.h

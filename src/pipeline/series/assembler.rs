@@ -66,7 +66,7 @@ impl Assembler {
 impl State {
     fn run(&self, stop: &AtomicBool) {
         crate::pipeline::background::lower_this_thread();
-        let Some(quiet) = self.rt.routes.series().map(|h| h.quiet()) else {
+        let Some(quiet) = self.rt.routes.series().map(|(_, h)| h.quiet()) else {
             return;
         };
         while !stop.load(Ordering::SeqCst) {
@@ -96,7 +96,7 @@ impl State {
 
     fn series(&self, dir: &Path) -> Result<()> {
         let members = Holding::members(dir)?;
-        let Some(hook) = self.rt.routes.series() else {
+        let Some((route, hook)) = self.rt.routes.series() else {
             anyhow::bail!("no series route is registered");
         };
         let stage = Stage {
@@ -109,7 +109,7 @@ impl State {
         };
         let (mut written, mut quarantined) = (0, 0);
         let mut placed = std::collections::HashSet::new();
-        for (_, outcome) in process_series(&members, hook, &stage)? {
+        for (_, outcome) in process_series(&members, route, hook, &stage)? {
             match outcome {
                 // Copies of one instance share one output: placed once.
                 FileOutcome::Written { path, .. } if placed.contains(&path) => {}

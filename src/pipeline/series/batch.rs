@@ -16,7 +16,7 @@ pub fn partition(
     rt: &Runtime,
     files: Vec<PathBuf>,
 ) -> (BTreeMap<String, Vec<PathBuf>>, Vec<PathBuf>) {
-    let Some(hook) = rt.routes.series() else {
+    let Some((_, hook)) = rt.routes.series() else {
         return (BTreeMap::new(), files);
     };
     let mut series: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
@@ -41,7 +41,7 @@ pub fn run_series(
     out_root: &Path,
     quarantine: &Quarantine,
 ) -> Result<Vec<(usize, FileOutcome)>> {
-    let hook = rt
+    let (route, hook) = rt
         .routes
         .series()
         .context("no series route is registered")?;
@@ -62,5 +62,5 @@ pub fn run_series(
         quarantine,
         durable: false,
     };
-    process_series(&members, hook, &stage)
+    process_series(&members, route, hook, &stage)
 }

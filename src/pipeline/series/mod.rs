@@ -24,7 +24,7 @@ pub fn hold_if_series(
     src: &Path,
     bytes: &[u8],
 ) -> anyhow::Result<bool> {
-    let Some(hook) = rt.routes.series() else {
+    let Some((_, hook)) = rt.routes.series() else {
         return Ok(false);
     };
     let Some(head) = classify::classify(bytes, hook, filter, rt.deid.pseudonymizer()) else {

@@ -28,6 +28,7 @@ pub struct Member {
 /// copy) and share its outcome.
 pub fn process_series(
     members: &[Member],
+    route: &str,
     hook: &dyn SeriesHook,
     stage: &Stage,
 ) -> Result<Vec<(usize, FileOutcome)>> {
@@ -63,7 +64,7 @@ pub fn process_series(
     for (copies, obj) in copies.into_iter().zip(objs) {
         let last = *copies.last().expect("at least one copy");
         let m = &members[last];
-        let outcome = stage.write_cleaned(obj, same(&cleaned), &m.bytes, &m.origin)?;
+        let outcome = stage.write_cleaned(route, obj, same(&cleaned), &m.bytes, &m.origin)?;
         for &n in &copies[..copies.len() - 1] {
             let copy = match &outcome {
                 FileOutcome::Written {

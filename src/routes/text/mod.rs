@@ -53,13 +53,19 @@ impl TextRoute {
         let detector = if !cfg.enabled {
             Err("the text route is disabled ([text] enabled = false)".to_string())
         } else {
-            TextDetector::load(&cfg.weights, &candle_core::Device::Cpu).map_err(|e| {
-                format!(
-                    "text route: no usable text detector at {} ({e:#}); run \
+            TextDetector::load(&cfg.weights, &candle_core::Device::Cpu)
+                .map(|mut d| {
+                    d.config.post.thresh = cfg.pixel_threshold;
+                    d.config.post.box_thresh = cfg.box_threshold;
+                    d
+                })
+                .map_err(|e| {
+                    format!(
+                        "text route: no usable text detector at {} ({e:#}); run \
                      scripts/fetch-weights.sh",
-                    cfg.weights.display()
-                )
-            })
+                        cfg.weights.display()
+                    )
+                })
         };
         match &detector {
             Ok(_) => {
@@ -92,7 +98,7 @@ impl TextRoute {
     pub fn redact(&self, obj: &mut DefaultDicomObject) -> Result<Redacted, String> {
         let det = self.detector.as_ref().map_err(|e| e.clone())?;
         let mut f = frames::decode(obj, self.cfg.max_frames)?;
-        let mut boxes = search::find(&f, det, self.cfg.scan_frames, self.cfg.margin as usize)
+        let mut boxes = search::find(&f, det, &self.cfg)
             .map_err(|e| format!("text route: the text detector failed: {e:#}"))?;
         if self.cfg.blank_outside_us_regions {
             if let Some(inside) = us_regions::regions(obj) {
@@ -131,6 +137,10 @@ impl PixelRoute for TextRoute {
 
     fn claims(&self, obj: &DefaultDicomObject) -> bool {
         select::claims(obj, &self.cfg)
+    }
+
+    fn follows(&self, route: &str, obj: &DefaultDicomObject) -> bool {
+        select::follows(route, obj, &self.cfg)
     }
 
     fn process(&self, obj: &mut DefaultDicomObject) -> Outcome {

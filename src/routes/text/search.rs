@@ -1,9 +1,12 @@
-//! Where the text is: the detector run on a sampled set of frames and on
-//! the per-pixel maximum and minimum over all frames (a static overlay in
-//! any frame shows in one of them), the boxes grown by a margin, merged
-//! where they touch, in image pixels.
+//! Where the text is: the detector run on a sampled set of frames and, for
+//! longer cines, on their static layer (the pixels that are the same in
+//! every frame: overlays, labels, scales; moving anatomy blacked out), the
+//! boxes grown by a margin, merged where they touch, in image pixels.
+//! Small images are enlarged first: the detector sees text best when it is
+//! at least about 10 px high.
 
 use super::frames::{Frames, Rect};
+use crate::config::TextConfig;
 use crate::models::text::TextDetector;
 
 /// The frames searched one by one: `n` evenly spaced, first and last
@@ -20,58 +23,90 @@ pub fn sampled(frames: usize, n: usize) -> Vec<usize> {
 }
 
 /// The text boxes of `f`, grown by `margin` and merged.
-pub fn find(
-    f: &Frames,
-    det: &TextDetector,
-    scan_frames: usize,
-    margin: usize,
-) -> anyhow::Result<Vec<Rect>> {
-    let range = grey_range(f);
+pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<Vec<Rect>> {
+    let (scan_frames, margin) = (cfg.scan_frames, cfg.margin as usize);
+    let enlarge = if f.width.max(f.height) <= cfg.enlarge_below {
+        cfg.enlarge
+    } else {
+        1
+    };
+    let range = matches!(f.colour, super::frames::Colour::Grey { .. }).then(|| f.grey_range());
     let mut images: Vec<Vec<u8>> = sampled(f.frames, scan_frames)
         .into_iter()
         .map(|i| f.render(f.frame(i), range))
         .collect();
-    if f.frames > 1 {
-        let (hi, lo) = projections(f, range);
-        images.push(hi);
-        images.push(lo);
+    if f.frames > scan_frames {
+        images.push(static_layer(f, range));
     }
     let mut rects = Vec::new();
-    for rgb in &images {
-        for b in det.detect(rgb, f.width, f.height)? {
-            rects.push(
-                Rect {
-                    x0: b.x0 as usize,
-                    y0: b.y0 as usize,
-                    x1: b.x1 as usize,
-                    y1: b.y1 as usize,
-                }
-                .grow(margin)
-                .clip(f.width, f.height),
-            );
-        }
+    for (n, rgb) in images.iter().enumerate() {
+        let found = detect(det, rgb, f.width, f.height, enlarge)?;
+        tracing::debug!(image = n, boxes = ?found, "text boxes");
+        rects.extend(
+            found
+                .into_iter()
+                .map(|r| r.grow(margin).clip(f.width, f.height)),
+        );
     }
     Ok(merge(rects))
 }
 
-/// The grey range over all frames, computed once (render() with `None`
-/// would redo it per frame).
-fn grey_range(f: &Frames) -> Option<(i64, i64)> {
-    matches!(f.colour, super::frames::Colour::Grey { .. }).then(|| f.grey_range())
+/// The detector's boxes in image pixels, the image enlarged `s` times.
+fn detect(
+    det: &TextDetector,
+    rgb: &[u8],
+    w: usize,
+    h: usize,
+    s: usize,
+) -> anyhow::Result<Vec<Rect>> {
+    let (big, bw, bh) = if s == 1 {
+        (std::borrow::Cow::Borrowed(rgb), w, h)
+    } else {
+        (std::borrow::Cow::Owned(enlarge(rgb, w, h, s)), w * s, h * s)
+    };
+    Ok(det
+        .detect(&big, bw, bh)?
+        .into_iter()
+        .map(|b| Rect {
+            x0: b.x0 as usize / s,
+            y0: b.y0 as usize / s,
+            x1: (b.x1 as usize).div_ceil(s),
+            y1: (b.y1 as usize).div_ceil(s),
+        })
+        .collect())
 }
 
-/// Per-pixel, per-channel maximum and minimum of the rendered frames.
-fn projections(f: &Frames, range: Option<(i64, i64)>) -> (Vec<u8>, Vec<u8>) {
-    let n = f.width * f.height * 3;
-    let (mut hi, mut lo) = (vec![0u8; n], vec![255u8; n]);
-    for i in 0..f.frames {
-        let rgb = f.render(f.frame(i), range);
-        for ((h, l), v) in hi.iter_mut().zip(lo.iter_mut()).zip(rgb) {
-            *h = (*h).max(v);
-            *l = (*l).min(v);
+/// Nearest-neighbour enlargement by `s` (keeps glyph edges sharp).
+fn enlarge(rgb: &[u8], w: usize, h: usize, s: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rgb.len() * s * s);
+    for y in 0..h * s {
+        let row = &rgb[(y / s) * w * 3..(y / s + 1) * w * 3];
+        for x in 0..w * s {
+            out.extend_from_slice(&row[(x / s) * 3..(x / s) * 3 + 3]);
         }
     }
-    (hi, lo)
+    out
+}
+
+/// The rendered pixels that are the same in every frame; the others black.
+fn static_layer(f: &Frames, range: Option<(i64, i64)>) -> Vec<u8> {
+    let first = f.render(f.frame(0), range);
+    let px = f.pixel_len();
+    let mut same = vec![true; f.width * f.height];
+    let f0 = f.frame(0);
+    for i in 1..f.frames {
+        let fi = f.frame(i);
+        for (p, s) in same.iter_mut().enumerate() {
+            if *s && fi[p * px..(p + 1) * px] != f0[p * px..(p + 1) * px] {
+                *s = false;
+            }
+        }
+    }
+    first
+        .chunks_exact(3)
+        .zip(&same)
+        .flat_map(|(c, &s)| if s { [c[0], c[1], c[2]] } else { [0, 0, 0] })
+        .collect()
 }
 
 /// Overlapping rectangles joined until none overlap; sorted, so the same

@@ -26,3 +26,19 @@ pub fn claims(obj: &DefaultDicomObject, cfg: &TextConfig) -> bool {
 pub fn says_burned_in(obj: &DefaultDicomObject) -> bool {
     text(obj, tags::BURNED_IN_ANNOTATION).eq_ignore_ascii_case("YES")
 }
+
+/// Whether the text route also runs on `obj` after `route` cleaned it (see
+/// `[text] after`).
+pub fn follows(route: &str, obj: &DefaultDicomObject, cfg: &TextConfig) -> bool {
+    if obj.get(tags::PIXEL_DATA).is_none() || !cfg.after.iter().any(|r| r == route) {
+        return false;
+    }
+    if route != "mri" {
+        return true;
+    }
+    let class = obj
+        .meta()
+        .media_storage_sop_class_uid()
+        .trim_end_matches('\0');
+    says_burned_in(obj) || cfg.sop_classes.iter().any(|c| c.trim() == class)
+}
