@@ -109,12 +109,18 @@ def instance_number(path):
 
 
 def cmd_collect(out, data, work, name, wall_s):
-    mapping, quarantined = {}, {}
+    mapping, quarantined, headers = {}, {}, {}
     for p in glob.glob(os.path.join(out, "**", "*"), recursive=True):
         if os.path.isfile(p):
             n = instance_number(p)
             if n is not None:
                 mapping[f"{n:04d}.dcm"] = p
+                ds = pydicom.dcmread(p, stop_before_pixels=True)
+                codes = [str(c.get("CodeValue", "")) for c in ds.get("DeidentificationMethodCodeSequence", [])]
+                headers[f"{n:04d}.dcm"] = {
+                    "burned_in": ds.get("BurnedInAnnotation"), "clean_pixel_code": "113101" in codes,
+                    "ts": ds.file_meta.TransferSyntaxUID.name, "pi": ds.get("PhotometricInterpretation"),
+                    "lossy": ds.get("LossyImageCompression")}
     reasons = {}
     for r in glob.glob(os.path.join(data, "quarantine", "*", "reason.txt")):
         reason = open(r, errors="replace").read().strip().splitlines()[0] if os.path.getsize(r) else "(empty)"
@@ -124,7 +130,7 @@ def cmd_collect(out, data, work, name, wall_s):
             n = instance_number(p)
             if n is not None:
                 quarantined[f"{n:04d}.dcm"] = reason
-    json.dump({"outputs": mapping, "quarantined": quarantined, "quarantine_reasons": reasons,
+    json.dump({"outputs": mapping, "quarantined": quarantined, "quarantine_reasons": reasons, "headers": headers,
                "wall_s": wall_s}, open(os.path.join(work, f"map-{name}.json"), "w"), indent=1)
     print(f"  {name}: {len(mapping)} outputs, {len(quarantined)} quarantined")
 
@@ -314,6 +320,28 @@ def cmd_report(work, names):
             L.append(f"Outputs the scorer could not compare ({n}): " +
                      "; ".join(f"{r['file']}: {r['error']}" for r in errs[:10]))
             L.append("")
+    for n in names:
+        m, res = systems[n]
+        if not m.get("headers"):
+            continue
+        H_ = m["headers"]
+        L.append(f"Output headers ({n}):\n")
+        ts = {}
+        for h in H_.values():
+            k = f"{h['ts']} / {h['pi']}"
+            ts[k] = ts.get(k, 0) + 1
+        L.append("- transfer syntax / photometric: " + "; ".join(f"{k}: {v}" for k, v in sorted(ts.items())))
+        both = sum(1 for h in H_.values() if h["burned_in"] == "NO" and h["clean_pixel_code"])
+        L.append(f"- BurnedInAnnotation NO with code 113101: {both} of {len(H_)}")
+        leaky = sorted({g["file"] for g, v in lines_of(res) if not v["removed"] and g["file"] in H_
+                        and H_[g["file"]]["burned_in"] == "NO" and H_[g["file"]]["clean_pixel_code"]})
+        L.append(f"- of those, still carrying a legible synthetic line: {len(leaky)}"
+                 + (f" ({', '.join(leaky)})" if leaky else ""))
+        lossy_in = {g["file"] for g in G.values() if g["encoding"] == "jpeg-baseline"}
+        lossy_out = sorted(f for f, h in H_.items() if "Baseline" in str(h["ts"]) or "Lossy" in str(h["ts"]))
+        L.append(f"- lossy JPEG baseline in: {len(lossy_in)} files; lossy transfer syntax out: {len(lossy_out)}; "
+                 f"LossyImageCompression 01 out: {sum(1 for h in H_.values() if h['lossy'] == '01')}")
+        L.append("")
     for n in names:
         if n in ("fill", "half", "noop"):
             continue

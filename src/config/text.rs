@@ -21,7 +21,8 @@ pub struct TextConfig {
     /// Pixels added around every detected box before it is filled.
     pub margin: u32,
     /// Images whose longer side is at most this many pixels are enlarged
-    /// `enlarge` times before detection (small text on small images).
+    /// before detection, towards 960 px and at most `enlarge` times (small
+    /// text on small images: a 320 × 240 cine's labels are 7 px high).
     pub enlarge_below: usize,
     pub enlarge: usize,
     /// Detector probability above which a pixel counts as text, and the
@@ -67,7 +68,7 @@ impl Default for TextConfig {
             ],
             margin: 3,
             enlarge_below: 512,
-            enlarge: 2,
+            enlarge: 3,
             pixel_threshold: 0.3,
             box_threshold: 0.5,
             scan_frames: 8,

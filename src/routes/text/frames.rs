@@ -350,16 +350,13 @@ fn interleave(planar: &[u8], n: usize, bytes: usize, frames: usize) -> Vec<u8> {
     out
 }
 
-/// The RGB palette of a PALETTE COLOR image (PS3.3 C.7.6.3.1.5); segmented
-/// palettes are refused.
+/// The RGB palette of a PALETTE COLOR image (PS3.3 C.7.6.3.1.5), plain or
+/// segmented (C.7.9.2).
 fn palette(obj: &DefaultDicomObject) -> Result<Colour, String> {
-    if obj
+    let segmented = obj
         .get(tags::SEGMENTED_RED_PALETTE_COLOR_LOOKUP_TABLE_DATA)
-        .is_some()
-    {
-        return Err("text route: segmented palette colour lookup tables are not handled".into());
-    }
-    let channel = |desc, data| -> Result<(i64, Vec<u8>), String> {
+        .is_some();
+    let channel = |desc, data, seg| -> Result<(i64, Vec<u8>), String> {
         let d: Vec<i64> = obj
             .get(desc)
             .and_then(|e| e.value().to_multi_int::<i64>().ok())
@@ -370,9 +367,21 @@ fn palette(obj: &DefaultDicomObject) -> Result<Colour, String> {
         let first = d[1];
         let bits = d[2];
         let raw = obj
-            .get(data)
+            .get(if segmented { seg } else { data })
             .and_then(|e| e.value().to_bytes().ok())
             .ok_or("text route: palette lookup table data is missing")?;
+        let raw: Vec<u8> = if segmented {
+            let words: Vec<u16> = raw
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            expand_segments(&words, entries)?
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .collect()
+        } else {
+            raw.into_owned()
+        };
         let vals: Vec<u8> = if bits > 8 || raw.len() >= entries * 2 {
             raw.chunks_exact(2)
                 .take(entries)
@@ -391,20 +400,63 @@ fn palette(obj: &DefaultDicomObject) -> Result<Colour, String> {
     let (first, r) = channel(
         tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
         tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+        tags::SEGMENTED_RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
     )?;
     let (_, g) = channel(
         tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
         tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+        tags::SEGMENTED_GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
     )?;
     let (_, b) = channel(
         tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
         tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+        tags::SEGMENTED_BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
     )?;
     let n = r.len().min(g.len()).min(b.len());
     Ok(Colour::Palette {
         first_mapped: first,
         rgb: (0..n).map(|i| [r[i], g[i], b[i]]).collect(),
     })
+}
+
+/// A segmented lookup table (PS3.3 C.7.9.2) as its `entries` values:
+/// discrete segments copy, linear ones ramp from the previous value.
+/// Indirect segments (rare) are refused.
+fn expand_segments(words: &[u16], entries: usize) -> Result<Vec<u16>, String> {
+    let truncated = || "text route: a segmented palette is truncated".to_string();
+    let mut out: Vec<u16> = Vec::with_capacity(entries);
+    let mut i = 0;
+    while i + 1 < words.len() && out.len() < entries {
+        let (op, len) = (words[i], words[i + 1] as usize);
+        i += 2;
+        match op {
+            0 => {
+                out.extend_from_slice(words.get(i..i + len).ok_or_else(truncated)?);
+                i += len;
+            }
+            1 => {
+                let y1 = *words.get(i).ok_or_else(truncated)? as f64;
+                let y0 = *out
+                    .last()
+                    .ok_or("text route: a segmented palette starts with a ramp")?
+                    as f64;
+                out.extend(
+                    (1..=len).map(|k| (y0 + (y1 - y0) * k as f64 / len as f64).round() as u16),
+                );
+                i += 1;
+            }
+            _ => {
+                return Err(
+                    "text route: indirect segments of a segmented palette are not handled".into(),
+                )
+            }
+        }
+    }
+    if out.len() < entries {
+        return Err("text route: a segmented palette is shorter than its descriptor".into());
+    }
+    out.truncate(entries);
+    Ok(out)
 }
 
 /// Writes `f` back as native pixel data in Explicit VR Little Endian. The
@@ -442,4 +494,68 @@ pub fn write_back(obj: &mut DefaultDicomObject, f: Frames) {
     crate::routes::native::mark_lossy_history(obj, &source_ts);
     let evrle = dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased();
     obj.update_meta(|m| m.set_transfer_syntax(&evrle));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segmented_palettes_expand_discrete_and_linear_segments() {
+        let words = [0, 3, 10, 20, 30, 1, 2, 50];
+        assert_eq!(
+            expand_segments(&words, 5).unwrap(),
+            vec![10, 20, 30, 40, 50]
+        );
+        assert!(
+            expand_segments(&words, 6).is_err(),
+            "shorter than the descriptor"
+        );
+        assert!(expand_segments(&[2, 1, 0, 0], 1).is_err(), "indirect");
+        assert!(
+            expand_segments(&[1, 2, 50], 2).is_err(),
+            "a ramp from nothing"
+        );
+    }
+
+    #[test]
+    fn rectangles_clip_grow_and_join() {
+        let r = Rect {
+            x0: 2,
+            y0: 2,
+            x1: 8,
+            y1: 8,
+        };
+        assert_eq!(
+            r.grow(3).clip(10, 9),
+            Rect {
+                x0: 0,
+                y0: 0,
+                x1: 10,
+                y1: 9
+            }
+        );
+        let o = Rect {
+            x0: 7,
+            y0: 7,
+            x1: 12,
+            y1: 12,
+        };
+        assert!(r.overlaps(&o));
+        assert_eq!(
+            r.union(&o),
+            Rect {
+                x0: 2,
+                y0: 2,
+                x1: 12,
+                y1: 12
+            }
+        );
+        assert!(!r.overlaps(&Rect {
+            x0: 8,
+            y0: 0,
+            x1: 9,
+            y1: 1
+        }));
+    }
 }

@@ -25,8 +25,10 @@ pub fn sampled(frames: usize, n: usize) -> Vec<usize> {
 /// The text boxes of `f`, grown by `margin` and merged.
 pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<Vec<Rect>> {
     let (scan_frames, margin) = (cfg.scan_frames, cfg.margin as usize);
-    let enlarge = if f.width.max(f.height) <= cfg.enlarge_below {
-        cfg.enlarge
+    let long = f.width.max(f.height);
+    // Up to `enlarge` times, towards the detector's 960 px working size.
+    let enlarge = if long <= cfg.enlarge_below {
+        (960.0 / long as f64).round().clamp(1.0, cfg.enlarge as f64) as usize
     } else {
         1
     };
