@@ -80,6 +80,7 @@ def cmd_peer(work, out):
     os.makedirs(out, exist_ok=True)
     mapping, errors, times = {}, {}, {}
     t_all = time.time()
+    c0 = os.times()
     for g in gts(work):
         src = os.path.join(work, "corpus", g["file"])
         dst = os.path.join(out, g["file"])
@@ -94,6 +95,9 @@ def cmd_peer(work, out):
         times[g["file"]] = time.time() - t0
         print(f"  peer {g['file']} {times[g['file']]:.2f} s{'  ERROR ' + errors[g['file']] if g['file'] in errors else ''}",
               flush=True)
+    c1 = os.times()
+    cpu = sum(c1[i] - c0[i] for i in range(4))  # user, system, and those of Tesseract's processes
+    open(os.path.join(work, "cpu-presidio.txt"), "w").write(f"{cpu:.2f}\n")
     json.dump({"outputs": mapping, "quarantined": {}, "errors": errors, "times": times,
                "wall_s": time.time() - t_all}, open(os.path.join(work, "map-presidio.json"), "w"), indent=1)
 
@@ -293,6 +297,21 @@ def cmd_report(work, names):
 
     row("**time** (wall, whole run, 2 cores)", ms)
     row("wall seconds", lambda n: f"{systems[n][0]['wall_s']:.1f} s" if systems[n][0].get("wall_s") else "–")
+
+    def cpu(n):
+        p = os.path.join(work, f"cpu-{n}.txt")
+        if not os.path.exists(p):
+            return "–"
+        c = float(open(p).read())
+        return f"{1000 * c / total_frames:.0f} ms/frame ({1000 * c / frames_640:.0f} ms per 640×480; {c:.0f} s)"
+
+    row("CPU time (user + system, all threads and child processes)", cpu)
+
+    def load(n):
+        p = os.path.join(work, f"load-before-{n}.txt")
+        return open(p).read().strip() if os.path.exists(p) else "–"
+
+    row("1-min load average when the run started (2 cores; > ~0.5 means other work shared the CPUs)", load)
     L.append("")
     for n in names:
         m, res = systems[n]

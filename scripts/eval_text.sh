@@ -14,6 +14,8 @@
 #                      (must give 100 %), a half fill and a no-op (0 %)
 #   JOBS=2             scorer processes
 #   EVAL_DIR=target/eval-text
+#   REUSE_CORPUS=1     keep EVAL_DIR/corpus and gt from an earlier run with the
+#                      same N and SEED (only outputs and scores are redone)
 #
 # Writes EVAL_DIR/{corpus,gt,out-deidgate,out-presidio,...} and the report
 # EVAL_DIR/report.md, which is printed at the end. The corpus holds only
@@ -62,14 +64,26 @@ tesseract --version 2>&1 | head -1
 dpkg-query -W -f='${Package} ${Version}\n' tesseract-ocr tesseract-ocr-eng dcmtk fonts-dejavu-core fonts-liberation
 "$VENV/bin/pip" freeze 2>/dev/null | grep -iE '^(pydicom|numpy|pillow|pylibjpeg[a-z-]*|presidio[a-z_-]*|pytesseract|spacy|en[-_]core[-_]web[a-z_-]*)( @|==)' | sed 's/ @ .*//' || true
 "$DEIDGATE_BIN" --version
-ls -l --time-style=+%FT%T "$DEIDGATE_BIN" | awk '{print "binary built", $6}'
+BIN_BUILT="$(ls -l --time-style=+%FT%T "$DEIDGATE_BIN" | awk '{print $6}')"
+echo "binary built $BIN_BUILT"
+newer="$(find src/routes/text src/models/text -name '*.rs' -newer "$DEIDGATE_BIN" 2>/dev/null | tr '\n' ' ')"
+[ -z "$newer" ] || echo "WARNING: sources newer than the binary: $newer"
 
 # ---- 2. corpus ---------------------------------------------------------------
-rm -rf "$EVAL_DIR"
-mkdir -p "$EVAL_DIR"
-EVAL_DIR="$(cd "$EVAL_DIR" && pwd)"
-echo "== corpus: N=$N SEED=$SEED"
-"$PY" scripts/eval_text.py corpus "$SHARED_DATA" "$EVAL_DIR" "$N" "$SEED"
+if [ "${REUSE_CORPUS:-0}" = 1 ] && [ -f "$EVAL_DIR/meta.json" ] &&
+   "$PY" -c 'import json,sys; m=json.load(open(sys.argv[1])); sys.exit(0 if (m["n"], m["seed"]) == (int(sys.argv[2]), int(sys.argv[3])) else 1)' \
+       "$EVAL_DIR/meta.json" "$N" "$SEED"; then
+    EVAL_DIR="$(cd "$EVAL_DIR" && pwd)"
+    echo "== corpus: reusing $EVAL_DIR/corpus (N=$N SEED=$SEED)"
+    find "$EVAL_DIR" -mindepth 1 -maxdepth 1 ! -name corpus ! -name gt ! -name meta.json ! -name sources.json \
+        -exec rm -rf {} +
+else
+    rm -rf "$EVAL_DIR"
+    mkdir -p "$EVAL_DIR"
+    EVAL_DIR="$(cd "$EVAL_DIR" && pwd)"
+    echo "== corpus: N=$N SEED=$SEED"
+    "$PY" scripts/eval_text.py corpus "$SHARED_DATA" "$EVAL_DIR" "$N" "$SEED"
+fi
 
 # ---- 3. deidgate -------------------------------------------------------------
 DATA="$EVAL_DIR/data"
@@ -84,13 +98,15 @@ enabled = true
 weights = "$REPO_ROOT/models/text"
 EOF
 echo "== deidgate anonymize ($DEIDGATE_BIN)"
-t0=$(date +%s.%N)
+cut -d' ' -f1 /proc/loadavg >"$EVAL_DIR/load-before-deidgate.txt"
 rc=0
-"$DEIDGATE_BIN" anonymize "$EVAL_DIR/corpus" "$EVAL_DIR/out-deidgate" --config "$CFG" --data-dir "$DATA" \
-    --log-format json >"$EVAL_DIR/deidgate.log" 2>&1 || rc=$?
-t1=$(date +%s.%N)
-wall=$(python3 -c "print(round($t1 - $t0, 2))")
-echo "   exit $rc, wall ${wall}s; log $EVAL_DIR/deidgate.log"
+TIMEFORMAT='%R %U %S'
+{ time "$DEIDGATE_BIN" anonymize "$EVAL_DIR/corpus" "$EVAL_DIR/out-deidgate" --config "$CFG" --data-dir "$DATA" \
+    --log-format json >"$EVAL_DIR/deidgate.log" 2>&1 || rc=$?; } 2>"$EVAL_DIR/time-deidgate.txt"
+read -r wall cpu_user cpu_sys <"$EVAL_DIR/time-deidgate.txt"
+python3 -c "print(round($cpu_user + $cpu_sys, 2))" >"$EVAL_DIR/cpu-deidgate.txt"
+cut -d' ' -f1 /proc/loadavg >"$EVAL_DIR/load-after-deidgate.txt"
+echo "   exit $rc, wall ${wall}s, CPU $(cat "$EVAL_DIR/cpu-deidgate.txt") s (1-min load before/after: $(cat "$EVAL_DIR/load-before-deidgate.txt")/$(cat "$EVAL_DIR/load-after-deidgate.txt")); log $EVAL_DIR/deidgate.log"
 tail -n 6 "$EVAL_DIR/deidgate.log" | cut -c1-300
 echo "   panics in log: $(grep -ciE 'panicked' "$EVAL_DIR/deidgate.log" || true)"
 "$PY" scripts/eval_text.py collect "$EVAL_DIR/out-deidgate" "$DATA" "$EVAL_DIR" deidgate "$wall"
@@ -99,6 +115,7 @@ SYSTEMS=deidgate
 # ---- 5. peer -----------------------------------------------------------------
 if [ "${SKIP_PEER:-0}" != 1 ]; then
     echo "== Presidio DicomImageRedactorEngine"
+    cut -d' ' -f1 /proc/loadavg >"$EVAL_DIR/load-before-presidio.txt"
     "$PY" scripts/eval_text.py peer "$EVAL_DIR" "$EVAL_DIR/out-presidio" >"$EVAL_DIR/presidio.log" 2>&1 || {
         tail -20 "$EVAL_DIR/presidio.log"; exit 1; }
     tail -n 2 "$EVAL_DIR/presidio.log"

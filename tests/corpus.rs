@@ -33,6 +33,28 @@ const CHEST_RADIOGRAPHS: [&str; 4] = [
     "dicom/cr_dx/cat.dcm",
 ];
 
+/// `input`, or a copy of it inflated by dcmconv when its data set is
+/// deflated (dciodvfy stops at the first deflated byte).
+fn readable_by_dciodvfy(input: &std::path::Path, dir: &std::path::Path) -> std::path::PathBuf {
+    let deflated = dicom_object::OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(input)
+        .map(|o| o.meta().transfer_syntax().trim_end_matches('\0') == "1.2.840.10008.1.2.1.99")
+        .unwrap_or(false);
+    if !deflated {
+        return input.to_path_buf();
+    }
+    let out = dir.join("inflated.dcm");
+    let ok = std::process::Command::new(tool("dcmconv"))
+        .args(["+te"])
+        .arg(input)
+        .arg(&out)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "dcmconv could not inflate {}", input.display());
+    out
+}
+
 #[test]
 fn every_file_is_deidentified_or_quarantined_with_a_reason() {
     let data = data_dir();
@@ -44,6 +66,7 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
     inputs.extend(files_under(&data.join("derived")));
     let mut failures: Vec<String> = Vec::new();
     let mut replaced: Vec<String> = Vec::new();
+    let mut searched: Vec<String> = Vec::new();
     let mut written = 0;
     let mut quarantined = BTreeMap::new();
     let mut scanned_ids = 0usize;
@@ -101,28 +124,40 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
                     .join("\n")
             ));
         }
-        // 2. dciodvfy reports no new error.
-        let before = dciodvfy_errors(input);
+        // 2. dciodvfy reports no new error. It cannot read a deflated data
+        //    set, so such an input is inflated by dcmconv first.
+        let before = dciodvfy_errors(&readable_by_dciodvfy(input, tmp.path()));
         let after = dciodvfy_errors(&path);
         let new: Vec<&String> = after.iter().filter(|e| !before.contains(e)).collect();
         if !new.is_empty() {
             failures.push(format!("{name}: new dciodvfy errors: {new:#?}"));
         }
         // 3. Pixels and transfer syntax untouched, unless a pixel route
-        //    replaced faces (and says so with code 113102).
+        //    replaced faces (and says so with code 113102) or searched the
+        //    pixels for burned-in text (code 113101, BurnedInAnnotation NO).
         let original_file = parse(&bytes).unwrap();
         let output_file = parse(&std::fs::read(&path).unwrap()).unwrap();
-        let faces_replaced = output_file
+        let codes: Vec<String> = output_file
             .element(tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
             .ok()
             .and_then(|e| e.items().map(|i| i.to_vec()))
             .unwrap_or_default()
             .iter()
-            .any(|i| deidgate::dicom::text(i, tags::CODE_VALUE) == "113102");
+            .map(|i| deidgate::dicom::text(i, tags::CODE_VALUE))
+            .collect();
+        let faces_replaced = codes.iter().any(|c| c == "113102");
+        let text_searched = codes.iter().any(|c| c == "113101");
         if faces_replaced {
             replaced.push(name.clone());
         }
-        if !faces_replaced
+        if text_searched {
+            searched.push(name.clone());
+            if deidgate::dicom::text(&output_file, tags::BURNED_IN_ANNOTATION) != "NO" {
+                failures.push(format!("{name}: text searched but BurnedInAnnotation is not NO"));
+            }
+        }
+        let pixels_cleaned = faces_replaced || text_searched;
+        if !pixels_cleaned
             && original_file.meta().transfer_syntax() != output_file.meta().transfer_syntax()
         {
             failures.push(format!("{name}: transfer syntax changed"));
@@ -133,7 +168,7 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
                 v => v.to_bytes().map(|b| b.to_vec()).unwrap_or_default(),
             })
         };
-        if !faces_replaced && pixels(&original_file) != pixels(&output_file) {
+        if !pixels_cleaned && pixels(&original_file) != pixels(&output_file) {
             failures.push(format!("{name}: pixel data changed"));
         }
         // 4. No original instance UID, PatientID or name in the output.
@@ -203,6 +238,16 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
             );
         }
     }
+    // Every ultrasound image was searched for burned-in text and written,
+    // whatever its BurnedInAnnotation said (GREYSCALE_IMAGE says YES, one
+    // JPEG lossless file says NO although its pixels hold text).
+    let us: Vec<String> = files_under(&data.join("dicom/us"))
+        .iter()
+        .map(|p| p.strip_prefix(&data).unwrap().display().to_string())
+        .collect();
+    for n in &us {
+        assert!(searched.contains(n), "{n} was not searched for text");
+    }
     // Only these files may be quarantined, each for its known reason.
     let mut expected = vec![
         ("dicom/photo_sc/OT-PAL-8-face.dcm", "cannot parse"), // no Part 10 header
@@ -210,7 +255,16 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
         ("dicom/dicomdir/DICOMDIR", "DICOMDIR"),              // media directory
         ("dicom/charset/chrSQEncoding.dcm", "no SOP Class UID"), // charset fragment, not an instance
         ("dicom/charset/chrSQEncoding1.dcm", "no SOP Class UID"),
-        ("dicom/us/GREYSCALE_IMAGE.dcm", "BurnedInAnnotation=YES"), // text in the pixels
+        // JPEG-LS near-lossless and a 12-bit JPEG extended image the decoder
+        // of this build cannot read: the text route cannot search them.
+        (
+            "dicom/ts/JPEGLSNearLossless_16.dcm",
+            "text route: cannot decode the pixel data",
+        ),
+        (
+            "dicom/ts/JPGExtended.dcm",
+            "text route: cannot decode the pixel data",
+        ),
         // A colour secondary capture goes through the photo route, which
         // cannot decode JPEG-LS in this build: kept back, not passed unseen.
         (
