@@ -153,7 +153,9 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
         if text_searched {
             searched.push(name.clone());
             if deidgate::dicom::text(&output_file, tags::BURNED_IN_ANNOTATION) != "NO" {
-                failures.push(format!("{name}: text searched but BurnedInAnnotation is not NO"));
+                failures.push(format!(
+                    "{name}: text searched but BurnedInAnnotation is not NO"
+                ));
             }
         }
         let pixels_cleaned = faces_replaced || text_searched;

@@ -30,6 +30,10 @@ pub struct TextConfig {
     /// fainter text and blanks more).
     pub pixel_threshold: f32,
     pub box_threshold: f32,
+    /// A detected box taller than this share of the image (and at least
+    /// 48 px) that is not at least twice as wide as tall is not a line of
+    /// text: the detector sees text in the ribs of radiographs.
+    pub max_line_height: f32,
     /// Frames searched in a multi-frame object: evenly spaced, first and
     /// last included; with more frames than this, the static layer of all
     /// frames (pixels equal in every frame) is searched too.
@@ -71,6 +75,7 @@ impl Default for TextConfig {
             enlarge: 3,
             pixel_threshold: 0.3,
             box_threshold: 0.5,
+            max_line_height: 0.06,
             scan_frames: 8,
             max_frames: 4000,
             blank_outside_us_regions: false,
@@ -90,6 +95,7 @@ impl TextConfig {
         for (k, v) in [
             ("pixel_threshold", self.pixel_threshold),
             ("box_threshold", self.box_threshold),
+            ("max_line_height", self.max_line_height),
         ] {
             if !(v > 0.0 && v < 1.0) {
                 return Err(format!(

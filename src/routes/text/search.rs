@@ -42,8 +42,11 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
     }
     let mut rects = Vec::new();
     for (n, rgb) in images.iter().enumerate() {
-        let found = detect(det, rgb, f.width, f.height, enlarge)?;
-        tracing::debug!(image = n, boxes = ?found, "text boxes");
+        let (found, implausible): (Vec<Rect>, Vec<Rect>) =
+            detect(det, rgb, f.width, f.height, enlarge)?
+                .into_iter()
+                .partition(|r| is_line(r, f.height, cfg.max_line_height));
+        tracing::debug!(image = n, boxes = ?found, ?implausible, "text boxes");
         rects.extend(
             found
                 .into_iter()
@@ -51,6 +54,16 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
         );
     }
     Ok(merge(rects))
+}
+
+/// Whether a detected box can be a line of text: no taller than
+/// `max_share` of the image (at least 48 px), unless it is also at least
+/// twice as wide as tall. The detector takes rib and trabecular patterns of
+/// radiographs for text in big squarish boxes; a real line is short or long.
+pub fn is_line(r: &Rect, image_height: usize, max_share: f32) -> bool {
+    let (w, h) = (r.x1 - r.x0, r.y1 - r.y0);
+    let limit = ((image_height as f32 * max_share) as usize).max(48);
+    h <= limit || w >= 2 * h
 }
 
 /// The detector's boxes in image pixels, the image enlarged `s` times.
@@ -150,6 +163,18 @@ mod tests {
         let s = sampled(100, 5);
         assert_eq!(s.len(), 5);
         assert_eq!((s[0], s[4]), (0, 99));
+    }
+
+    #[test]
+    fn squarish_boxes_taller_than_a_line_are_not_text() {
+        // A chest radiograph's false hit (548 x 783 px of 1841 rows).
+        assert!(!is_line(&r(985, 152, 1533, 935), 1841, 0.06));
+        // A lead marker letter, a label line, a tall but long title.
+        assert!(is_line(&r(1141, 1380, 1228, 1483), 1760, 0.06));
+        assert!(is_line(&r(0, 0, 300, 14), 240, 0.06));
+        assert!(is_line(&r(0, 0, 900, 150), 1841, 0.06));
+        // Small images: at least 48 px.
+        assert!(is_line(&r(0, 0, 40, 40), 240, 0.06));
     }
 
     #[test]
