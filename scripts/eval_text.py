@@ -398,7 +398,8 @@ def cmd_report(work, names):
         "background pixels around them) whose output is within 10 % of full scale of the input, in every frame "
         "the line is drawn in (any fill over the line drives it to 0, half a line covered leaves ~50 %); and (b) "
         "Tesseract 5 `--psm 7` on the output crop at the line box (padded, ×3, stretched over the crop and over its "
-        "non-flat pixels, both polarities) reads nothing with normalized similarity ≥ 0.5 and no token of ≥ 4 characters of the line. Outputs are "
+        "non-flat pixels, both polarities) reads nothing with similarity ≥ 0.5 (share of the line's letters and digits "
+        "found in order in the reading) and no token of ≥ 4 characters of the line. Outputs are "
         "matched to inputs by InstanceNumber; quarantined files give no output (counted as not removed in the "
         "first recall row, as not leaked in the third).")
     L.append(

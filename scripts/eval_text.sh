@@ -32,6 +32,7 @@ SHARED_DATA="${SHARED_DATA:-$REPO_ROOT/../shared/data}"
 VENV="$REPO_ROOT/target/eval-text-venv"
 PY="$VENV/bin/python"
 export JOBS="${JOBS:-2}"
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in scripts/
 
 # ---- 1. setup (idempotent) ---------------------------------------------------
 need_apt=()

@@ -11,8 +11,9 @@ A line counts as REMOVED only when both hold, in every frame it is drawn in:
      (padded), upscaled x3, contrast-stretched over the whole crop and over
      its non-flat pixels (a viewer's windowing), each as is and inverted,
      reads nothing that
-     fuzzy-matches the line: normalized similarity < 0.5 and no token of the
-     line with >= 4 characters inside the reading.
+     fuzzy-matches the line: similarity (share of the line's alphanumerics
+     found in order in the reading) < 0.5, and no token of the line with >= 4
+     characters inside the reading.
 False blanking: share of pixels whose value changed by more than TOL outside
 every ground-truth line box (and label box) grown by 4 px ("changed"), and
 the part of those that the output turned into a flat fill that was not flat in
@@ -208,7 +209,10 @@ def matches(text, reads):
         nr = norm(rd)
         if not nr:
             continue
-        best = max(best, difflib.SequenceMatcher(None, nt, nr).ratio())
+        # share of the line's characters read, in order (a short garbage
+        # reading cannot reach 0.5 the way SequenceMatcher.ratio() can)
+        m = sum(b.size for b in difflib.SequenceMatcher(None, nt, nr, autojunk=False).get_matching_blocks())
+        best = max(best, m / max(1, len(nt)))
         if any(t in nr for t in tokens(text)):
             return True, max(best, 1.0)
     return best >= SIM_MAX, best

@@ -44,7 +44,7 @@ fn readable_by_dciodvfy(input: &std::path::Path, dir: &std::path::Path) -> std::
     if !deflated {
         return input.to_path_buf();
     }
-    let out = dir.join("inflated.dcm");
+    let out = dir.with_extension("inflated.dcm");
     let ok = std::process::Command::new(tool("dcmconv"))
         .args(["+te"])
         .arg(input)
@@ -125,9 +125,9 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
             ));
         }
         // 2. dciodvfy reports no new error. It cannot read a deflated data
-        //    set, so such an input is inflated by dcmconv first.
-        let before = dciodvfy_errors(&readable_by_dciodvfy(input, tmp.path()));
-        let after = dciodvfy_errors(&path);
+        //    set, so a deflated file is inflated by dcmconv first.
+        let before = dciodvfy_errors(&readable_by_dciodvfy(input, &tmp.path().join("in")));
+        let after = dciodvfy_errors(&readable_by_dciodvfy(&path, &tmp.path().join("out")));
         let new: Vec<&String> = after.iter().filter(|e| !before.contains(e)).collect();
         if !new.is_empty() {
             failures.push(format!("{name}: new dciodvfy errors: {new:#?}"));
