@@ -18,8 +18,14 @@ pub struct TextConfig {
     pub modalities: Vec<String>,
     /// SOP classes whose every image is searched, whatever the modality.
     pub sop_classes: Vec<String>,
-    /// Pixels added around every detected box before it is filled.
+    /// Pixels added around every detected box before it is filled (at
+    /// least; boxes also grow by half their height sideways and a quarter
+    /// up and down).
     pub margin: u32,
+    /// The longest side the detector works at; larger images are shrunk to
+    /// it. Radiographs' labels are 10–20 px high at native size, so the
+    /// default keeps a 2k × 2k radiograph at its own resolution.
+    pub max_side: usize,
     /// Images whose longer side is at most this many pixels are enlarged
     /// before detection, towards 960 px and at most `enlarge` times (small
     /// text on small images: a 320 × 240 cine's labels are 7 px high).
@@ -71,6 +77,7 @@ impl Default for TextConfig {
                 "1.2.840.10008.5.1.4.1.1.7.4".into(),
             ],
             margin: 3,
+            max_side: 2048,
             enlarge_below: 512,
             enlarge: 3,
             pixel_threshold: 0.3,
@@ -88,6 +95,9 @@ impl TextConfig {
     pub(super) fn validate(&self) -> Result<(), String> {
         if self.enabled && self.weights.as_os_str().is_empty() {
             return Err("[text] weights: expected the detector's folder, got an empty path".into());
+        }
+        if !(256..=8192).contains(&self.max_side) {
+            return Err("[text] max_side: expected 256 to 8192 pixels".into());
         }
         if !(1..=4).contains(&self.enlarge) {
             return Err("[text] enlarge: expected 1 to 4".into());

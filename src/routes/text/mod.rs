@@ -57,6 +57,7 @@ impl TextRoute {
                 .map(|mut d| {
                     d.config.post.thresh = cfg.pixel_threshold;
                     d.config.post.box_thresh = cfg.box_threshold;
+                    d.config.max_side = cfg.max_side;
                     d
                 })
                 .map_err(|e| {

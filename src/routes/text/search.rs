@@ -26,7 +26,7 @@ pub fn sampled(frames: usize, n: usize) -> Vec<usize> {
 pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<Vec<Rect>> {
     let (scan_frames, margin) = (cfg.scan_frames, cfg.margin as usize);
     let long = f.width.max(f.height);
-    // Up to `enlarge` times, towards the detector's 960 px working size.
+    // Up to `enlarge` times, towards 960 px (where the detector was tuned).
     let enlarge = if long <= cfg.enlarge_below {
         (960.0 / long as f64).round().clamp(1.0, cfg.enlarge as f64) as usize
     } else {
@@ -50,7 +50,7 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
         rects.extend(
             found
                 .into_iter()
-                .map(|r| r.grow(margin).clip(f.width, f.height)),
+                .map(|r| grow_line(r, margin).clip(f.width, f.height)),
         );
     }
     Ok(merge(rects))
@@ -64,6 +64,19 @@ pub fn is_line(r: &Rect, image_height: usize, max_share: f32) -> bool {
     let (w, h) = (r.x1 - r.x0, r.y1 - r.y0);
     let limit = ((image_height as f32 * max_share) as usize).max(48);
     h <= limit || w >= 2 * h
+}
+
+/// A line's box grown by `margin`, and by a share of its height: the
+/// detector's box can stop short of descenders, accents and the last glyph.
+fn grow_line(r: Rect, margin: usize) -> Rect {
+    let h = r.y1 - r.y0;
+    let (dx, dy) = (margin.max(h / 2), margin.max(h / 4));
+    Rect {
+        x0: r.x0.saturating_sub(dx),
+        y0: r.y0.saturating_sub(dy),
+        x1: r.x1 + dx,
+        y1: r.y1 + dy,
+    }
 }
 
 /// The detector's boxes in image pixels, the image enlarged `s` times.
