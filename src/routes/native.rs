@@ -1,5 +1,6 @@
-//! What every route that writes pixels back natively must say about the
-//! past: decoding does not undo a lossy compression.
+//! Pixel data written back native (Explicit VR Little Endian), and what a
+//! route that does so must say about the past: decoding does not undo a
+//! lossy compression.
 
 use dicom_core::value::PrimitiveValue;
 use dicom_core::{DataElement, VR};
@@ -40,4 +41,26 @@ pub fn mark_lossy_history(obj: &mut DefaultDicomObject, source_ts: &str) {
             PrimitiveValue::from(*method),
         ));
     }
+}
+
+/// Replaces Pixel Data with native `data` (padded to even length) as `vr`
+/// (OB for 8-bit, OW for 16-bit samples), keeps a lossy past declared, and
+/// switches the transfer syntax to Explicit VR Little Endian.
+pub fn put_pixel_data(obj: &mut DefaultDicomObject, mut data: Vec<u8>, vr: VR) {
+    let source_ts = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
+    if data.len() % 2 == 1 {
+        data.push(0);
+    }
+    obj.put(DataElement::new(
+        tags::PIXEL_DATA,
+        vr,
+        PrimitiveValue::from(data),
+    ));
+    mark_lossy_history(obj, &source_ts);
+    let evrle = dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased();
+    obj.update_meta(|m| m.set_transfer_syntax(&evrle));
 }

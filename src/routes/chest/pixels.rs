@@ -3,9 +3,7 @@
 //! transfer syntax the decoder knows), its display normalization for the
 //! model, and the native Explicit VR Little Endian write-back.
 
-use dicom_core::value::PrimitiveValue;
-use dicom_core::{DataElement, VR};
-use dicom_dictionary_std::tags;
+use dicom_core::VR;
 use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::{PhotometricInterpretation as Pi, PixelDecoder, PixelRepresentation};
 
@@ -160,15 +158,10 @@ pub fn decode(obj: &DefaultDicomObject) -> Result<Stored, String> {
 /// stored range) as native data in Explicit VR Little Endian. Geometry, bit
 /// depth and photometric interpretation stay as they were.
 pub fn write_native(obj: &mut DefaultDicomObject, s: &Stored, values: &[f32]) {
-    let source_ts = obj
-        .meta()
-        .transfer_syntax()
-        .trim_end_matches('\0')
-        .to_string();
     let mask = if s.bits_allocated == 16 { 0xFFFF } else { 0xFF };
     // Two's complement in the allocated word, so signed values are sign-extended.
     let word = |v: f32| (v as i32 as u32) & mask;
-    let (vr, mut data) = if s.bits_allocated == 16 {
+    let (vr, data) = if s.bits_allocated == 16 {
         let mut d = Vec::with_capacity(values.len() * 2);
         values
             .iter()
@@ -177,17 +170,7 @@ pub fn write_native(obj: &mut DefaultDicomObject, s: &Stored, values: &[f32]) {
     } else {
         (VR::OB, values.iter().map(|&v| word(v) as u8).collect())
     };
-    if data.len() % 2 == 1 {
-        data.push(0);
-    }
-    obj.put(DataElement::new(
-        tags::PIXEL_DATA,
-        vr,
-        PrimitiveValue::from(data),
-    ));
-    crate::routes::native::mark_lossy_history(obj, &source_ts);
-    let evrle = dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased();
-    obj.update_meta(|m| m.set_transfer_syntax(&evrle));
+    crate::routes::native::put_pixel_data(obj, data, vr);
 }
 
 #[cfg(test)]

@@ -463,11 +463,6 @@ fn expand_segments(words: &[u16], entries: usize) -> Result<Vec<u16>, String> {
 /// decoder's colour model is kept (encoded colour comes out as RGB);
 /// a lossy past stays declared (see [`crate::routes::native`]).
 pub fn write_back(obj: &mut DefaultDicomObject, f: Frames) {
-    let source_ts = obj
-        .meta()
-        .transfer_syntax()
-        .trim_end_matches('\0')
-        .to_string();
     if f.samples == 3 {
         let us = PrimitiveValue::from(0u16);
         obj.put(DataElement::new(tags::PLANAR_CONFIGURATION, VR::US, us));
@@ -481,19 +476,8 @@ pub fn write_back(obj: &mut DefaultDicomObject, f: Frames) {
             PrimitiveValue::from(pi),
         ));
     }
-    let mut data = f.data;
-    if data.len() % 2 == 1 {
-        data.push(0);
-    }
     let vr = if f.bytes == 1 { VR::OB } else { VR::OW };
-    obj.put(DataElement::new(
-        tags::PIXEL_DATA,
-        vr,
-        PrimitiveValue::from(data),
-    ));
-    crate::routes::native::mark_lossy_history(obj, &source_ts);
-    let evrle = dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased();
-    obj.update_meta(|m| m.set_transfer_syntax(&evrle));
+    crate::routes::native::put_pixel_data(obj, f.data, vr);
 }
 
 #[cfg(test)]
