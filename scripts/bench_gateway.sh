@@ -10,14 +10,20 @@
 #   N=1000 bash scripts/bench_gateway.sh
 #   MAX_PDU=131072 N=1000 bash scripts/bench_gateway.sh   # the gateway's receive PDU size (default 16384, as storescp)
 #   PERF="perf record -g -o /tmp/gw.perf" N=600 bash scripts/bench_gateway.sh   # profile the gateway
+#   DEIDGATE_BIN=/tmp/deidgate-before bash scripts/bench_gateway.sh   # a prebuilt binary
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 N="${N:-1000}"
 export TCP_NODELAY=1
 command -v storescu >/dev/null || { echo "dcmtk missing: run scripts/test.sh once" >&2; exit 1; }
 
-cargo build --release --quiet
-BIN="$PWD/target/release/deidgate"
+# DEIDGATE_BIN=path: time that binary (e.g. a build of an older commit).
+if [ -n "${DEIDGATE_BIN:-}" ]; then
+    BIN="$DEIDGATE_BIN"
+else
+    cargo build --release --quiet
+    BIN="$PWD/target/release/deidgate"
+fi
 VENV=target/bench-venv
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"

@@ -125,16 +125,16 @@ fn assert_cleaned_marks(obj: &DefaultDicomObject, name: &str) {
     );
 }
 
+/// A crop for dcmj2pnm (left, top, width, height).
+type Crop = (u32, u32, u32, u32);
+/// A pixel area (x0, y0, x1, y1).
+type Area = (usize, usize, usize, usize);
+
 #[test]
 fn real_ultrasound_text_is_filled_and_the_image_kept() {
     let tmp = tempfile::tempdir().unwrap();
     // (file, a crop holding text, words in it, a crop of image content).
-    let cases: [(
-        &str,
-        (u32, u32, u32, u32),
-        &[&str],
-        (usize, usize, usize, usize),
-    ); 3] = [
+    let cases: [(&str, Crop, &[&str], Area); 3] = [
         // The patient band the flag admits to (BurnedInAnnotation YES).
         (
             "GREYSCALE_IMAGE.dcm",

@@ -61,7 +61,6 @@ pub fn restore(f: &mut Frames, record: &[u8]) -> Result<(), String> {
             y1: next()?,
         });
     }
-    drop(next);
     let mut at = 4 * (5 + 4 * n);
     for i in 0..frames {
         for r in &rects {
