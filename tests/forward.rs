@@ -328,9 +328,10 @@ fn compressed_instances_are_decoded_for_a_peer_that_accepts_only_uncompressed() 
             .unwrap(),
     );
     wait_port(port);
-    // The chest route would write the radiograph native; this test is about
-    // the forwarder's own transcoding, so the route is explicitly off.
-    let config = dicom_destination("pacs", "STORESCP", port) + "\n[chest]\nenabled = false\n";
+    // The chest and text routes would write these images native; this test
+    // is about the forwarder's own transcoding, so they are explicitly off.
+    let config = dicom_destination("pacs", "STORESCP", port)
+        + "\n[chest]\nenabled = false\n[text]\nenabled = false\n";
     let g = Gateway::start(tmp.path(), &config);
     let ts = data_dir().join("dicom/ts");
     // (input, dcmtk decompressor for an exact comparison, when lossless)

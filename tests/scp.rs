@@ -512,7 +512,11 @@ fn an_acknowledged_instance_that_is_quarantined_leaves_the_spool() {
 #[test]
 fn a_released_instance_is_deidentified_offline_or_live_and_audited() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut g = Gateway::start(tmp.path(), "");
+    // The site rule that keeps BurnedInAnnotation=YES back for review.
+    let mut g = Gateway::start(
+        tmp.path(),
+        "[filter]\nquarantine_burned_in_annotation = true\n",
+    );
     let input = data_dir().join("dicom/us/GREYSCALE_IMAGE.dcm");
     let profile = scu_profile(tmp.path(), std::slice::from_ref(&input));
     let send = |g: &Gateway| {

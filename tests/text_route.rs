@@ -140,7 +140,7 @@ fn real_ultrasound_text_is_filled_and_the_image_kept() {
             "GREYSCALE_IMAGE.dcm",
             (0, 0, 1024, 24),
             &["PATIENT", "00079241539", "1951", "CCHS", "2017"],
-            (200, 450, 850, 700),
+            (200, 450, 800, 660),
         ),
         // The flag says NO; the scanner's labels are there anyway.
         (
@@ -309,6 +309,11 @@ fn a_cine_and_a_screen_capture_reach_storescp_without_their_text() {
         assert!(new.is_empty(), "{}: {new:?}", out.display());
     }
     assert!(g.log().contains("text route"), "{}", g.log());
+    let (_, metrics) = g.http_get("/metrics");
+    assert!(
+        metrics.contains("deidgate_pixel_route_loaded{route=\"text\"} 1"),
+        "{metrics}"
+    );
 }
 
 /// A copy of the JPEG lossless ultrasound whose JPEG stream says

@@ -61,5 +61,30 @@ pub async fn metrics(S(s): S<State>) -> impl IntoResponse {
             ));
         }
     }
+    // Each pixel route: switched on, and its model loaded (0 with the route
+    // on means its images go to quarantine).
+    let routes = s.runtime.routes.statuses();
+    for (name, help, pick) in [
+        (
+            "deidgate_pixel_route_enabled",
+            "Whether a pixel route is switched on.",
+            0,
+        ),
+        (
+            "deidgate_pixel_route_loaded",
+            "Whether a pixel route's model is loaded (else its images are quarantined).",
+            1,
+        ),
+    ] {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for r in &routes {
+            let v = [r.enabled, r.loaded][pick];
+            out.push_str(&format!(
+                "{name}{{route=\"{}\"}} {}\n",
+                r.route,
+                u8::from(v)
+            ));
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

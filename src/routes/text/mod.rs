@@ -209,8 +209,15 @@ impl PixelRoute for TextRoute {
                  quarantined"
                     .into()
             } else if self.detector.is_ok() {
-                "text found and filled in every frame (113101); undecodable images quarantined"
-                    .into()
+                let after = if self.cfg.after.is_empty() {
+                    String::new()
+                } else {
+                    format!(", also after {}", self.cfg.after.join("/"))
+                };
+                format!(
+                    "text found and filled in every frame (113101){after}; undecodable images \
+                     quarantined"
+                )
             } else {
                 "images quarantined (no text detector)".into()
             },
