@@ -44,7 +44,8 @@ pub struct TextConfig {
     /// last included; with more frames than this, the static layer of all
     /// frames (pixels equal in every frame) is searched too.
     pub scan_frames: usize,
-    /// More frames than this: quarantine (the cost would stall a worker).
+    /// More frames than this: quarantine (the cost would stall a worker;
+    /// more than 1 GiB of decoded pixels is refused whatever the count).
     pub max_frames: usize,
     /// Ultrasound: also blank everything outside the Sequence of Ultrasound
     /// Regions (text inside the regions is still searched and filled).
@@ -84,7 +85,7 @@ impl Default for TextConfig {
             box_threshold: 0.5,
             max_line_height: 0.06,
             scan_frames: 8,
-            max_frames: 4000,
+            max_frames: 1000,
             blank_outside_us_regions: false,
             after: ["chest", "photo", "mri"].map(String::from).to_vec(),
         }

@@ -262,6 +262,9 @@ fn ybr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
     ]
 }
 
+/// The most decoded pixel data one object may take (all frames at once).
+const MAX_DECODED_BYTES: u64 = 1 << 30;
+
 /// Decodes every frame of `obj`. `Err` is a quarantine reason.
 pub fn decode(obj: &DefaultDicomObject, max_frames: usize) -> Result<Frames, String> {
     let declared_frames = crate::dicom::text(obj, tags::NUMBER_OF_FRAMES)
@@ -270,6 +273,24 @@ pub fn decode(obj: &DefaultDicomObject, max_frames: usize) -> Result<Frames, Str
     if declared_frames > max_frames {
         return Err(format!(
             "text route: {declared_frames} frames, more than [text] max_frames = {max_frames}"
+        ));
+    }
+    // Decoding holds every frame in memory: refuse what would not fit
+    // comfortably beside the other workers.
+    let header = |t| crate::dicom::text(obj, t).parse::<u64>().unwrap_or(0);
+    let declared_bytes = [
+        header(tags::COLUMNS),
+        header(tags::SAMPLES_PER_PIXEL).max(1),
+        header(tags::BITS_ALLOCATED).div_ceil(8).max(1),
+        declared_frames as u64,
+    ]
+    .into_iter()
+    .fold(header(tags::ROWS), u64::saturating_mul);
+    if declared_bytes > MAX_DECODED_BYTES {
+        return Err(format!(
+            "text route: {} MiB of decoded pixels, more than the {} MiB the route decodes at once",
+            declared_bytes >> 20,
+            MAX_DECODED_BYTES >> 20
         ));
     }
     let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
@@ -500,6 +521,18 @@ mod tests {
             expand_segments(&[1, 2, 50], 2).is_err(),
             "a ramp from nothing"
         );
+    }
+
+    #[test]
+    fn more_decoded_pixels_than_a_gibibyte_are_refused_before_decoding() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/data/dicom/us/US1_UNCR.dcm");
+        let mut obj = dicom_object::open_file(path).unwrap();
+        for t in [tags::ROWS, tags::COLUMNS] {
+            obj.put(DataElement::new(t, VR::US, PrimitiveValue::from(60000u16)));
+        }
+        let e = decode(&obj, 1000).err().expect("refused");
+        assert!(e.contains("MiB of decoded pixels"), "{e}");
     }
 
     #[test]
