@@ -81,14 +81,9 @@ impl Frames {
             .fold((i64::MAX, i64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
     }
 
-    /// 8-bit interleaved RGB of frame `f`, as a viewer would show it (grey
-    /// stretched over the object's own range, palette looked up).
-    pub fn rgb(&self, f: usize) -> Vec<u8> {
-        let range = matches!(self.colour, Colour::Grey { .. }).then(|| self.grey_range());
-        self.render(self.frame(f), range)
-    }
-
-    /// Renders with a grey range computed once by the caller.
+    /// 8-bit interleaved RGB of `frame`, as a viewer would show it: grey
+    /// stretched over `range` (the object's own, computed once by the
+    /// caller), palette looked up.
     pub fn render(&self, frame: &[u8], range: Option<(i64, i64)>) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.width * self.height * 3);
         let px = self.pixel_len();

@@ -42,6 +42,8 @@ pub struct Redacted {
     /// Boxes filled (after merging), per frame.
     pub boxes: Vec<frames::Rect>,
     pub frames: usize,
+    /// Share of the image the boxes cover, in percent.
+    pub share: f64,
     /// The original bytes under the boxes; `None` when nothing was filled.
     pub sealed: Option<Vec<u8>>,
 }
@@ -86,14 +88,6 @@ impl TextRoute {
         }
     }
 
-    /// A route around a given detector (tests, benchmarks).
-    pub fn with_detector(cfg: &TextConfig, detector: TextDetector) -> TextRoute {
-        TextRoute {
-            cfg: cfg.clone(),
-            detector: Ok(detector),
-        }
-    }
-
     /// Finds and fills the text of `obj` in place. `Err` is a quarantine
     /// reason.
     pub fn redact(&self, obj: &mut DefaultDicomObject) -> Result<Redacted, String> {
@@ -108,10 +102,13 @@ impl TextRoute {
             }
         }
         let frames = f.frames;
+        let area: usize = boxes.iter().map(|b| b.area()).sum();
+        let share = area as f64 / (f.width * f.height) as f64 * 100.0;
         if boxes.is_empty() {
             return Ok(Redacted {
                 boxes,
                 frames,
+                share,
                 sealed: None,
             });
         }
@@ -126,6 +123,7 @@ impl TextRoute {
         Ok(Redacted {
             boxes,
             frames,
+            share,
             sealed: Some(sealed),
         })
     }
@@ -165,27 +163,14 @@ impl PixelRoute for TextRoute {
             VR::CS,
             PrimitiveValue::from("NO"),
         ));
-        let (w, h) = (
-            crate::dicom::text(obj, tags::COLUMNS)
-                .parse::<usize>()
-                .unwrap_or(0),
-            crate::dicom::text(obj, tags::ROWS)
-                .parse::<usize>()
-                .unwrap_or(0),
-        );
-        let area: usize = r.boxes.iter().map(|b| b.area()).sum();
-        let share = if w * h > 0 {
-            area as f64 / (w * h) as f64 * 100.0
-        } else {
-            0.0
-        };
         Outcome::Cleaned(Cleaned {
             codes: vec![CLEAN_PIXEL_DATA],
             sealed: r.sealed,
             note: format!(
-                "text route: {} text boxes filled in {} frames ({share:.1} % of the image)",
+                "text route: {} text boxes filled in {} frames ({:.1} % of the image)",
                 r.boxes.len(),
-                r.frames
+                r.frames,
+                r.share
             ),
             method_note: None,
         })
