@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod deid;
 pub mod dicom;
+pub mod health;
 pub mod keystore;
 pub mod metrics;
 pub mod models;

@@ -12,12 +12,20 @@ pub struct Metrics {
     pub instances_refused: AtomicU64,
     pub instances_deidentified: AtomicU64,
     pub instances_quarantined: AtomicU64,
+    /// Instances whose SOP Instance UID another patient's instance had.
+    pub duplicate_uids: AtomicU64,
     /// Records in the spool log not yet done (a gauge, set by the log).
     pub spool_logged: AtomicI64,
     /// Syncs of the spool log before a Success, and their total time (µs):
     /// the disk's share of every sender's wait.
     pub spool_syncs: AtomicU64,
     pub spool_sync_micros: AtomicU64,
+    /// Damaged regions found in the spool log at replay (acknowledged
+    /// instances that may be lost), by this process.
+    pub spool_damaged_records: AtomicU64,
+    /// Copies of damaged log segments kept in `spool/wal/damaged/` (a
+    /// gauge, counted at start, so it survives restarts).
+    pub spool_damaged_segments: AtomicU64,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -28,9 +36,12 @@ pub static METRICS: Metrics = Metrics {
     instances_refused: AtomicU64::new(0),
     instances_deidentified: AtomicU64::new(0),
     instances_quarantined: AtomicU64::new(0),
+    duplicate_uids: AtomicU64::new(0),
     spool_logged: AtomicI64::new(0),
     spool_syncs: AtomicU64::new(0),
     spool_sync_micros: AtomicU64::new(0),
+    spool_damaged_records: AtomicU64::new(0),
+    spool_damaged_segments: AtomicU64::new(0),
 };
 
 /// Add one to a counter.
@@ -101,6 +112,13 @@ pub fn render() -> String {
     );
     line(
         &mut s,
+        "deidgate_duplicate_uids_total",
+        "counter",
+        "Instances whose SOP Instance UID another patient's instance already had (quarantined or given a new UID).",
+        g(&m.duplicate_uids),
+    );
+    line(
+        &mut s,
         "deidgate_spool_syncs_total",
         "counter",
         "Spool log syncs (one per instance logged before its Success).",
@@ -112,6 +130,20 @@ pub fn render() -> String {
         "counter",
         "Time spent in those syncs; divided by the syncs, the disk's latency per acknowledged instance.",
         g(&m.spool_sync_micros) as f64 / 1e6,
+    );
+    line(
+        &mut s,
+        "deidgate_spool_damaged_records_total",
+        "counter",
+        "Damaged regions found in the spool log at replay (acknowledged instances possibly lost; see spool/wal/damaged/).",
+        g(&m.spool_damaged_records),
+    );
+    line(
+        &mut s,
+        "deidgate_spool_damaged_segments",
+        "gauge",
+        "Copies of damaged spool log segments kept in spool/wal/damaged/.",
+        g(&m.spool_damaged_segments),
     );
     s
 }

@@ -15,6 +15,8 @@ pub struct Runtime {
     pub deid: Deidentifier,
     /// Every pixel route of the registry, loaded or not.
     pub routes: crate::routes::PixelRoutes,
+    /// The first patient of each SOP Instance UID (the gateway's claims).
+    pub claims: crate::pipeline::duplicates::StoreClaims,
 }
 
 impl Runtime {
@@ -29,11 +31,16 @@ impl Runtime {
         let deid = Deidentifier::from_config(&config, secrets.pseudonym_key, Some(dyn_store))
             .map_err(|m| anyhow::anyhow!("configuration: {m}"))?;
         let routes = crate::routes::PixelRoutes::load(&config)?;
+        let claims = crate::pipeline::duplicates::StoreClaims::open(
+            store.db(),
+            deid.pseudonymizer().clone(),
+        )?;
         Ok(Runtime {
             config,
             store,
             deid,
             routes,
+            claims,
         })
     }
 

@@ -7,8 +7,7 @@ use crate::config::Config;
 use crate::keystore::KeyStore;
 use crate::net::scp::{self, Scp};
 use crate::net::store::Sink;
-use crate::pipeline::forward::Forwarders;
-use crate::pipeline::quarantine::Quarantine;
+use crate::pipeline::forwarder::Forwarders;
 use crate::pipeline::router::Router;
 use crate::pipeline::spool::Spool;
 use crate::pipeline::workers::Workers;
@@ -85,7 +84,14 @@ pub fn run(cfg: Config) -> Result<()> {
     let sink = Sink {
         spool,
         queue: tx,
-        quarantine: Quarantine::new(rt.quarantine_dir()),
+        refused: crate::pipeline::refused::Refused::new(
+            rt.config.data_dir(),
+            rt.config.scp.keep_refused_mb,
+        ),
+        reserve: crate::pipeline::disk::Reserve::new(
+            rt.config.data_dir(),
+            rt.config.node.disk_reserve_mb,
+        ),
     };
     let pseudo =
         (!rt.deid.profile().options().retain_uids).then(|| rt.deid.pseudonymizer().clone());

@@ -432,6 +432,7 @@ fn process(rt: &deidgate::runtime::Runtime, path: &Path, dir: &Path) -> FileOutc
         out_root: &dir.join("out"),
         quarantine: &q,
         durable: false,
+        claims: &rt.claims,
     }
     .process(&bytes, "test")
     .unwrap()

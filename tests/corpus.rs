@@ -74,8 +74,9 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
     let (series, rest) = deidgate::pipeline::series::batch::partition(&rt, inputs);
     let mut outcomes: Vec<(std::path::PathBuf, FileOutcome)> = Vec::new();
     for files in series.values() {
-        let done = deidgate::pipeline::series::batch::run_series(&rt, files, &out_root, &q)
-            .unwrap_or_else(|e| panic!("head MR series: {e:#}"));
+        let done =
+            deidgate::pipeline::series::batch::run_series(&rt, files, &out_root, &q, &rt.claims)
+                .unwrap_or_else(|e| panic!("head MR series: {e:#}"));
         outcomes.extend(done.into_iter().map(|(n, o)| (files[n].clone(), o)));
     }
     // Lazily, so each output is checked before a later input with the same
@@ -90,6 +91,7 @@ fn every_file_is_deidentified_or_quarantined_with_a_reason() {
             out_root: &out_root,
             quarantine: &q,
             durable: false,
+            claims: &rt.claims,
         }
         .process(&bytes, &name)
         .unwrap_or_else(|e| panic!("{name}: {e:#}"));

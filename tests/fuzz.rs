@@ -112,6 +112,7 @@ fn fuzz_files() {
                 out_root: &tmp.path().join("out"),
                 quarantine: &q,
                 durable: false,
+                claims: &rt.claims,
             }
             .process(&case, "fuzz")
         }));

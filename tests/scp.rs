@@ -370,8 +370,15 @@ fn bad_data_sets_get_failure_statuses() {
     let expected = expected_names(&g, &[data_dir().join("dicom/mr/MR_small.dcm")]);
     let out = wait_for_outputs(&g, &expected);
     assert_eq!(out.len(), 1, "{out:?}");
+    // Refused instances are not acknowledged data: none is quarantined, a
+    // capped diagnostic copy with its reason is kept in refused/.
     let q = deidgate::pipeline::quarantine::Quarantine::new(g.data.join("quarantine"));
-    let reasons: Vec<String> = q.list().unwrap().into_iter().map(|(_, r)| r).collect();
+    assert!(q.list().unwrap().is_empty(), "{:?}", q.list());
+    let reasons: Vec<String> = files_under(&g.data.join("refused"))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(
         reasons.iter().any(|r| r.contains("does not parse")),
@@ -412,6 +419,13 @@ fn association_limit_rejects_then_recovers() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(g.log().contains("too many associations"), "{}", g.log());
+    // The refusal is counted with the other rejections.
+    let body = g.http_get("/metrics").1;
+    assert!(
+        body.lines()
+            .any(|l| l == "deidgate_associations_rejected_total 1"),
+        "{body}"
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The admin command set: the commands that read or write the key store
-//! (users, reid, audit, quarantine release, backup).
+//! (users, reid, audit, quarantine release, backup), and the dead letters
+//! (whose queues live in the same database).
 //!
 //! sled lets one process open the database, so while `deidgate serve` runs
 //! these commands are sent to it over its admin socket (see [`super`]) and
@@ -7,7 +8,8 @@
 //! store directly. Either way the same code below runs and the same audit
 //! records are written.
 
-use crate::cli::args::{AuditCmd, ReidCmd, UsersCmd};
+pub use super::reply::Reply;
+use crate::cli::args::{AuditCmd, DeadLetterCmd, ReidCmd, UsersCmd};
 use crate::config::Config;
 use crate::keystore::{Secrets, SledKeyStore};
 use anyhow::{bail, Context, Result};
@@ -20,6 +22,8 @@ pub enum StoreCmd {
     Users(UsersCmd),
     Reid(ReidCmd),
     Audit(AuditCmd),
+    /// `deadletter ...`.
+    DeadLetter(DeadLetterCmd),
     /// `quarantine release`.
     Release {
         id: String,
@@ -39,13 +43,6 @@ pub trait ReleaseSink {
     fn release(&self, bytes: &[u8]) -> Result<String>;
 }
 
-/// What a command prints.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Reply {
-    pub stdout: String,
-    pub stderr: String,
-}
-
 /// Executes `cmd` against an open store on behalf of `actor`.
 pub fn execute(
     cfg: &Config,
@@ -59,6 +56,7 @@ pub fn execute(
         StoreCmd::Users(c) => users(store, c),
         StoreCmd::Reid(c) => reid(store, actor, c),
         StoreCmd::Audit(c) => audit(store, c),
+        StoreCmd::DeadLetter(c) => super::dead_letters::run(cfg, store, actor, c),
         StoreCmd::Backup { output, passphrase } => backup(cfg, store, &output, &passphrase),
     }
 }

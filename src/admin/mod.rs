@@ -1,15 +1,18 @@
 //! The admin socket: how the CLI reaches a running gateway.
 //!
 //! sled allows one process per database, so while `serve` runs, `deidgate
-//! users|reid|audit|keys backup` cannot open the key store themselves. The
-//! gateway listens on `<data_dir>/admin.sock` (mode 0600 inside the 0700 data
-//! directory) and runs those commands for the CLI. Only the gateway's own
-//! user (or root) may connect: the kernel's peer credentials are checked, so
-//! the socket grants nothing that reading the data directory would not.
+//! users|reid|audit|deadletter|keys backup` cannot open the key store
+//! themselves. The gateway listens on `<data_dir>/admin.sock` (mode 0600
+//! inside the 0700 data directory) and runs those commands for the CLI. Only
+//! the gateway's own user (or root) may connect: the kernel's peer
+//! credentials are checked, so the socket grants nothing that reading the
+//! data directory would not.
 //!
 //! Protocol: one JSON request line, one JSON response, then close.
 
 pub mod commands;
+pub mod dead_letters;
+pub mod reply;
 
 use crate::pipeline::spool::Spool;
 use crate::runtime::Runtime;

@@ -6,12 +6,21 @@ use axum::extract::State as S;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 
-/// 200 when the spool can be written, 503 otherwise (disk full, read-only).
+/// 200 when the spool can be written and no fault is set (see
+/// [`crate::health`]); 503 with the reasons otherwise.
 pub async fn healthz(S(s): S<State>) -> impl IntoResponse {
     let probe = s.spool_ready.with_file_name(".healthz");
-    match std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe)) {
-        Ok(()) => (StatusCode::OK, "ok\n"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "spool not writable\n"),
+    let mut faults: Vec<String> = crate::health::current()
+        .into_iter()
+        .map(|(name, reason)| format!("{name}: {reason}"))
+        .collect();
+    if let Err(e) = std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe)) {
+        faults.push(format!("spool not writable: {e}"));
+    }
+    if faults.is_empty() {
+        (StatusCode::OK, "ok\n".to_string())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, faults.join("\n") + "\n")
     }
 }
 
@@ -34,6 +43,17 @@ pub async fn metrics(S(s): S<State>) -> impl IntoResponse {
             d.queue.depth()
         ));
     }
+    // What is waiting for an operator, read from the dead-letter tree (so
+    // right after a restart too); the _total counter below counts events
+    // since start.
+    out.push_str("# HELP deidgate_forward_dead_letters Dead letters waiting per destination (deidgate deadletter list).\n# TYPE deidgate_forward_dead_letters gauge\n");
+    for d in &s.router.dicom {
+        out.push_str(&format!(
+            "deidgate_forward_dead_letters{{destination=\"{}\"}} {}\n",
+            d.config.name,
+            d.queue.dead_count()
+        ));
+    }
     for (name, help, pick) in [
         (
             "deidgate_forward_delivered_total",
@@ -47,7 +67,7 @@ pub async fn metrics(S(s): S<State>) -> impl IntoResponse {
         ),
         (
             "deidgate_forward_dead_letter_total",
-            "Instances dead-lettered per destination.",
+            "Instances dead-lettered per destination since start (waiting now: deidgate_forward_dead_letters).",
             2,
         ),
     ] {

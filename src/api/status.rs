@@ -52,7 +52,10 @@ fn build(s: &State) -> Value {
                 "queue_depth": d.queue.depth(),
                 "delivered": c.delivered.load(Relaxed),
                 "retries": c.retries.load(Relaxed),
-                "dead_lettered": c.dead_lettered.load(Relaxed),
+                // Waiting now (read from the dead-letter tree, so right
+                // after a restart too); `deidgate deadletter list` shows them.
+                "dead_lettered": d.queue.dead_count(),
+                "dead_lettered_since_start": c.dead_lettered.load(Relaxed),
             })
         })
         .chain(
@@ -85,7 +88,16 @@ fn build(s: &State) -> Value {
             "refused": m.instances_refused.load(Relaxed),
             "deidentified": m.instances_deidentified.load(Relaxed),
             "quarantined": m.instances_quarantined.load(Relaxed),
+            "duplicate_uids": m.duplicate_uids.load(Relaxed),
             "spool_ready": spool_ready(s),
+        },
+        "health": crate::health::current().into_iter()
+            .map(|(fault, reason)| json!({"fault": fault, "reason": reason}))
+            .collect::<Vec<_>>(),
+        "spool": {
+            "ready": spool_ready(s),
+            "damaged_records": m.spool_damaged_records.load(Relaxed),
+            "damaged_segments_kept": m.spool_damaged_segments.load(Relaxed),
         },
         "throughput_per_minute": {
             "received": (received_pm * 10.0).round() / 10.0,

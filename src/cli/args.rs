@@ -58,6 +58,13 @@ pub enum Command {
         #[command(subcommand)]
         cmd: QuarantineCmd,
     },
+    /// Instances a DICOM destination refused for good or never took within
+    /// max_age_hours: list, show, retry or purge them (audited).
+    #[command(name = "deadletter", visible_alias = "dead-letter")]
+    Deadletter {
+        #[command(subcommand)]
+        cmd: DeadLetterCmd,
+    },
     /// Users and API tokens of the HTTP API (stored in the key store).
     Users {
         #[command(subcommand)]
@@ -215,4 +222,33 @@ pub enum QuarantineCmd {
         #[arg(long)]
         all: bool,
     },
+}
+
+/// `deidgate deadletter`. An ID is `<destination>/<SOP Instance UID>` as
+/// `list` prints it (the de-identified UID); a bare UID means that instance
+/// at every destination.
+#[derive(Subcommand, Debug, Serialize, Deserialize)]
+pub enum DeadLetterCmd {
+    /// Destination, id, attempts, when and why, one line each.
+    List {
+        /// Only this destination.
+        #[arg(long)]
+        destination: Option<String>,
+    },
+    /// The whole record and the path of the kept file.
+    Show { id: String },
+    /// Queue again (attempts and age reset); a running gateway sends it at
+    /// once, a stopped one when it starts.
+    Retry {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every dead letter (of --destination, if given).
+        #[arg(long)]
+        all: bool,
+        /// With --all: only this destination.
+        #[arg(long, requires = "all")]
+        destination: Option<String>,
+    },
+    /// Delete the record and the kept file.
+    Purge { id: String },
 }

@@ -37,6 +37,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Reid { cmd } => store_cmds::run(&cfg, StoreCmd::Reid(absolute_paths(cmd)?)),
         Command::Audit { cmd } => store_cmds::run(&cfg, StoreCmd::Audit(cmd)),
         Command::Quarantine { cmd } => quarantine(&cfg, cmd),
+        Command::Deadletter { cmd } => store_cmds::run(&cfg, StoreCmd::DeadLetter(cmd)),
         Command::Users { cmd } => store_cmds::run(&cfg, StoreCmd::Users(cmd)),
         Command::Train { cmd } => train::run(cmd),
         Command::Eval { cmd } => eval::run(cmd),

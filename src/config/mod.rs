@@ -53,6 +53,9 @@ pub struct NodeConfig {
     pub host: String,
     pub port: u16,
     pub data_dir: PathBuf,
+    /// MiB kept free on the data directory's file system: below it the
+    /// receiver answers A700 and the pipeline pauses at half (0: off).
+    pub disk_reserve_mb: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -123,6 +126,20 @@ pub struct FilterConfig {
     /// Transfer syntax UIDs that always go to quarantine.
     #[serde(default)]
     pub quarantine_transfer_syntaxes: Vec<String>,
+    /// An instance whose SOP Instance UID was already used by another
+    /// patient (offline: another content).
+    pub duplicate_sop_instance_uid: DuplicateUid,
+}
+
+/// What becomes of an instance whose SOP Instance UID another patient's
+/// instance already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicateUid {
+    /// Kept back for a person to decide (released: a new UID).
+    Quarantine,
+    /// Delivered under a new UID keyed on the UID and the patient.
+    NewUid,
 }
 
 impl FilterConfig {
@@ -135,6 +152,7 @@ impl FilterConfig {
             quarantine_sop_classes: Vec::new(),
             quarantine_modalities: Vec::new(),
             quarantine_transfer_syntaxes: Vec::new(),
+            duplicate_sop_instance_uid: DuplicateUid::NewUid,
         }
     }
 }
@@ -193,6 +211,9 @@ pub struct ScpConfig {
     pub allowed_ips: Vec<String>,
     /// Reject associations whose called AE title is not `[node] ae_title`.
     pub check_called_ae: bool,
+    /// Instances refused with a failure status are kept for diagnosis in
+    /// `<data_dir>/refused` up to this many MiB, oldest dropped first.
+    pub keep_refused_mb: u64,
 }
 
 impl ScpConfig {

@@ -63,12 +63,17 @@ impl Pseudonymizer {
     /// `2.25.<decimal of 128 bits>`, laid out as a version-8 UUID (RFC 9562) so
     /// the value is a valid UUID-derived OID.
     pub fn uid(&self, original: &str) -> String {
-        let mac = self.mac("uid", &[original.trim_end_matches(['\0', ' '])]);
-        let mut b = [0u8; 16];
-        b.copy_from_slice(&mac[..16]);
-        b[6] = (b[6] & 0x0F) | 0x80; // version 8
-        b[8] = (b[8] & 0x3F) | 0x80; // RFC 4122 variant
-        format!("2.25.{}", u128::from_be_bytes(b))
+        uid_from_mac(&self.mac("uid", &[original.trim_end_matches(['\0', ' '])]))
+    }
+
+    /// The UID of an instance whose SOP Instance UID another patient's
+    /// instance already has: keyed on the UID and `parts` (the patient,
+    /// and offline the content), so it differs from [`Self::uid`] and stays
+    /// the same when the same instance comes again.
+    pub fn duplicate_uid(&self, original: &str, parts: &[&str]) -> String {
+        let mut all = vec![original.trim_end_matches(['\0', ' '])];
+        all.extend_from_slice(parts);
+        uid_from_mac(&self.mac("uid-duplicate", &all))
     }
 
     /// The stable identity of a patient: issuer and ID (see [`patient_key`]).
@@ -93,6 +98,15 @@ impl Pseudonymizer {
         let mac = self.mac("dateshift", &[patient_key]);
         super::dates::day_shift_from_bytes(&mac, min, max)
     }
+}
+
+/// `2.25.` and 128 bits of `mac` laid out as a version-8 UUID.
+fn uid_from_mac(mac: &[u8; 32]) -> String {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&mac[..16]);
+    b[6] = (b[6] & 0x0F) | 0x80; // version 8
+    b[8] = (b[8] & 0x3F) | 0x80; // RFC 4122 variant
+    format!("2.25.{}", u128::from_be_bytes(b))
 }
 
 /// The key a patient is known by: issuer + ID when there is an ID; otherwise

@@ -168,6 +168,7 @@ impl Scp {
                 .and_then(|r| r.ok());
             match slot {
                 None => {
+                    crate::metrics::inc(&crate::metrics::METRICS.associations_rejected);
                     tracing::warn!(
                         max_associations = self.cfg.max_associations,
                         "association rejected: too many associations"

@@ -10,7 +10,10 @@ use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::meta::FileMetaTable;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use dicom_ul::association::client::ClientAssociationOptions;
-use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu, PresentationContextResultReason};
+use dicom_ul::pdu::{
+    AssociationRJ, AssociationRJResult, AssociationRJServiceUserReason, AssociationRJSource,
+    PDataValue, PDataValueType, Pdu, PresentationContextResultReason,
+};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
@@ -63,6 +66,38 @@ pub fn classify(status: u16) -> Outcome {
     }
 }
 
+/// The dead-letter reason of an A-ASSOCIATE-RJ that no retry can change
+/// (PS3.8 9.3.4): rejected-permanent by the service-user because it does not
+/// know the called or the calling AE title, or not our application context.
+/// `None`: rejected-transient, or a reason that may clear (no reason given,
+/// congestion, a local limit): retried.
+pub fn permanent_rejection(rj: &AssociationRJ, peer: &Peer) -> Option<String> {
+    use AssociationRJServiceUserReason as R;
+    if rj.result != AssociationRJResult::Permanent {
+        return None;
+    }
+    let AssociationRJSource::ServiceUser(reason) = &rj.source else {
+        return None;
+    };
+    let detail = match reason {
+        R::CalledAETitleNotRecognized => format!(
+            "the peer does not know the called AE title {:?} (ae_title of the destination)",
+            peer.ae_title
+        ),
+        R::CallingAETitleNotRecognized => format!(
+            "the peer does not know our calling AE title {:?} (calling_ae_title, or [node] ae_title)",
+            peer.calling_ae_title
+        ),
+        R::ApplicationContextNameNotSupported => {
+            "the peer does not support the DICOM application context".to_string()
+        }
+        R::NoReasonGiven | R::Reserved(_) => return None,
+    };
+    Some(format!(
+        "association rejected permanently: {reason}: {detail}"
+    ))
+}
+
 /// Send `items` in one association, reporting each outcome to `done` as soon
 /// as its response is in (so a crash resends as little as possible). An `Err`
 /// means the association itself failed (refused, rejected, dropped): every
@@ -106,6 +141,20 @@ pub fn send_batch(
                         "the peer accepts no presentation context for this SOP class".into(),
                     ),
                 );
+            }
+            return Ok(());
+        }
+        // Rejected for good (the peer does not know our AE titles): retrying
+        // for days cannot help, an operator must fix the configuration.
+        Err(dicom_ul::association::Error::Rejected { association_rj, .. }) => {
+            let Some(why) = permanent_rejection(&association_rj, peer) else {
+                return Err(format!(
+                    "association rejected ({:?}): {}",
+                    association_rj.result, association_rj.source
+                ));
+            };
+            for i in 0..items.len() {
+                done(i, Outcome::DeadLetter(why.clone()));
             }
             return Ok(());
         }
@@ -285,6 +334,7 @@ fn reencode(it: &Outgoing, ts_uid: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dicom_ul::pdu::AssociationRJServiceProviderPresentationReason;
 
     #[test]
     fn statuses_are_classified() {
@@ -295,5 +345,73 @@ mod tests {
         assert!(matches!(classify(0xA900), Outcome::DeadLetter(_)));
         assert!(matches!(classify(0xC000), Outcome::DeadLetter(_)));
         assert!(matches!(classify(0x0122), Outcome::DeadLetter(_)));
+    }
+
+    #[test]
+    fn only_permanent_ae_title_or_context_rejections_dead_letter() {
+        use AssociationRJServiceProviderPresentationReason as P;
+        use AssociationRJServiceUserReason as U;
+        let peer = Peer {
+            ae_title: "PACS".into(),
+            host: "127.0.0.1".into(),
+            port: 104,
+            calling_ae_title: "DEIDGATE".into(),
+            timeout: Duration::from_secs(1),
+        };
+        let rj = |result, source| AssociationRJ { result, source };
+        let permanent = AssociationRJResult::Permanent;
+        let transient = AssociationRJResult::Transient;
+        let called = permanent_rejection(
+            &rj(
+                permanent.clone(),
+                AssociationRJSource::ServiceUser(U::CalledAETitleNotRecognized),
+            ),
+            &peer,
+        )
+        .unwrap();
+        assert!(called.contains("called AE title not recognized") && called.contains("\"PACS\""));
+        let calling = permanent_rejection(
+            &rj(
+                permanent.clone(),
+                AssociationRJSource::ServiceUser(U::CallingAETitleNotRecognized),
+            ),
+            &peer,
+        )
+        .unwrap();
+        assert!(calling.contains("\"DEIDGATE\""), "{calling}");
+        assert!(permanent_rejection(
+            &rj(
+                permanent.clone(),
+                AssociationRJSource::ServiceUser(U::ApplicationContextNameNotSupported)
+            ),
+            &peer
+        )
+        .is_some());
+        for (result, source) in [
+            (
+                transient.clone(),
+                AssociationRJSource::ServiceUser(U::CalledAETitleNotRecognized),
+            ),
+            (
+                transient,
+                AssociationRJSource::ServiceProviderPresentation(P::TemporaryCongestion),
+            ),
+            (
+                permanent.clone(),
+                AssociationRJSource::ServiceUser(U::NoReasonGiven),
+            ),
+            (
+                permanent.clone(),
+                AssociationRJSource::ServiceProviderPresentation(P::LocalLimitExceeded),
+            ),
+            (
+                permanent,
+                AssociationRJSource::ServiceProviderASCE(
+                    dicom_ul::pdu::AssociationRJServiceProviderASCEReason::NoReasonGiven,
+                ),
+            ),
+        ] {
+            assert_eq!(permanent_rejection(&rj(result, source), &peer), None);
+        }
     }
 }

@@ -7,7 +7,8 @@
 //! sits on the sender's critical path, since it waits for every response.
 
 use super::dimse::{status, Command};
-use crate::pipeline::quarantine::Quarantine;
+use crate::pipeline::disk::Reserve;
+use crate::pipeline::refused::Refused;
 use crate::pipeline::spool::Spool;
 use dicom_dictionary_std::tags;
 use std::path::PathBuf;
@@ -26,7 +27,10 @@ const BUFFER: usize = 256 * 1024;
 pub struct Sink {
     pub spool: Arc<Spool>,
     pub queue: mpsc::Sender<String>,
-    pub quarantine: Quarantine,
+    /// Diagnostic copies of what was refused (capped).
+    pub refused: Refused,
+    /// Free space kept on the data directory's file system.
+    pub reserve: Reserve,
 }
 
 /// Where the received bytes are (always starting with preamble and meta).
@@ -54,6 +58,11 @@ pub type Verdict = (u16, Option<&'static str>);
 
 /// A failure on the way into the spool: status and comment for the sender.
 type Failure = (u16, &'static str);
+
+const DISK_FULL: Failure = (
+    status::OUT_OF_RESOURCES,
+    "out of resources: disk space below the gateway's reserve",
+);
 
 const SPOOL_WRITE_FAILED: Failure = (
     status::OUT_OF_RESOURCES,
@@ -141,9 +150,19 @@ impl Incoming {
             }
             Body::Dropped => return (status::OUT_OF_RESOURCES, Some("spool file missing")),
         };
-        let (spool, q) = (sink.spool.clone(), sink.quarantine.clone());
+        let (spool, refused) = (sink.spool.clone(), sink.refused.clone());
+        let reserve = sink.reserve.clone();
         let (id, path, command) = (self.id.clone(), self.path.clone(), self.command.clone());
-        let durable = move || make_durable(&spool, &q, &id, &path, &command, body);
+        let size = self.bytes;
+        let durable = move || {
+            // Below the reserve nothing more is acknowledged: the key store
+            // and the pipeline keep the room to finish what already was.
+            reserve.admit(size).map_err(|why| {
+                tracing::warn!(reason = %why, "C-STORE refused: disk space");
+                DISK_FULL
+            })?;
+            make_durable(&spool, &refused, &id, &path, &command, body)
+        };
         let done = run_blocking(durable).await;
         if let Err((s, why)) = done {
             return (s, Some(why));
@@ -176,11 +195,12 @@ where
         .unwrap_or(Err(PANICKED))
 }
 
-/// Check the data set against the command (quarantining what fails), write
+/// Check the data set against the command (keeping a capped copy of what
+/// fails), write
 /// and fsync it (when it was still in memory) and commit it into `ready/`.
 fn make_durable(
     spool: &Spool,
-    quarantine: &Quarantine,
+    refused: &Refused,
     id: &str,
     path: &std::path::Path,
     command: &Command,
@@ -201,7 +221,7 @@ fn make_durable(
             })?
         }
     };
-    check_or_quarantine(&bytes, command, quarantine, &format!("scp spool {id}"))?;
+    check_or_refuse(&bytes, command, refused)?;
     let committed = if in_memory {
         spool.accept(id, path, &bytes)
     } else {
@@ -264,19 +284,12 @@ fn meta_uid(uid: &str) -> String {
 }
 
 /// Parse the data set as the worker will and compare its UIDs with the
-/// command. A data set that fails goes to quarantine with the reason.
-fn check_or_quarantine(
-    bytes: &[u8],
-    cmd: &Command,
-    quarantine: &Quarantine,
-    origin: &str,
-) -> Result<(), Failure> {
+/// command. A data set that fails is refused; a copy is kept under the cap.
+fn check_or_refuse(bytes: &[u8], cmd: &Command, refused: &Refused) -> Result<(), Failure> {
     let verdict = check(bytes, cmd);
     if let Err((s, why, reason)) = &verdict {
         tracing::warn!(status = format!("{s:04X}"), %reason, "C-STORE refused");
-        if let Err(e) = quarantine.put(bytes, reason, origin) {
-            tracing::error!(error = %format!("{e:#}"), "cannot quarantine a refused instance");
-        }
+        refused.keep(bytes, reason);
         return Err((*s, why));
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! gateway's per-instance stage ([`super::instance`]) and series stage over
 //! a file or a folder tree, in parallel, safe to run again.
 
+use super::duplicates::BatchClaims;
 use super::instance::{FileOutcome, Stage};
 use super::output::sync_filesystem_of;
 use super::quarantine::Quarantine;
@@ -66,22 +67,30 @@ fn count(s: &mut Summary, o: FileOutcome) {
 pub fn run(rt: &Runtime, input: &Path, output: &Path, jobs: usize) -> Result<Summary> {
     let all = collect_files(input)?;
     let n_files = all.len();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .context("cannot start worker threads")?;
+    // Decided before the run, so thread timing cannot change who keeps a UID.
+    let claims = pool.install(|| BatchClaims::scan(&all, rt.deid.pseudonymizer()))?;
+    if !claims.is_empty() {
+        tracing::warn!(
+            files = claims.len(),
+            "inputs whose SOP Instance UID another input already has"
+        );
+    }
     // Head MR series first, as series; every other file one by one below.
     let (series, files) = super::series::batch::partition(rt, all);
     std::fs::create_dir_all(output)
         .with_context(|| format!("cannot create {}", output.display()))?;
     let quarantine = Quarantine::new(rt.quarantine_dir());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .context("cannot start worker threads")?;
     let summary = Mutex::new(Summary {
         files: n_files,
         ..Summary::default()
     });
     let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     for group in series.values() {
-        match super::series::batch::run_series(rt, group, output, &quarantine) {
+        match super::series::batch::run_series(rt, group, output, &quarantine, &claims) {
             Ok(outcomes) => {
                 let mut s = summary.lock().expect("summary lock");
                 outcomes.into_iter().for_each(|(_, o)| count(&mut s, o));
@@ -98,6 +107,7 @@ pub fn run(rt: &Runtime, input: &Path, output: &Path, jobs: usize) -> Result<Sum
         out_root: output,
         quarantine: &quarantine,
         durable: false,
+        claims: &claims,
     };
     pool.install(|| {
         files.par_iter().for_each(|f| {

@@ -64,6 +64,7 @@ mod tests {
             quarantine_sop_classes: vec![],
             quarantine_modalities: vec![],
             quarantine_transfer_syntaxes: vec![],
+            duplicate_sop_instance_uid: crate::config::DuplicateUid::Quarantine,
         };
         let mr = obj("mr/MR_small.dcm");
         assert!(check(&mr, &cfg).is_ok());

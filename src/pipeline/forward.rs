@@ -3,13 +3,13 @@
 //! and a dead-letter tree. A destination outage queues; it never drops.
 
 use super::queue_index::{Entry, Index};
-use crate::net::scu::{self, Outcome, Outgoing, Peer};
-use anyhow::{Context, Result};
+use crate::net::scu::Peer;
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A DICOM destination as configured under `[[destination]]` with `type = "dicom"`.
 #[derive(Debug, Clone)]
@@ -51,14 +51,15 @@ pub struct Counters {
 /// clones: the clones share the in-memory index of the pending tree.
 #[derive(Clone)]
 pub struct Queue {
-    pending: sled::Tree,
-    dead: sled::Tree,
+    pub(super) pending: sled::Tree,
+    /// Dead letters (kept and managed by the dead-letter module).
+    pub(super) dead: sled::Tree,
     index: Arc<Mutex<Index>>,
     pub counters: Arc<Counters>,
 }
 
 impl Job {
-    fn entry(&self) -> Entry {
+    pub(super) fn entry(&self) -> Entry {
         Entry {
             sop_instance: self.sop_instance.clone(),
             study_uid: self.study_uid.clone(),
@@ -96,7 +97,8 @@ impl Queue {
         })
     }
 
-    fn index(&self) -> MutexGuard<'_, Index> {
+    /// Held by every write of the pending tree, so that the index follows it.
+    pub(super) fn index(&self) -> MutexGuard<'_, Index> {
         self.index.lock().expect("forward index lock")
     }
 
@@ -145,10 +147,6 @@ impl Queue {
         self.index().len()
     }
 
-    pub fn dead_count(&self) -> usize {
-        self.dead.len()
-    }
-
     /// Due jobs of one study (the study of the job due first), at most
     /// `limit`, in the order they were queued. Reads only those jobs.
     pub fn next_batch(&self, now: u64, limit: usize) -> Result<Vec<Job>> {
@@ -163,32 +161,14 @@ impl Queue {
         Ok(batch)
     }
 
-    fn complete(&self, job: &Job) -> Result<bool> {
+    /// Remove a delivered job (false: a newer copy replaced it).
+    pub fn complete(&self, job: &Job) -> Result<bool> {
         self.swap(job, None)
     }
 
-    fn reschedule(&self, old: &Job, new: &Job) -> Result<bool> {
+    /// Replace a job by its rescheduled self (false: a newer copy replaced it).
+    pub fn reschedule(&self, old: &Job, new: &Job) -> Result<bool> {
         self.swap(old, Some(new))
-    }
-
-    fn dead_letter(&self, old: &Job, new: &Job) -> Result<bool> {
-        if !self.swap(old, None)? {
-            return Ok(false);
-        }
-        self.dead
-            .insert(new.sop_instance.as_bytes(), serde_json::to_vec(new)?)?;
-        self.dead.flush()?;
-        Ok(true)
-    }
-
-    /// Dead-lettered jobs, for operators.
-    pub fn dead_jobs(&self) -> Vec<Job> {
-        self.dead
-            .iter()
-            .values()
-            .filter_map(|v| v.ok())
-            .filter_map(|v| serde_json::from_slice(&v).ok())
-            .collect()
     }
 }
 
@@ -210,189 +190,6 @@ pub struct DicomRoute {
     pub queue: Queue,
     pub outbox: std::path::PathBuf,
     pub wake: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
-}
-
-/// The worker threads of all DICOM destinations.
-pub struct Forwarders {
-    stop: Arc<AtomicBool>,
-    handles: Vec<std::thread::JoinHandle<()>>,
-    wakes: Vec<Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>>,
-}
-
-impl Forwarders {
-    /// One thread per DICOM destination (the router's `dicom`).
-    pub fn start(dicom: &[DicomRoute]) -> Forwarders {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut f = Forwarders {
-            stop: stop.clone(),
-            handles: Vec::new(),
-            wakes: Vec::new(),
-        };
-        for d in dicom {
-            let (dest, queue, wake, stop) = (
-                d.destination.clone(),
-                d.queue.clone(),
-                d.wake.clone(),
-                stop.clone(),
-            );
-            if queue.depth() > 0 {
-                tracing::info!(destination = %dest.name, queued = queue.depth(), "resuming forward queue");
-            }
-            f.wakes.push(wake.clone());
-            let name = format!("forward-{}", dest.name);
-            match std::thread::Builder::new()
-                .name(name)
-                .spawn(move || run_worker(dest, queue, stop, wake))
-            {
-                Ok(h) => f.handles.push(h),
-                Err(e) => tracing::error!(error = %e, "cannot start a forwarder"),
-            }
-        }
-        f
-    }
-
-    /// Stop after the batch in progress; what is queued stays queued.
-    pub fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for w in &self.wakes {
-            let (lock, cv) = &**w;
-            *lock.lock().expect("wake lock") = true;
-            cv.notify_all();
-        }
-        for h in self.handles {
-            let _ = h.join();
-        }
-    }
-}
-
-/// Drain one destination until `stop` is set. Each batch is one association.
-pub fn run_worker(
-    dest: DicomDestination,
-    queue: Queue,
-    stop: Arc<AtomicBool>,
-    wake: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
-) {
-    // Not lowered like the pipeline workers: the forwarder, too, waits for
-    // each response, so its throughput is its latency to get the CPU back.
-    let span = tracing::info_span!("forward", destination = %dest.name);
-    let _g = span.enter();
-    while !stop.load(Ordering::Relaxed) {
-        let batch = match queue.next_batch(now(), dest.batch_size) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the forward queue");
-                Vec::new()
-            }
-        };
-        if batch.is_empty() {
-            let (lock, cv) = &*wake;
-            let mut woken = lock.lock().expect("wake lock");
-            if !*woken {
-                woken = cv
-                    .wait_timeout(woken, Duration::from_millis(500))
-                    .expect("wake wait")
-                    .0;
-            }
-            *woken = false;
-            continue;
-        }
-        if let Err(e) = deliver(&dest, &queue, batch) {
-            tracing::error!(error = %e, "forwarding bookkeeping failed");
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    }
-}
-
-/// Send one batch and record each outcome durably.
-fn deliver(dest: &DicomDestination, queue: &Queue, batch: Vec<Job>) -> Result<()> {
-    let items: Vec<Outgoing> = batch
-        .iter()
-        .map(|j| Outgoing {
-            path: j.path.clone(),
-            sop_class: j.sop_class.clone(),
-            sop_instance: j.sop_instance.clone(),
-        })
-        .collect();
-    let mut reported = vec![false; batch.len()];
-    let mut failure: Option<anyhow::Error> = None;
-    let sent = scu::send_batch(&dest.peer, &items, |i, outcome| {
-        reported[i] = true;
-        if let Err(e) = record(dest, queue, batch[i].clone(), outcome) {
-            failure.get_or_insert(e);
-        }
-    });
-    if let Err(why) = sent {
-        for (job, _) in batch.iter().zip(&reported).filter(|(_, r)| !**r) {
-            record(dest, queue, job.clone(), Outcome::Retry(why.clone()))?;
-        }
-    }
-    failure.map_or(Ok(()), Err)
-}
-
-/// Record one outcome durably: delivered, rescheduled or dead-lettered.
-/// If a newer copy of the instance was enqueued meanwhile, the queue keeps
-/// that one and this outcome only counts.
-fn record(dest: &DicomDestination, queue: &Queue, original: Job, outcome: Outcome) -> Result<()> {
-    let c = &queue.counters;
-    let mut job = original.clone();
-    let too_old = now().saturating_sub(job.enqueued_at) > dest.max_age_secs;
-    // The same instance breaking the association again and again is a
-    // refusal by the peer, not an outage.
-    let outcome = match outcome {
-        Outcome::Retry(why)
-            if why.starts_with(scu::ABORTED_ON_INSTANCE)
-                && job.attempts + 1 >= scu::MAX_ABORTS_ON_INSTANCE =>
-        {
-            Outcome::DeadLetter(format!("{why} ({} times)", job.attempts + 1))
-        }
-        o => o,
-    };
-    match outcome {
-        Outcome::Delivered { status } => {
-            if queue.complete(&job)? {
-                std::fs::remove_file(&job.path).ok();
-            }
-            c.delivered.fetch_add(1, Ordering::Relaxed);
-            if status != 0 {
-                c.warnings.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(sop = %job.sop_instance, status = format!("{status:04X}"), "delivered with a warning");
-            } else {
-                tracing::debug!(sop = %job.sop_instance, "delivered");
-            }
-        }
-        Outcome::Retry(why) if !too_old => {
-            job.attempts += 1;
-            job.next_at =
-                now() + backoff(job.attempts, dest.retry_initial_secs, dest.retry_max_secs);
-            job.last_error = Some(why.clone());
-            if !queue.reschedule(&original, &job)? {
-                return Ok(()); // a newer copy replaced it: that one will be sent
-            }
-            c.retries.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(sop = %job.sop_instance, attempts = job.attempts, reason = %why, "will retry");
-        }
-        Outcome::Retry(why) | Outcome::DeadLetter(why) => {
-            let why = if too_old {
-                format!("maximum age exceeded; last error: {why}")
-            } else {
-                why
-            };
-            job.last_error = Some(why.clone());
-            if let Some(name) = original.path.file_name() {
-                std::fs::create_dir_all(&dest.dead_dir).ok();
-                job.path = dest.dead_dir.join(name);
-            }
-            if !queue.dead_letter(&original, &job).context("dead-letter")? {
-                return Ok(());
-            }
-            if std::fs::rename(&original.path, &job.path).is_err() {
-                tracing::warn!(sop = %job.sop_instance, "dead-lettered file could not be moved out of the outbox");
-            }
-            c.dead_lettered.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(sop = %job.sop_instance, reason = %why, "dead-lettered");
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -444,8 +241,8 @@ mod tests {
         let b = q.next_batch(100, 10).unwrap();
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].study_uid, "S2");
-        assert!(q.dead_letter(&b[0], &b[0]).unwrap());
-        assert_eq!((q.depth(), q.dead_count()), (1, 1));
+        assert!(q.complete(&b[0]).unwrap());
+        assert_eq!(q.depth(), 0);
     }
 
     #[test]

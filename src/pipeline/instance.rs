@@ -3,11 +3,12 @@
 //! the object, metadata de-identification, sealing, encoding, writing.
 //! Anything that cannot be done safely ends in quarantine with the reason.
 
+use super::duplicates::{set_sop_instance_uid, Claim, Claims};
 use super::filter;
 use super::output::{encode, object_path, write_atomic};
 use super::quarantine::Quarantine;
 use super::router::ObjectInfo;
-use crate::config::FilterConfig;
+use crate::config::{DuplicateUid, FilterConfig};
 use crate::deid::markers::{add_method_note, MethodCode};
 use crate::deid::{Deidentifier, Report};
 use crate::dicom::{calling_ae, parse};
@@ -42,6 +43,28 @@ pub struct Stage<'a> {
     pub quarantine: &'a Quarantine,
     /// False: the caller syncs the file system afterwards (batch mode).
     pub durable: bool,
+    /// Who owns each SOP Instance UID (see [`super::duplicates`]).
+    pub claims: &'a dyn Claims,
+}
+
+/// Why an object did not come out: its content (quarantine, with the
+/// reason) or the gateway's own storage (key store, outputs: the caller
+/// retries, and the object is never quarantined for it).
+enum Stop {
+    Quarantine(String),
+    Storage(anyhow::Error),
+}
+
+impl From<String> for Stop {
+    fn from(reason: String) -> Stop {
+        Stop::Quarantine(reason)
+    }
+}
+
+impl From<&str> for Stop {
+    fn from(reason: &str) -> Stop {
+        Stop::Quarantine(reason.to_string())
+    }
 }
 
 /// Runs `route` on `obj` and adds what it did to `cleaned`; `Err` is the
@@ -50,7 +73,7 @@ fn apply(
     route: &dyn PixelRoute,
     obj: &mut DefaultDicomObject,
     cleaned: &mut Cleaned,
-) -> Result<(), String> {
+) -> Result<(), Stop> {
     match route.process(obj) {
         Outcome::Cleaned(c) => {
             tracing::info!(route = route.name(), "{}", c.note);
@@ -61,7 +84,7 @@ fn apply(
             tracing::info!(route = route.name(), "{why}");
             Ok(())
         }
-        Outcome::Quarantine(reason) => Err(reason),
+        Outcome::Quarantine(reason) => Err(Stop::Quarantine(reason)),
     }
 }
 
@@ -103,14 +126,25 @@ impl Stage<'_> {
     /// a worker. `Err` only when writing failed (the caller retries).
     pub fn process(&self, bytes: &[u8], origin: &str) -> Result<FileOutcome> {
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.encode_deidentified(bytes)
+            self.encode_deidentified(bytes, origin)
         }))
         .unwrap_or_else(|_| {
             Err("internal error: de-identification panicked on this object".into())
         });
+        self.conclude(attempt, bytes, origin)
+    }
+
+    /// Write, quarantine, or hand a storage error back to the caller.
+    fn conclude(
+        &self,
+        attempt: Result<Encoded, Stop>,
+        bytes: &[u8],
+        origin: &str,
+    ) -> Result<FileOutcome> {
         match attempt {
             Ok(e) => self.write(e),
-            Err(reason) => self.quarantined(bytes, &reason, origin),
+            Err(Stop::Quarantine(reason)) => self.quarantined(bytes, &reason, origin),
+            Err(Stop::Storage(e)) => Err(e),
         }
     }
 
@@ -124,9 +158,8 @@ impl Stage<'_> {
         })
     }
 
-    /// Precheck, parse, filter, pixel route, de-identify and encode; `Err`
-    /// is the reason for quarantine.
-    fn encode_deidentified(&self, bytes: &[u8]) -> Result<Encoded, String> {
+    /// Precheck, parse, filter, pixel route, de-identify and encode.
+    fn encode_deidentified(&self, bytes: &[u8], origin: &str) -> Result<Encoded, Stop> {
         super::precheck::check(bytes).map_err(|r| format!("cannot parse as DICOM Part 10: {r}"))?;
         let mut obj = parse(bytes)?;
         filter::check(&obj, self.filter)?;
@@ -135,7 +168,7 @@ impl Stage<'_> {
             apply(route, &mut obj, &mut cleaned)?;
             self.follow(route.name(), &mut obj, &mut cleaned)?;
         }
-        self.finish(obj, cleaned, bytes.len() + 1024)
+        self.finish(obj, cleaned, bytes.len() + 1024, origin)
     }
 
     /// The routes that run after `route` (the text route after the face and
@@ -145,7 +178,7 @@ impl Stage<'_> {
         route: &str,
         obj: &mut DefaultDicomObject,
         cleaned: &mut Cleaned,
-    ) -> Result<(), String> {
+    ) -> Result<(), Stop> {
         for r in self.routes.followers(route, obj) {
             apply(r, obj, cleaned)?;
         }
@@ -159,13 +192,18 @@ impl Stage<'_> {
         obj: DefaultDicomObject,
         cleaned: Cleaned,
         capacity: usize,
-    ) -> Result<Encoded, String> {
+        origin: &str,
+    ) -> Result<Encoded, Stop> {
         let calling_ae = calling_ae(&obj);
+        let original_uid = crate::dicom::text(&obj, dicom_dictionary_std::tags::SOP_INSTANCE_UID);
         let codes: &[MethodCode] = &cleaned.codes;
-        let d = self
-            .deid
-            .deidentify(obj, codes)
-            .map_err(|e| format!("cannot de-identify: {e}"))?;
+        let mut d = self.deid.deidentify(obj, codes).map_err(|e| match e {
+            crate::deid::engine::DeidError::KeyStore(m) => {
+                Stop::Storage(anyhow::anyhow!("key store: {m}"))
+            }
+            e => Stop::Quarantine(format!("cannot de-identify: {e}")),
+        })?;
+        self.settle_uid(&mut d, &original_uid, origin)?;
         if let Some(sealed) = &cleaned.sealed {
             // Sealed under the new instance UID before the output exists, so
             // an acknowledged, cleaned object can always be restored.
@@ -173,16 +211,16 @@ impl Stage<'_> {
                 .deid
                 .store()
                 .ok_or("pixel route: no key store to keep the replaced pixels in")?;
-            store
-                .put_pixels(&d.sop_instance_uid, sealed)
-                .map_err(|e| format!("pixel route: cannot store the replaced pixels: {e:#}"))?;
+            store.put_pixels(&d.sop_instance_uid, sealed).map_err(|e| {
+                Stop::Storage(e.context("pixel route: cannot store the replaced pixels"))
+            })?;
         }
         let mut object = d.object;
         if let Some(note) = &cleaned.method_note {
             add_method_note(&mut object, note);
         }
         let info = ObjectInfo::of(&object, d.sop_instance_uid, d.study_uid, d.series_uid);
-        let buf = encode(object, capacity).map_err(|e| format!("{e:#}"))?;
+        let buf = encode(object, capacity).map_err(|e| Stop::Quarantine(format!("{e:#}")))?;
         Ok(Encoded {
             buf,
             info,
@@ -206,11 +244,50 @@ impl Stage<'_> {
     ) -> Result<FileOutcome> {
         let done = self
             .follow(route, &mut obj, &mut cleaned)
-            .and_then(|()| self.finish(obj, cleaned, bytes.len() + 4096));
-        match done {
-            Ok(e) => self.write(e),
-            Err(reason) => self.quarantined(bytes, &reason, origin),
+            .and_then(|()| self.finish(obj, cleaned, bytes.len() + 4096, origin));
+        self.conclude(done, bytes, origin)
+    }
+
+    /// The first instance with a SOP Instance UID keeps it; another
+    /// patient's instance with the same UID is quarantined or gets a new
+    /// UID (`[filter] duplicate_sop_instance_uid`), never replaces it.
+    fn settle_uid(
+        &self,
+        d: &mut crate::deid::engine::Deidentified,
+        original_uid: &str,
+        origin: &str,
+    ) -> Result<(), Stop> {
+        let claim = self
+            .claims
+            .claim(original_uid, &d.patient_pseudonym, origin)
+            .map_err(Stop::Storage)?;
+        let Claim::Conflict { owner, key } = claim else {
+            return Ok(());
+        };
+        crate::metrics::inc(&crate::metrics::METRICS.duplicate_uids);
+        let patient = &d.patient_pseudonym;
+        if self.filter.duplicate_sop_instance_uid == DuplicateUid::Quarantine {
+            tracing::warn!(%patient, first_patient = %owner, sop = %d.sop_instance_uid, "duplicate SOP Instance UID: kept back");
+            return Err(Stop::Quarantine(format!(
+                "duplicate SOP Instance UID: patient {owner} already has an instance with this UID \
+                 (this one is patient {patient}'s); release it to deliver it under a new UID"
+            )));
         }
+        let parts: Vec<&str> = key.iter().map(String::as_str).collect();
+        let uid = self
+            .deid
+            .pseudonymizer()
+            .duplicate_uid(original_uid, &parts);
+        set_sop_instance_uid(&mut d.object, &uid)
+            .map_err(|e| Stop::Quarantine(format!("{e:#}")))?;
+        if let Some(store) = self.deid.store() {
+            store
+                .put_uid(&uid, original_uid)
+                .map_err(|e| Stop::Storage(e.context("key store")))?;
+        }
+        tracing::warn!(%patient, first_patient = %owner, sop = %uid, "duplicate SOP Instance UID: delivered under a new UID");
+        d.sop_instance_uid = uid;
+        Ok(())
     }
 
     fn write(&self, e: Encoded) -> Result<FileOutcome> {

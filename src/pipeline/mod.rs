@@ -4,13 +4,19 @@
 
 pub mod background;
 pub mod batch;
+pub mod dead_letter;
+pub mod disk;
+pub mod duplicates;
 pub mod filter;
 pub mod forward;
+pub mod forwarder;
 pub mod instance;
 pub mod output;
 pub mod precheck;
 pub mod quarantine;
 pub mod queue_index;
+pub mod recovery;
+pub mod refused;
 pub mod router;
 pub mod series;
 pub mod spool;

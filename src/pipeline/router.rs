@@ -96,10 +96,26 @@ impl Router {
             let outbox = forward::outbox_dir(data_dir, &d.name);
             std::fs::create_dir_all(&outbox)
                 .with_context(|| format!("cannot create {}", outbox.display()))?;
+            let queue = Queue::open(db, &d.name)?;
+            // Here, before any worker can place a file in the outbox.
+            let (orphans, strays) =
+                super::dead_letter::clean_at_start(&queue, &outbox, &destination.dead_dir)?;
+            if orphans + strays > 0 {
+                tracing::info!(
+                    destination = %d.name,
+                    orphans,
+                    strays,
+                    "removed outbox files no queued job refers to, and dead-letter files without a record"
+                );
+            }
+            let dead = queue.dead_count();
+            if dead > 0 {
+                tracing::warn!(destination = %d.name, dead_letters = dead, "dead letters waiting: deidgate deadletter list");
+            }
             r.dicom.push(DicomRoute {
                 config: d.clone(),
                 destination,
-                queue: Queue::open(db, &d.name)?,
+                queue,
                 outbox,
                 wake: Arc::new((Mutex::new(false), Condvar::new())),
             });

@@ -2,15 +2,19 @@
 //! per-instance stage, hand outputs to the router, and only then let the
 //! spool forget the acknowledged originals (see [`super::spool`]).
 
+use super::disk::Reserve;
 use super::instance::{FileOutcome, Stage};
 use super::quarantine::Quarantine;
+use super::recovery;
 use super::router::Router;
 use super::spool::{Spool, RELEASED_SUFFIX};
+use crate::health::{self, Fault};
 use crate::keystore::KeyStore;
 use crate::runtime::Runtime;
 use anyhow::{Context, Result};
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -28,6 +32,7 @@ const SETTLE_IDLE: Duration = Duration::from_millis(100);
 /// `ready/` held at start) and then from the receiver's bounded channel.
 pub struct Workers {
     handles: Vec<std::thread::JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
 }
 
 struct Shared {
@@ -41,6 +46,10 @@ struct Shared {
     rx: Mutex<mpsc::Receiver<String>>,
     /// Head MR instances are moved here to wait for their series.
     series: Option<Arc<crate::pipeline::series::holding::Holding>>,
+    /// Free space the pipeline leaves on the data directory's file system.
+    reserve: Reserve,
+    /// Set at shutdown: retries give up (the spool keeps the instance).
+    stopping: Arc<AtomicBool>,
 }
 
 enum Next {
@@ -70,7 +79,10 @@ impl Workers {
         let staging = rt.config.data_dir().join("staging");
         std::fs::create_dir_all(&staging)
             .with_context(|| format!("cannot create {}", staging.display()))?;
+        let stopping = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
+            reserve: Reserve::new(rt.config.data_dir(), rt.config.node.disk_reserve_mb),
+            stopping: stopping.clone(),
             staging,
             router,
             quarantine: Quarantine::new(rt.quarantine_dir()),
@@ -89,11 +101,13 @@ impl Workers {
                     .context("cannot start a pipeline worker")
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Workers { handles })
+        Ok(Workers { handles, stopping })
     }
 
-    /// Wait for the workers to drain the channel and stop.
+    /// Wait for the workers to drain the channel and stop. An instance that
+    /// cannot be written is tried once more, then left in the spool.
     pub fn join(self) {
+        self.stopping.store(true, Ordering::Relaxed);
         for h in self.handles {
             let _ = h.join();
         }
@@ -160,40 +174,64 @@ impl Shared {
             return;
         }
         // Outputs first, then the key store and queues: only then may the
-        // acknowledged originals go.
-        let synced = super::output::sync_filesystem_of(&self.staging)
-            .and_then(|_| self.router.sync())
-            .and_then(|_| self.spool.mark_done(done))
-            .and_then(|_| self.rt.store.flush());
-        if let Err(e) = synced {
-            tracing::error!(error = %e, "sync failed; spool files kept");
-            done.clear();
-            return;
+        // acknowledged originals go. On an error they stay, and this is
+        // retried until it works (or, at shutdown, left to the next start).
+        let mut attempt = 0;
+        loop {
+            let synced = super::output::sync_filesystem_of(&self.staging)
+                .and_then(|_| self.router.sync())
+                .and_then(|_| self.spool.mark_done(done))
+                .and_then(|_| self.rt.store.flush());
+            let Err(e) = synced else { break };
+            attempt += 1;
+            tracing::error!(error = %format!("{e:#}"), attempt, "sync failed; spool records kept");
+            recovery::after_failure(&self.rt, &self.reserve, &e);
+            if self.stopping.load(Ordering::Relaxed) {
+                done.clear();
+                return;
+            }
+            std::thread::sleep(recovery::backoff(attempt));
         }
+        health::clear(Fault::Pipeline);
         if let Err(e) = self.spool.remove_done(done) {
             tracing::error!(error = %format!("{e:#}"), "cannot clean up the spool");
         }
         done.clear();
     }
 
-    /// Process one id, retrying transient failures (e.g. output disk
-    /// full). False leaves the file in `ready/` for the next start.
+    /// Process one id. A storage error (disk full, key store) is never a
+    /// reason to quarantine: the instance stays in the spool and is retried
+    /// with back-off until it goes through, while `/healthz` says why.
+    /// Below half the disk reserve nothing is written. False (only at
+    /// shutdown) leaves it in the spool for the next start.
     fn process_with_retry(&self, id: &str) -> bool {
         let span = tracing::info_span!("instance", spool = %id);
         let _g = span.enter();
-        for attempt in 0..4u32 {
-            match self.process(id) {
-                Ok(()) => return true,
-                Err(e) if attempt < 3 => {
-                    tracing::warn!(error = %format!("{e:#}"), attempt, "processing failed, retrying");
-                    std::thread::sleep(Duration::from_secs(1 << attempt));
+        let mut attempt = 0u32;
+        loop {
+            let stopping = self.stopping.load(Ordering::Relaxed);
+            if attempt > 0 && stopping {
+                tracing::warn!("the instance stays in the spool until the next start");
+                return false;
+            }
+            let result = self.reserve.may_work().map_err(anyhow::Error::msg);
+            match result.and_then(|()| self.process(id)) {
+                Ok(()) => {
+                    if attempt > 0 {
+                        health::clear(Fault::Pipeline);
+                    }
+                    return true;
                 }
                 Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "processing failed; the instance stays in the spool until restart");
+                    attempt += 1;
+                    tracing::warn!(error = %format!("{e:#}"), attempt, "processing paused, will retry");
+                    recovery::after_failure(&self.rt, &self.reserve, &e);
+                    if !stopping {
+                        std::thread::sleep(recovery::backoff(attempt));
+                    }
                 }
             }
         }
-        false
     }
 
     fn process(&self, id: &str) -> Result<()> {
@@ -223,6 +261,7 @@ impl Shared {
             out_root: &self.staging,
             quarantine: &self.quarantine,
             durable: false,
+            claims: &rt.claims,
         };
         match stage.process(&bytes, &origin)? {
             FileOutcome::Written {

@@ -106,6 +106,7 @@ impl State {
             out_root: &self.staging,
             quarantine: &self.quarantine,
             durable: false,
+            claims: &self.rt.claims,
         };
         let (mut written, mut quarantined) = (0, 0);
         let mut placed = std::collections::HashSet::new();

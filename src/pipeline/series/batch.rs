@@ -40,6 +40,7 @@ pub fn run_series(
     files: &[PathBuf],
     out_root: &Path,
     quarantine: &Quarantine,
+    claims: &dyn crate::pipeline::duplicates::Claims,
 ) -> Result<Vec<(usize, FileOutcome)>> {
     let (route, hook) = rt
         .routes
@@ -61,6 +62,7 @@ pub fn run_series(
         out_root,
         quarantine,
         durable: false,
+        claims,
     };
     process_series(&members, route, hook, &stage)
 }

@@ -1,0 +1,189 @@
+//! The forwarders: one thread per DICOM destination that drains its queue
+//! ([`super::forward`]) in batches of one association, records each
+//! outcome durably (delivered, rescheduled with back-off, or handed to
+//! [`super::dead_letter`]) and sleeps until woken or due.
+
+use super::forward::{backoff, now, DicomDestination, DicomRoute, Job, Queue};
+use crate::net::scu::{self, Outcome, Outgoing};
+use anyhow::{Context, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The worker threads of all DICOM destinations.
+pub struct Forwarders {
+    stop: Arc<AtomicBool>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+    wakes: Vec<Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>>,
+}
+
+impl Forwarders {
+    /// One thread per DICOM destination (the router's `dicom`). Their
+    /// queues become the ones `deidgate deadletter retry` fills and wakes.
+    pub fn start(dicom: &[DicomRoute]) -> Forwarders {
+        super::dead_letter::register(dicom);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut f = Forwarders {
+            stop: stop.clone(),
+            handles: Vec::new(),
+            wakes: Vec::new(),
+        };
+        for d in dicom {
+            let (dest, queue, wake, stop) = (
+                d.destination.clone(),
+                d.queue.clone(),
+                d.wake.clone(),
+                stop.clone(),
+            );
+            if queue.depth() > 0 {
+                tracing::info!(destination = %dest.name, queued = queue.depth(), "resuming forward queue");
+            }
+            f.wakes.push(wake.clone());
+            let name = format!("forward-{}", dest.name);
+            match std::thread::Builder::new()
+                .name(name)
+                .spawn(move || run_worker(dest, queue, stop, wake))
+            {
+                Ok(h) => f.handles.push(h),
+                Err(e) => tracing::error!(error = %e, "cannot start a forwarder"),
+            }
+        }
+        f
+    }
+
+    /// Stop after the batch in progress; what is queued stays queued.
+    pub fn stop(self) {
+        super::dead_letter::unregister();
+        self.stop.store(true, Ordering::Relaxed);
+        for w in &self.wakes {
+            let (lock, cv) = &**w;
+            *lock.lock().expect("wake lock") = true;
+            cv.notify_all();
+        }
+        for h in self.handles {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Drain one destination until `stop` is set. Each batch is one association.
+pub fn run_worker(
+    dest: DicomDestination,
+    queue: Queue,
+    stop: Arc<AtomicBool>,
+    wake: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+) {
+    // Not lowered like the pipeline workers: the forwarder, too, waits for
+    // each response, so its throughput is its latency to get the CPU back.
+    let span = tracing::info_span!("forward", destination = %dest.name);
+    let _g = span.enter();
+    while !stop.load(Ordering::Relaxed) {
+        let batch = match queue.next_batch(now(), dest.batch_size) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the forward queue");
+                Vec::new()
+            }
+        };
+        if batch.is_empty() {
+            let (lock, cv) = &*wake;
+            let mut woken = lock.lock().expect("wake lock");
+            if !*woken {
+                woken = cv
+                    .wait_timeout(woken, Duration::from_millis(500))
+                    .expect("wake wait")
+                    .0;
+            }
+            *woken = false;
+            continue;
+        }
+        if let Err(e) = deliver(&dest, &queue, batch) {
+            tracing::error!(error = %e, "forwarding bookkeeping failed");
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Send one batch and record each outcome durably.
+fn deliver(dest: &DicomDestination, queue: &Queue, batch: Vec<Job>) -> Result<()> {
+    let items: Vec<Outgoing> = batch
+        .iter()
+        .map(|j| Outgoing {
+            path: j.path.clone(),
+            sop_class: j.sop_class.clone(),
+            sop_instance: j.sop_instance.clone(),
+        })
+        .collect();
+    let mut reported = vec![false; batch.len()];
+    let mut failure: Option<anyhow::Error> = None;
+    let sent = scu::send_batch(&dest.peer, &items, |i, outcome| {
+        reported[i] = true;
+        if let Err(e) = record(dest, queue, batch[i].clone(), outcome) {
+            failure.get_or_insert(e);
+        }
+    });
+    if let Err(why) = sent {
+        for (job, _) in batch.iter().zip(&reported).filter(|(_, r)| !**r) {
+            record(dest, queue, job.clone(), Outcome::Retry(why.clone()))?;
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// Record one outcome durably: delivered, rescheduled or dead-lettered.
+/// If a newer copy of the instance was enqueued meanwhile, the queue keeps
+/// that one and this outcome only counts.
+fn record(dest: &DicomDestination, queue: &Queue, original: Job, outcome: Outcome) -> Result<()> {
+    let c = &queue.counters;
+    let mut job = original.clone();
+    let too_old = now().saturating_sub(job.enqueued_at) > dest.max_age_secs;
+    // The same instance breaking the association again and again is a
+    // refusal by the peer, not an outage.
+    let outcome = match outcome {
+        Outcome::Retry(why)
+            if why.starts_with(scu::ABORTED_ON_INSTANCE)
+                && job.attempts + 1 >= scu::MAX_ABORTS_ON_INSTANCE =>
+        {
+            Outcome::DeadLetter(format!("{why} ({} times)", job.attempts + 1))
+        }
+        o => o,
+    };
+    match outcome {
+        Outcome::Delivered { status } => {
+            if queue.complete(&job)? {
+                std::fs::remove_file(&job.path).ok();
+            }
+            c.delivered.fetch_add(1, Ordering::Relaxed);
+            if status != 0 {
+                c.warnings.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(sop = %job.sop_instance, status = format!("{status:04X}"), "delivered with a warning");
+            } else {
+                tracing::debug!(sop = %job.sop_instance, "delivered");
+            }
+        }
+        Outcome::Retry(why) if !too_old => {
+            job.attempts += 1;
+            job.next_at =
+                now() + backoff(job.attempts, dest.retry_initial_secs, dest.retry_max_secs);
+            job.last_error = Some(why.clone());
+            if !queue.reschedule(&original, &job)? {
+                return Ok(()); // a newer copy replaced it: that one will be sent
+            }
+            c.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(sop = %job.sop_instance, attempts = job.attempts, reason = %why, "will retry");
+        }
+        Outcome::Retry(why) | Outcome::DeadLetter(why) => {
+            let why = if too_old {
+                format!("maximum age exceeded; last error: {why}")
+            } else {
+                why
+            };
+            if !super::dead_letter::bury(dest, queue, &original, &why).context("dead-letter")? {
+                return Ok(()); // a newer copy replaced it: that one will be sent
+            }
+            c.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(sop = %job.sop_instance, reason = %why, "dead-lettered");
+        }
+    }
+    Ok(())
+}
