@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].study_uid, "S2");
         assert!(q.complete(&b[0]).unwrap());
-        assert_eq!(q.depth(), 0);
+        assert_eq!(q.depth(), 1, "the rescheduled job stays");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! never in the research output.
 
 use super::output::write_durable;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -24,20 +24,46 @@ impl Quarantine {
 
     /// Keep `bytes` with `reason`. The id is the content hash, so the same
     /// object quarantined twice is stored once. Returns the id (safe to log).
+    /// The entry appears whole or not at all: both files are written into a
+    /// temp folder renamed into place, so a full disk never leaves an
+    /// object without its reason.
     pub fn put(&self, bytes: &[u8], reason: &str, origin: &str) -> Result<String> {
         let digest = hex::encode(Sha256::digest(bytes));
         let id = digest[..16].to_string();
         let d = self.dir.join(&id);
         crate::runtime::create_private_dir(&self.dir)?;
-        write_durable(&d.join("object.dcm"), bytes)?;
+        let tmp = self.dir.join(format!(".{id}.tmp{}", std::process::id()));
         let text = format!(
             "reason: {reason}\norigin: {origin}\nbytes: {}\nsha256: {}\ntime: {}\n",
             bytes.len(),
             digest,
             chrono::Utc::now().to_rfc3339()
         );
-        write_durable(&d.join("reason.txt"), text.as_bytes())?;
-        Ok(id)
+        let made = crate::runtime::create_private_dir(&tmp)
+            .and_then(|()| write_durable(&tmp.join("object.dcm"), bytes))
+            .and_then(|()| write_durable(&tmp.join("reason.txt"), text.as_bytes()))
+            .and_then(|()| self.place(&tmp, &d));
+        if made.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        made.map(|()| id)
+    }
+
+    /// Rename a complete temp entry into place (an entry already there is
+    /// the same object: the temp one goes) and make that durable.
+    fn place(&self, tmp: &Path, d: &Path) -> Result<()> {
+        if d.join("reason.txt").exists() {
+            std::fs::remove_dir_all(tmp)?;
+            return Ok(());
+        }
+        if d.exists() {
+            // Left incomplete by an older version: replaced.
+            std::fs::remove_dir_all(d)?;
+        }
+        std::fs::rename(tmp, d).with_context(|| format!("cannot rename into {}", d.display()))?;
+        std::fs::File::open(&self.dir)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot sync {}", self.dir.display()))
     }
 
     /// The folder of one id; ids are hex, so a path cannot escape the quarantine.
@@ -74,6 +100,9 @@ impl Quarantine {
         };
         for e in rd.flatten() {
             let id = e.file_name().to_string_lossy().to_string();
+            if id.starts_with('.') {
+                continue; // an entry being written
+            }
             let reason = std::fs::read_to_string(e.path().join("reason.txt"))
                 .ok()
                 .and_then(|t| {
@@ -86,5 +115,29 @@ impl Quarantine {
         }
         out.sort();
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_is_whole_or_absent_and_stored_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let q = Quarantine::new(tmp.path().join("q"));
+        let id = q.put(b"object", "a reason", "test").unwrap();
+        assert_eq!(q.put(b"object", "again", "test").unwrap(), id);
+        // A half-written entry of an older version is completed, and a
+        // temp folder of a writer that died is not listed.
+        std::fs::remove_file(q.dir().join(&id).join("reason.txt")).unwrap();
+        std::fs::create_dir_all(q.dir().join(".0123.tmp1")).unwrap();
+        q.put(b"object", "third", "test").unwrap();
+        assert_eq!(q.list().unwrap(), vec![(id.clone(), "third".to_string())]);
+        assert_eq!(q.object(&id).unwrap(), b"object");
+        // Nowhere to write: an error, and nothing listed.
+        let bad = Quarantine::new("/proc/deidgate-no-such-dir");
+        assert!(bad.put(b"x", "r", "t").is_err());
+        assert!(bad.list().unwrap().is_empty());
     }
 }
