@@ -11,6 +11,14 @@
 #   MAX_PDU=131072 N=1000 bash scripts/bench_gateway.sh   # the gateway's receive PDU size (default 16384, as storescp)
 #   PERF="perf record -g -o /tmp/gw.perf" N=600 bash scripts/bench_gateway.sh   # profile the gateway
 #   DEIDGATE_BIN=/tmp/deidgate-before bash scripts/bench_gateway.sh   # a prebuilt binary
+#   MODE=tls N=1000 bash scripts/bench_gateway.sh   # adds DICOM TLS paths, on the same corpus:
+#     C) storescu +tls -> storescp +tls                    (DCMTK to DCMTK over TLS)
+#     D) storescu +tls -> deidgate TLS port -> storescp +tls (mutual TLS both ways,
+#        a second gateway; certificates made with openssl in the temp dir)
+#   MODE=stow N=1000 bash scripts/bench_gateway.sh  # adds a DICOMweb path, same corpus:
+#     E) storescu -> deidgate -> Orthanc by STOW-RS (a second gateway, Orthanc
+#        with Debian's orthanc-dicomweb plugin), timed until the gateway counts
+#        every instance delivered (listed in the archive's STOW-RS response)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 N="${N:-1000}"
@@ -73,10 +81,82 @@ TOML
 ${PERF:-} "$BIN" --config "$TMP/gw.toml" serve >"$TMP/gw.log" 2>&1 & GW=$!; PIDS+=($GW)
 wait_port "$P1"; wait_port "$P2"; wait_port "$P3"; wait_port "$P4"
 
+MODE="${MODE:-plain}"
+if [ "$MODE" = tls ]; then
+    # A test PKI: one CA, one certificate for 127.0.0.1 used by every peer
+    # (server and client auth).
+    PKI="$TMP/pki"; mkdir -p "$PKI"
+    (cd "$PKI"
+     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=bench CA" 2>/dev/null
+     printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n' > leaf.ext
+     openssl req -newkey rsa:2048 -nodes -keyout leaf.key -out leaf.csr -subj "/CN=localhost" 2>/dev/null
+     openssl x509 -req -in leaf.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out leaf.crt -days 2 -extfile leaf.ext 2>/dev/null)
+    TLS_ARGS=(+tls "$PKI/leaf.key" "$PKI/leaf.crt" +cf "$PKI/ca.crt")
+    P5=$(free_port); P6=$(free_port); P7=$(free_port); P8=$(free_port); P9=$(free_port)
+    mkdir -p "$TMP/c" "$TMP/d"
+    storescp -aet STORESCP "${TLS_ARGS[@]}" -od "$TMP/c" "$P5" >/dev/null 2>&1 & PIDS+=($!)
+    storescp -aet STORESCP "${TLS_ARGS[@]}" -od "$TMP/d" "$P6" >/dev/null 2>&1 & PIDS+=($!)
+    cat > "$TMP/gw-tls.toml" <<TOML
+[node]
+port = $P7
+data_dir = "$TMP/gw-tls-data"
+[scp]
+max_pdu_length = ${MAX_PDU:-16384}
+tls_cert = "$PKI/leaf.crt"
+tls_key = "$PKI/leaf.key"
+tls_client_ca = "$PKI/ca.crt"
+tls_port = $P8
+[http]
+listen = "127.0.0.1:$P9"
+[[destination]]
+name = "bench"
+type = "dicom"
+ae_title = "STORESCP"
+host = "127.0.0.1"
+port = $P6
+tls = true
+ca = "$PKI/ca.crt"
+client_cert = "$PKI/leaf.crt"
+client_key = "$PKI/leaf.key"
+TOML
+    "$BIN" --config "$TMP/gw-tls.toml" serve >"$TMP/gw-tls.log" 2>&1 & GW_TLS=$!; PIDS+=($GW_TLS)
+    wait_port "$P5"; wait_port "$P6"; wait_port "$P7"; wait_port "$P8"
+fi
+if [ "$MODE" = stow ]; then
+    PLUGIN=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
+    [ -f "$PLUGIN" ] || { echo "orthanc-dicomweb missing: run scripts/test.sh once" >&2; exit 1; }
+    P10=$(free_port); P11=$(free_port); P12=$(free_port); P13=$(free_port)
+    cat > "$TMP/orthanc.json" <<JSON
+{"Name": "bench", "StorageDirectory": "$TMP/orthanc", "IndexDirectory": "$TMP/orthanc",
+ "StorageCompression": false, "DicomAet": "ORTHANC", "DicomPort": $P10, "HttpPort": $P11,
+ "RemoteAccessAllowed": false, "AuthenticationEnabled": false, "OverwriteInstances": true,
+ "Plugins": ["$PLUGIN"], "DicomWeb": {"Enable": true, "Root": "/dicom-web/"}}
+JSON
+    Orthanc "$TMP/orthanc.json" >/dev/null 2>"$TMP/orthanc.log" & PIDS+=($!)
+    cat > "$TMP/gw-stow.toml" <<TOML
+[node]
+port = $P12
+data_dir = "$TMP/gw-stow-data"
+[scp]
+max_pdu_length = ${MAX_PDU:-16384}
+[http]
+listen = "127.0.0.1:$P13"
+[[destination]]
+name = "bench"
+type = "stow"
+url = "http://127.0.0.1:$P11/dicom-web"
+TOML
+    "$BIN" --config "$TMP/gw-stow.toml" serve >"$TMP/gw-stow.log" 2>&1 & GW_STOW=$!; PIDS+=($GW_STOW)
+    wait_port "$P11"; wait_port "$P12"; wait_port "$P13"
+fi
+stow_delivered() {
+    curl -s "http://127.0.0.1:$P13/metrics" | awk '/^deidgate_forward_delivered_total\{destination="bench"\}/ {print $2}'
+}
+
 ROUNDS="${ROUNDS:-3}"
 # Each timed phase starts with no dirty pages left by the previous one.
 settle_io() { sync; sleep 1; }
-A_ALL=(); B_ALL=(); ACK_ALL=()
+A_ALL=(); B_ALL=(); ACK_ALL=(); C_ALL=(); D_ALL=(); DACK_ALL=(); E_ALL=(); EACK_ALL=()
 for r in $(seq 1 "$ROUNDS"); do
     # A) DCMTK -> DCMTK
     find "$TMP/a" -type f -delete
@@ -98,6 +178,41 @@ for r in $(seq 1 "$ROUNDS"); do
     ACK_ALL+=("$(echo "$t_ack - $t0" | bc -l)")
     printf 'round %s: direct %.2f s, via deidgate %.2f s (acked %.2f s), ratio %.2f\n' "$r" \
         "${A_ALL[-1]}" "${B_ALL[-1]}" "${ACK_ALL[-1]}" "$(echo "${A_ALL[-1]} / ${B_ALL[-1]}" | bc -l)"
+    if [ "$MODE" = stow ]; then
+        # E) DCMTK -> deidgate -> Orthanc (STOW-RS)
+        settle_io
+        want=$((r * N))
+        t0=$(date +%s.%N)
+        storescu -aec DEIDGATE +sd 127.0.0.1 "$P12" "$TMP/in" >/dev/null 2>&1
+        t_ack=$(date +%s.%N)
+        while [ "$(stow_delivered)" != "$want" ]; do sleep 0.05; done
+        t1=$(date +%s.%N)
+        E_ALL+=("$(echo "$t1 - $t0" | bc -l)")
+        EACK_ALL+=("$(echo "$t_ack - $t0" | bc -l)")
+        printf 'round %s STOW-RS: via deidgate to Orthanc %.2f s (acked %.2f s), ratio to C-STORE path %.2f\n' "$r" \
+            "${E_ALL[-1]}" "${EACK_ALL[-1]}" "$(echo "${B_ALL[-1]} / ${E_ALL[-1]}" | bc -l)"
+    fi
+    [ "$MODE" = tls ] || continue
+    # C) DCMTK -> DCMTK over TLS
+    find "$TMP/c" -type f -delete
+    settle_io
+    t0=$(date +%s.%N)
+    storescu -aec STORESCP "${TLS_ARGS[@]}" +sd 127.0.0.1 "$P5" "$TMP/in" >/dev/null 2>&1
+    wait_count "$TMP/c" "$N"
+    t1=$(date +%s.%N)
+    C_ALL+=("$(echo "$t1 - $t0" | bc -l)")
+    # D) DCMTK -> deidgate -> DCMTK, TLS on both hops
+    find "$TMP/d" -type f -delete
+    settle_io
+    t0=$(date +%s.%N)
+    storescu -aec DEIDGATE "${TLS_ARGS[@]}" +sd 127.0.0.1 "$P8" "$TMP/in" >/dev/null 2>&1
+    t_ack=$(date +%s.%N)
+    wait_count "$TMP/d" "$N"
+    t1=$(date +%s.%N)
+    D_ALL+=("$(echo "$t1 - $t0" | bc -l)")
+    DACK_ALL+=("$(echo "$t_ack - $t0" | bc -l)")
+    printf 'round %s TLS: direct %.2f s, via deidgate %.2f s (acked %.2f s), ratio %.2f\n' "$r" \
+        "${C_ALL[-1]}" "${D_ALL[-1]}" "${DACK_ALL[-1]}" "$(echo "${C_ALL[-1]} / ${D_ALL[-1]}" | bc -l)"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 A=$(median "${A_ALL[@]}"); B=$(median "${B_ALL[@]}"); B_ACK=$(median "${ACK_ALL[@]}")
@@ -112,6 +227,26 @@ printf '%-38s %8.2f %10s\n' "storescu -> storescp" "$A" "$(rate "$A")"
 printf '%-38s %8.2f %10s\n' "storescu -> deidgate (all acked)" "$B_ACK" "$(rate "$B_ACK")"
 printf '%-38s %8.2f %10s\n' "storescu -> deidgate -> storescp" "$B" "$(rate "$B")"
 printf 'ratio (deidgate path / direct path, instances per second): %.2f\n' "$(echo "$A / $B" | bc -l)"
+if [ "$MODE" = tls ]; then
+    C=$(median "${C_ALL[@]}"); D=$(median "${D_ALL[@]}"); D_ACK=$(median "${DACK_ALL[@]}")
+    printf '%-38s %8.2f %10s\n' "storescu -> storescp (TLS)" "$C" "$(rate "$C")"
+    printf '%-38s %8.2f %10s\n' "storescu -> deidgate (TLS, all acked)" "$D_ACK" "$(rate "$D_ACK")"
+    printf '%-38s %8.2f %10s\n' "storescu -> deidgate -> storescp (TLS)" "$D" "$(rate "$D")"
+    printf 'ratio TLS deidgate path / plain deidgate path: %.2f\n' "$(echo "$B / $D" | bc -l)"
+    printf 'ratio TLS deidgate path / TLS direct path: %.2f\n' "$(echo "$C / $D" | bc -l)"
+    printf 'ratio TLS direct / plain direct: %.2f\n' "$(echo "$A / $C" | bc -l)"
+    RSS_TLS=$(awk '/VmHWM/ {print $2}' "/proc/$GW_TLS/status")
+    printf 'deidgate (TLS) peak RSS: %s MB\n' "$((RSS_TLS / 1024))"
+fi
+if [ "$MODE" = stow ]; then
+    E=$(median "${E_ALL[@]}"); E_ACK=$(median "${EACK_ALL[@]}")
+    printf '%-38s %8.2f %10s\n' "storescu -> deidgate (STOW, all acked)" "$E_ACK" "$(rate "$E_ACK")"
+    printf '%-38s %8.2f %10s\n' "storescu -> deidgate -> Orthanc STOW" "$E" "$(rate "$E")"
+    printf 'ratio STOW-RS deidgate path / C-STORE deidgate path (instances per second): %.2f\n' "$(echo "$B / $E" | bc -l)"
+    printf 'ratio STOW-RS deidgate path / direct path: %.2f\n' "$(echo "$A / $E" | bc -l)"
+    RSS_STOW=$(awk '/VmHWM/ {print $2}' "/proc/$GW_STOW/status")
+    printf 'deidgate (STOW) peak RSS: %s MB\n' "$((RSS_STOW / 1024))"
+fi
 printf 'deidgate peak RSS: %s MB; CPU %s s (%.2f ms per instance)\n' "$((RSS / 1024))" "$GW_CPU" "$(echo "$GW_CPU * 1000 / ($N * $ROUNDS)" | bc -l)"
 # The disk's share of the sender's wait: the spool log's sync before each Success.
 curl -s "http://127.0.0.1:$P4/metrics" | awk '

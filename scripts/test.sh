@@ -69,6 +69,8 @@ if ! have_orthanc; then
     log "missing: Orthanc"
     add_pkg orthanc
 fi
+# The STOW-RS tests load Orthanc's DICOMweb plugin.
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || { log "missing: orthanc-dicomweb"; add_pkg orthanc-dicomweb; }
 for path in "${!PKG_FOR_PATH[@]}"; do
     if [ ! -x "$path" ]; then
         log "missing: $path"
@@ -115,6 +117,7 @@ for cmd in dcmdump storescu storescp echoscu dciodvfy openssl curl tesseract; do
     command -v "$cmd" >/dev/null 2>&1 || { log "still missing: $cmd"; fail=1; }
 done
 have_orthanc || { log "still missing: Orthanc"; fail=1; }
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || { log "still missing: orthanc-dicomweb"; fail=1; }
 for path in "${!PKG_FOR_PATH[@]}"; do
     [ -x "$path" ] || { log "still missing: $path"; fail=1; }
 done

@@ -14,6 +14,9 @@ pub struct Metrics {
     pub instances_quarantined: AtomicU64,
     /// Instances whose SOP Instance UID another patient's instance had.
     pub duplicate_uids: AtomicU64,
+    /// Objects whose output the output guard found an original identifier
+    /// in (quarantined, or delivered under `on_hit = "warn"`).
+    pub guard_hits: AtomicU64,
     /// Records in the spool log not yet done (a gauge, set by the log).
     pub spool_logged: AtomicI64,
     /// Syncs of the spool log before a Success, and their total time (µs):
@@ -37,6 +40,7 @@ pub static METRICS: Metrics = Metrics {
     instances_deidentified: AtomicU64::new(0),
     instances_quarantined: AtomicU64::new(0),
     duplicate_uids: AtomicU64::new(0),
+    guard_hits: AtomicU64::new(0),
     spool_logged: AtomicI64::new(0),
     spool_syncs: AtomicU64::new(0),
     spool_sync_micros: AtomicU64::new(0),
@@ -116,6 +120,13 @@ pub fn render() -> String {
         "counter",
         "Instances whose SOP Instance UID another patient's instance already had (quarantined or given a new UID).",
         g(&m.duplicate_uids),
+    );
+    line(
+        &mut s,
+        "deidgate_guard_hits_total",
+        "counter",
+        "Objects whose encoded output still held one of their own original identifiers (output guard): quarantined, or delivered under on_hit = \"warn\".",
+        g(&m.guard_hits),
     );
     line(
         &mut s,

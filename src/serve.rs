@@ -106,12 +106,21 @@ pub fn run(cfg: Config) -> Result<()> {
             out = %rt.config.data_dir().join("out").display(),
             "listening"
         );
+        let tls_listener = scp::bind_tls(&rt.config.node, &rt.config.scp).await?;
+        if let Some(l) = &tls_listener {
+            tracing::info!(
+                address = %l.local_addr()?,
+                mutual = !rt.config.scp.tls_client_ca.is_empty(),
+                "listening for DICOM TLS"
+            );
+        }
         crate::admin::start(rt.clone(), admin_spool);
         if !rt.config.http.listen.is_empty() {
             let state = crate::api::Shared::new(rt.clone(), router.clone())?;
             crate::api::listen::start(state).await?;
         }
-        scp.serve(listener, shutdown_signal()).await
+        scp.serve_with_tls(listener, tls_listener, shutdown_signal())
+            .await
     });
     drop(tokio_rt);
     workers.join();

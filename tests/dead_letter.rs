@@ -89,9 +89,17 @@ fn uids(g: &Gateway, inputs: &[PathBuf]) -> Vec<String> {
 
 /// Waits until `n` instances are dead-lettered: within 30 s, far below the
 /// retry schedule of an outage (72 h).
+/// Waits for `n` dead-lettered files, each with its reason beside it (the
+/// reason file is written just after the file is linked in).
 fn wait_dead(g: &Gateway, n: usize) {
     let t = Instant::now();
-    while dead_files(g).len() < n {
+    let with_reason = |g: &Gateway| {
+        dead_files(g)
+            .iter()
+            .filter(|f| std::path::Path::new(&format!("{}.reason.txt", f.display())).exists())
+            .count()
+    };
+    while with_reason(g) < n {
         assert!(
             t.elapsed() < Duration::from_secs(30),
             "not dead-lettered promptly:\n{}",

@@ -62,6 +62,17 @@ pub async fn require(
     what: &str,
     role: Role,
 ) -> Result<Caller, ApiError> {
+    require_any(s, headers, ip, what, &[role]).await
+}
+
+/// As [`require`], with any one of `roles` enough.
+pub async fn require_any(
+    s: &Shared,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    what: &str,
+    roles: &[Role],
+) -> Result<Caller, ApiError> {
     if let Some(secs) = s.limiter.locked(ip) {
         let mut e = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -104,16 +115,21 @@ pub async fn require(
     };
     s.limiter.succeed(ip);
     let caller = Caller { user };
-    if !caller.user.has(role) {
+    if !roles.iter().any(|r| caller.user.has(*r)) {
+        let names = roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ");
         audit_refusal(
             s,
             &caller.actor(),
             what,
-            &format!("denied: role {role} required"),
+            &format!("denied: role {names} required"),
         );
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            format!("this endpoint needs the {role} role"),
+            format!("this endpoint needs the {names} role"),
         ));
     }
     Ok(caller)

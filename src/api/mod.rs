@@ -1,15 +1,21 @@
 //! The gateway's HTTP side: health and metrics for monitoring, the operator
 //! page, and the authenticated API (re-identification, pseudonymization,
-//! audit, status). Every `/api` response carries `Cache-Control: no-store`.
+//! audit, status, the flow chart, and the review of quarantine and dead
+//! letters). Every `/api` response carries `Cache-Control: no-store`.
 
+mod actions;
 mod audit;
 mod error;
+mod flow;
 mod guard;
 mod health;
 pub mod listen;
 mod models;
 mod page;
+mod preview;
 mod reid;
+mod render;
+mod review;
 mod status;
 pub mod throughput;
 
@@ -33,6 +39,8 @@ pub struct Shared {
     pub limiter: FailureLimiter,
     pub verified: guard::VerifiedCache,
     pub throughput: throughput::Throughput,
+    /// Header attributes of the files the review lists, read once.
+    pub review_headers: review::HeaderCache,
     pub started: Instant,
 }
 
@@ -50,6 +58,7 @@ impl Shared {
             ),
             verified: guard::VerifiedCache::default(),
             throughput: throughput::Throughput::default(),
+            review_headers: review::HeaderCache::default(),
             started: Instant::now(),
             runtime,
             router,
@@ -64,6 +73,13 @@ pub fn app(state: State) -> axum::Router {
         .route("/pseudonymize/patient", post(reid::pseudonymize_patient))
         .route("/audit", get(audit::list))
         .route("/status", get(status::status))
+        .route("/flow", get(flow::flow))
+        .route("/review", get(review::list))
+        .route("/quarantine/{id}/preview", get(preview::preview))
+        .route("/quarantine/{id}/release", post(actions::release))
+        .route("/quarantine/{id}/purge", post(actions::purge_quarantined))
+        .route("/deadletter/retry", post(actions::retry_dead_letter))
+        .route("/deadletter/purge", post(actions::purge_dead_letter))
         .fallback(error::not_found)
         .layer(axum::middleware::map_response(no_store));
     axum::Router::new()

@@ -89,6 +89,8 @@ fn build(s: &State) -> Value {
             "deidentified": m.instances_deidentified.load(Relaxed),
             "quarantined": m.instances_quarantined.load(Relaxed),
             "duplicate_uids": m.duplicate_uids.load(Relaxed),
+            // Objects whose output held an original identifier (output guard).
+            "guard_hits": m.guard_hits.load(Relaxed),
             "spool_ready": spool_ready(s),
         },
         "health": crate::health::current().into_iter()

@@ -6,7 +6,10 @@
 //!
 //! * `reid`: reverse pseudonyms and pseudonymize new identifiers;
 //! * `auditor`: read the audit log;
-//! * `operator`: see status and quarantine, never identities.
+//! * `operator`: see status and quarantine, never identities; retry and purge
+//!   dead letters, purge quarantined objects;
+//! * `reviewer`: see a quarantined object's pixels (a downscaled preview,
+//!   every one audited) and release it; never the key store's identities.
 
 pub mod ratelimit;
 pub mod role;

@@ -15,16 +15,20 @@ pub enum Role {
     Auditor,
     /// See status, queues and quarantine reasons; never identities.
     Operator,
+    /// See the pixels of quarantined objects (a downscaled preview, audited)
+    /// and release them; never the identities in the key store.
+    Reviewer,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Reid, Role::Auditor, Role::Operator];
+    pub const ALL: [Role; 4] = [Role::Reid, Role::Auditor, Role::Operator, Role::Reviewer];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Reid => "reid",
             Role::Auditor => "auditor",
             Role::Operator => "operator",
+            Role::Reviewer => "reviewer",
         }
     }
 }
@@ -42,7 +46,9 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s.trim().to_ascii_lowercase())
-            .ok_or_else(|| format!("unknown role {s:?}: expected reid, auditor or operator"))
+            .ok_or_else(|| {
+                format!("unknown role {s:?}: expected reid, auditor, operator or reviewer")
+            })
     }
 }
 
@@ -56,6 +62,7 @@ mod tests {
             assert_eq!(r.as_str().parse::<Role>(), Ok(r));
         }
         assert_eq!(" Operator ".parse::<Role>(), Ok(Role::Operator));
+        assert_eq!("reviewer".parse::<Role>(), Ok(Role::Reviewer));
         assert!("admin"
             .parse::<Role>()
             .unwrap_err()

@@ -51,7 +51,7 @@ impl UserStore {
     pub fn add(&self, name: &str, roles: &[Role]) -> Result<(User, Token)> {
         check_name(name)?;
         if roles.is_empty() {
-            bail!("a user needs at least one role (reid, auditor, operator)");
+            bail!("a user needs at least one role (reid, auditor, operator, reviewer)");
         }
         let mut roles = roles.to_vec();
         roles.sort();

@@ -30,6 +30,10 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the gateway (DICOM storage destination).
     Serve,
+    /// Validate the configuration, load every pixel route and check every
+    /// destination: one line each, ready or not and why. Exits non-zero
+    /// when anything enabled is not ready.
+    Check,
     /// De-identify a file or a folder tree into OUT, as the gateway would.
     Anonymize {
         input: PathBuf,
@@ -87,7 +91,7 @@ pub enum UsersCmd {
     /// Create a user and print its API token (shown only this once).
     Add {
         name: String,
-        /// reid, auditor or operator; repeat for several.
+        /// reid, auditor, operator or reviewer; repeat for several.
         #[arg(long = "role", required = true)]
         roles: Vec<crate::auth::Role>,
     },

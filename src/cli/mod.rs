@@ -2,6 +2,7 @@
 //! named after them.
 
 pub mod args;
+mod check;
 pub mod eval;
 mod keys;
 pub mod store_cmds;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let cfg = load_config(&cli)?;
     match cli.command {
         Command::Serve => crate::serve::run(cfg),
+        Command::Check => check::run(&cfg, cli.config.as_deref()),
         Command::Anonymize {
             input,
             output,

@@ -1,5 +1,6 @@
 //! `[chest]` in gateway.toml: the chest radiograph deformation route.
 
+use super::paths::ModelKey;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -28,6 +29,19 @@ pub enum MissingWeights {
 }
 
 impl ChestConfig {
+    /// The model paths of `[chest]`, for resolution (see [`super::paths`]).
+    pub(super) fn model_keys(&mut self) -> Vec<ModelKey<'_>> {
+        vec![ModelKey {
+            route: "chest",
+            section: "chest",
+            name: "weights",
+            key: "[chest] weights",
+            used: self.enabled,
+            path: &mut self.weights,
+            marker: Some("generator.safetensors"),
+        }]
+    }
+
     pub(super) fn validate(&self) -> Result<(), String> {
         if self.enabled && self.weights.as_os_str().is_empty() {
             return Err(

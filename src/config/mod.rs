@@ -10,13 +10,17 @@ use std::path::{Path, PathBuf};
 
 mod chest;
 mod destination;
+mod guard;
 mod mri;
+pub mod paths;
 mod photo;
 mod text;
 
 pub use chest::{ChestConfig, MissingWeights};
-pub use destination::{DestinationConfig, DestinationKind};
+pub use destination::{DestinationConfig, DestinationKind, StowAuth};
+pub use guard::{GuardConfig, OnHit};
 pub use mri::{MriConfig, MriModel};
+pub use paths::{ModelPath, Origin};
 pub use photo::{PhotoConfig, PhotoMode};
 pub use text::TextConfig;
 
@@ -41,9 +45,16 @@ pub struct Config {
     /// `[text]`: burned-in text in the pixels (defaults when absent).
     #[serde(default)]
     pub text: TextConfig,
+    /// `[guard]`: the output guard (defaults when absent).
+    #[serde(default)]
+    pub guard: GuardConfig,
     /// `[[destination]]`: folder sinks and DICOM peers.
     #[serde(default, rename = "destination")]
     pub destinations: Vec<DestinationConfig>,
+    /// How every model path was resolved (see [`paths`]); the paths in the
+    /// route sections are already the resolved ones.
+    #[serde(skip)]
+    pub model_paths: Vec<ModelPath>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -214,10 +225,53 @@ pub struct ScpConfig {
     /// Instances refused with a failure status are kept for diagnosis in
     /// `<data_dir>/refused` up to this many MiB, oldest dropped first.
     pub keep_refused_mb: u64,
+    /// DICOM TLS listener: our certificate chain and key (PEM), both or
+    /// neither; empty or `tls_port = 0`: no TLS listener.
+    #[serde(default)]
+    pub tls_cert: String,
+    #[serde(default)]
+    pub tls_key: String,
+    /// With a CA bundle here, a TLS peer must present a certificate it signs.
+    #[serde(default)]
+    pub tls_client_ca: String,
+    /// The TLS port, next to the plain `[node] port`.
+    #[serde(default)]
+    pub tls_port: u16,
 }
 
 impl ScpConfig {
+    /// Whether a DICOM TLS listener is configured.
+    pub fn tls(&self) -> bool {
+        self.tls_port != 0 && !self.tls_cert.is_empty()
+    }
+
+    fn validate_tls(&self) -> Result<(), String> {
+        if self.tls_cert.is_empty() != self.tls_key.is_empty() {
+            return Err("[scp] tls_cert and tls_key: give both (DICOM TLS) or neither".into());
+        }
+        if self.tls_cert.is_empty() && !self.tls_client_ca.is_empty() {
+            return Err("[scp] tls_client_ca needs tls_cert and tls_key".into());
+        }
+        if !self.tls() {
+            return Ok(());
+        }
+        for (key, path) in [
+            ("tls_cert", &self.tls_cert),
+            ("tls_key", &self.tls_key),
+            ("tls_client_ca", &self.tls_client_ca),
+        ] {
+            if !path.is_empty() {
+                std::fs::File::open(path)
+                    .map_err(|e| format!("[scp] {key} {path:?}: cannot read: {e}"))?;
+            }
+        }
+        crate::net::tls::server_config(&self.tls_cert, &self.tls_key, &self.tls_client_ca)
+            .map_err(|e| format!("[scp] tls_cert / tls_key / tls_client_ca: {e}"))?;
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), String> {
+        self.validate_tls()?;
         if !(4096..=16 << 20).contains(&self.max_pdu_length) {
             return Err(format!(
                 "[scp] max_pdu_length: expected 4096 to 16777216 bytes, got {}",
@@ -256,11 +310,14 @@ pub struct ConfigError {
 impl Config {
     /// The embedded default.
     pub fn embedded() -> Config {
-        Self::parse(DEFAULT_TOML, "<embedded gateway.toml>").expect("embedded config is valid")
+        // Parsed as an empty file over itself: every key is the default's.
+        Self::parse("", "<embedded gateway.toml>").expect("embedded config is valid")
     }
 
     /// Load `path`, or the embedded default when `None`. Keys missing from the
-    /// file keep their default values.
+    /// file keep their default values. Relative model paths written in the
+    /// file resolve against the file's folder; those of the embedded default
+    /// are searched for (see [`paths`]).
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         match path {
             None => Ok(Self::embedded()),
@@ -270,27 +327,80 @@ impl Config {
                     file: name.clone(),
                     message: format!("cannot read: {e}"),
                 })?;
-                Self::parse(&text, &name)
+                let base = std::path::absolute(p)
+                    .ok()
+                    .and_then(|a| a.parent().map(Path::to_path_buf));
+                Self::parse_at(&text, &name, base.as_deref())
             }
         }
     }
 
     /// Parse `text` layered over the embedded default, then validate.
+    /// Relative model paths in `text` stay relative to the working
+    /// directory (there is no file folder to resolve them against).
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        Self::parse_at(text, file, None)
+    }
+
+    /// [`Config::parse`] for a file whose folder is `base`: relative model
+    /// paths written in `text` resolve against it.
+    pub fn parse_at(text: &str, file: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
         let err = |message: String| ConfigError {
             file: file.to_string(),
             message,
         };
-        let mut base: toml::Table = DEFAULT_TOML.parse().expect("embedded config parses");
+        let mut defaults: toml::Table = DEFAULT_TOML.parse().expect("embedded config parses");
         let user: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| err(e.to_string()))?;
-        merge(&mut base, user);
-        let cfg: Config = toml::Value::Table(base)
+        let in_user = |section: &str, key: &str| {
+            user.get(section)
+                .and_then(|s| s.as_table())
+                .is_some_and(|s| s.contains_key(key))
+        };
+        let from_user: Vec<(&str, &str)> = [
+            ("chest", "weights"),
+            ("mri", "weights"),
+            ("photo", "weights"),
+            ("photo", "generator"),
+            ("text", "weights"),
+        ]
+        .into_iter()
+        .filter(|(s, k)| in_user(s, k))
+        .collect();
+        merge(&mut defaults, user);
+        let mut cfg: Config = toml::Value::Table(defaults)
             .try_into()
             .map_err(|e: toml::de::Error| err(e.to_string()))?;
         cfg.validate().map_err(err)?;
+        cfg.resolve_model_paths(&from_user, base);
         Ok(cfg)
+    }
+
+    /// Resolve every route's model paths in place (see [`paths`]):
+    /// `from_user` lists the (section, key) pairs the user's file wrote.
+    fn resolve_model_paths(&mut self, from_user: &[(&str, &str)], base: Option<&Path>) {
+        let roots = paths::search_roots();
+        let mut keys = self.mri.model_keys();
+        keys.extend(self.photo.model_keys());
+        keys.extend(self.chest.model_keys());
+        keys.extend(self.text.model_keys());
+        let resolved = keys
+            .into_iter()
+            .map(|k| {
+                let from_file = from_user.contains(&(k.section, k.name));
+                paths::resolve(k, from_file, base, &roots)
+            })
+            .collect();
+        self.model_paths = resolved;
+    }
+
+    /// The resolved model paths `route` uses under this configuration.
+    pub fn models_of(&self, route: &str) -> Vec<&ModelPath> {
+        self.model_paths
+            .iter()
+            .filter(|m| m.route == route && m.used)
+            .collect()
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -462,7 +572,14 @@ mod tests {
     fn chest_section_defaults_and_errors() {
         let c = Config::embedded();
         assert!(c.chest.enabled);
-        assert_eq!(c.chest.weights, PathBuf::from("models/chest"));
+        // The embedded default's relative folder is searched for; in a test
+        // build it is found in the source tree.
+        assert!(
+            c.chest.weights.is_absolute(),
+            "{}",
+            c.chest.weights.display()
+        );
+        assert!(c.chest.weights.ends_with("models/chest"));
         assert_eq!(c.chest.missing_weights, MissingWeights::Quarantine);
         let e = Config::parse("[chest]\nmissing_weights = \"pass\"\n", "site.toml").unwrap_err();
         let m = e.to_string();
@@ -475,6 +592,32 @@ mod tests {
         assert!(e.to_string().contains("[chest] weights: expected"), "{e}");
         let c = Config::parse("[chest]\nenabled = false\nweights = \"\"\n", "s.toml").unwrap();
         assert!(!c.chest.enabled);
+    }
+
+    #[test]
+    fn model_paths_from_the_file_resolve_against_its_folder_the_rest_is_searched() {
+        let c = Config::parse_at(
+            "[photo]\nweights = \"w/mtcnn.safetensors\"\n[mri]\nweights = \"/abs/mri\"\n",
+            "/etc/deidgate/gateway.toml",
+            Some(Path::new("/etc/deidgate")),
+        )
+        .unwrap();
+        assert_eq!(
+            c.photo.weights,
+            PathBuf::from("/etc/deidgate/w/mtcnn.safetensors")
+        );
+        assert_eq!(c.mri.weights, PathBuf::from("/abs/mri"));
+        let photo = c.models_of("photo");
+        assert_eq!(photo.len(), 1, "replace mode does not use the generator");
+        assert_eq!(photo[0].origin, Origin::ConfigFile);
+        assert_eq!(photo[0].searched, vec![c.photo.weights.clone()]);
+        assert!(!photo[0].found);
+        // Keys the file does not write come from the embedded default and
+        // are searched for, whatever the working directory.
+        let chest = c.models_of("chest")[0];
+        assert!(chest.searched.len() >= 2, "{:?}", chest.searched);
+        assert!(c.chest.weights.is_absolute());
+        assert_eq!(c.models_of("mri")[0].origin, Origin::Absolute);
     }
 
     #[test]

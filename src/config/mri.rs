@@ -1,5 +1,6 @@
 //! `[mri]` in gateway.toml: the head MR face route.
 
+use super::paths::ModelKey;
 use crate::models::mri::Mode;
 use serde::{Deserialize, Deserializer};
 use std::path::PathBuf;
@@ -74,6 +75,19 @@ impl Default for MriConfig {
 }
 
 impl MriConfig {
+    /// The model paths of `[mri]`, for resolution (see [`super::paths`]).
+    pub(super) fn model_keys(&mut self) -> Vec<ModelKey<'_>> {
+        vec![ModelKey {
+            route: "mri",
+            section: "mri",
+            name: "weights",
+            key: "[mri] weights",
+            used: self.enabled && self.model == MriModel::Remodeler,
+            path: &mut self.weights,
+            marker: Some("template_2mm.nii.gz"),
+        }]
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.quiet_secs == 0 {
             return Err("[mri] quiet_secs: expected at least 1 second".into());

@@ -1,5 +1,6 @@
 //! `[photo]` in gateway.toml: the photograph face route.
 
+use super::paths::ModelKey;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -41,6 +42,34 @@ pub enum PhotoMode {
     /// The learned MedSem decoder; without trained weights it refuses and
     /// photographs go to quarantine.
     Generate,
+}
+
+impl PhotoConfig {
+    /// The model paths of `[photo]`, for resolution (see [`super::paths`]):
+    /// the detector, and generate mode's decoder.
+    pub(super) fn model_keys(&mut self) -> Vec<ModelKey<'_>> {
+        let generates = self.enabled && self.mode == PhotoMode::Generate;
+        vec![
+            ModelKey {
+                route: "photo",
+                section: "photo",
+                name: "weights",
+                key: "[photo] weights",
+                used: self.enabled,
+                path: &mut self.weights,
+                marker: None,
+            },
+            ModelKey {
+                route: "photo",
+                section: "photo",
+                name: "generator",
+                key: "[photo] generator",
+                used: generates,
+                path: &mut self.generator,
+                marker: Some("config.json"),
+            },
+        ]
+    }
 }
 
 fn yes() -> bool {

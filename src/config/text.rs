@@ -1,5 +1,6 @@
 //! `[text]` in gateway.toml: the burned-in text route.
 
+use super::paths::ModelKey;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -93,6 +94,19 @@ impl Default for TextConfig {
 }
 
 impl TextConfig {
+    /// The model paths of `[text]`, for resolution (see [`super::paths`]).
+    pub(super) fn model_keys(&mut self) -> Vec<ModelKey<'_>> {
+        vec![ModelKey {
+            route: "text",
+            section: "text",
+            name: "weights",
+            key: "[text] weights",
+            used: self.enabled,
+            path: &mut self.weights,
+            marker: Some(crate::models::text::DET_WEIGHTS),
+        }]
+    }
+
     pub(super) fn validate(&self) -> Result<(), String> {
         if self.enabled && self.weights.as_os_str().is_empty() {
             return Err("[text] weights: expected the detector's folder, got an empty path".into());

@@ -69,6 +69,8 @@ pub struct Deidentifier {
     pseudo: Pseudonymizer,
     settings: Settings,
     store: Option<Arc<dyn KeyStore>>,
+    /// The output guard's settings (`[guard]`), for the stage.
+    guard: crate::config::GuardConfig,
 }
 
 impl Deidentifier {
@@ -83,7 +85,19 @@ impl Deidentifier {
             pseudo,
             settings,
             store,
+            guard: crate::config::GuardConfig::default(),
         }
+    }
+
+    /// The same engine with the output guard set to `guard`.
+    pub fn with_guard(mut self, guard: crate::config::GuardConfig) -> Self {
+        self.guard = guard;
+        self
+    }
+
+    /// The output guard's settings.
+    pub fn guard(&self) -> &crate::config::GuardConfig {
+        &self.guard
     }
 
     /// Build from the configuration, the pseudonym key and a key store.
@@ -99,7 +113,7 @@ impl Deidentifier {
             date_shift_max_days: cfg.deid.date_shift_max_days,
             max_age_years: cfg.deid.max_age_years,
         };
-        Ok(Self::new(profile, pseudo, settings, store))
+        Ok(Self::new(profile, pseudo, settings, store).with_guard(cfg.guard.clone()))
     }
 
     pub fn profile(&self) -> &Profile {

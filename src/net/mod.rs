@@ -8,3 +8,5 @@ pub mod scp;
 pub mod scu;
 pub mod socket;
 pub mod store;
+pub mod stow;
+pub mod tls;

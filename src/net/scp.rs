@@ -17,8 +17,8 @@ use crate::config::{NodeConfig, ScpConfig};
 use crate::deid::pseudonym::Pseudonymizer;
 use anyhow::{Context, Result};
 use dicom_dictionary_std::uids;
-use dicom_ul::association::server::AsyncServerAssociation;
-use dicom_ul::association::{read_pdu_from_wire_async, AsyncAssociation};
+use dicom_ul::association::server::{AsyncServerAssociation, AsyncTlsStream, DefaultNegotiation};
+use dicom_ul::association::{read_pdu_from_wire_async, Association, AsyncAssociation};
 use dicom_ul::pdu::{
     AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason,
     AssociationRJSource, AssociationRQ, PDataValue, PDataValueType,
@@ -51,6 +51,25 @@ pub struct Scp {
     /// Pseudonymous SOP UIDs for log spans (None under Retain UIDs).
     pseudo: Option<Pseudonymizer>,
     slots: Arc<Semaphore>,
+    /// DICOM TLS (`[scp] tls_cert`, ...), for connections on the TLS port.
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// The byte stream under an association: plain TCP or TLS over TCP.
+trait Wire: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Wire for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Wire for AsyncTlsStream {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
 }
 
 /// Listen on `[node] host:port`.
@@ -58,6 +77,22 @@ pub async fn bind(node: &NodeConfig) -> Result<TcpListener> {
     TcpListener::bind((node.host.as_str(), node.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", node.host, node.port))
+}
+
+/// Listen on `[node] host` : `[scp] tls_port` when DICOM TLS is configured.
+pub async fn bind_tls(node: &NodeConfig, cfg: &ScpConfig) -> Result<Option<TcpListener>> {
+    if !cfg.tls() {
+        return Ok(None);
+    }
+    let l = TcpListener::bind((node.host.as_str(), cfg.tls_port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for DICOM TLS on {}:{} ([scp] tls_port)",
+                node.host, cfg.tls_port
+            )
+        })?;
+    Ok(Some(l))
 }
 
 impl Scp {
@@ -72,7 +107,16 @@ impl Scp {
             .iter()
             .map(|s| IpRule::parse(s).map_err(|m| anyhow::anyhow!("[scp] allowed_ips {s:?}: {m}")))
             .collect::<Result<Vec<_>>>()?;
+        let tls = if cfg.tls() {
+            Some(
+                super::tls::server_config(&cfg.tls_cert, &cfg.tls_key, &cfg.tls_client_ca)
+                    .map_err(|e| anyhow::anyhow!("[scp] DICOM TLS: {e}"))?,
+            )
+        } else {
+            None
+        };
         Ok(Scp {
+            tls,
             ae_title: node.ae_title.clone(),
             cfg: cfg.clone(),
             ip_rules,
@@ -93,11 +137,35 @@ impl Scp {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<()> {
+        self.serve_with_tls(listener, None, shutdown).await
+    }
+
+    /// `serve`, with a second listener for DICOM TLS connections.
+    pub async fn serve_with_tls(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls_listener: Option<TcpListener>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        if tls_listener.is_some() && self.tls.is_none() {
+            anyhow::bail!("a DICOM TLS listener without [scp] tls_cert / tls_key");
+        }
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
+                acc = accept_opt(tls_listener.as_ref()) => match acc {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        let me = self.clone();
+                        tasks.spawn(async move { me.connection_tls(stream, peer).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed (TLS port)");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
                 acc = listener.accept() => match acc {
                     Ok((stream, peer)) => {
                         // dicom-ul leaves Nagle on; small PDUs would wait for ACKs.
@@ -115,6 +183,7 @@ impl Scp {
             }
         }
         drop(listener);
+        drop(tls_listener);
         if !tasks.is_empty() {
             tracing::info!(
                 associations = tasks.len(),
@@ -191,28 +260,9 @@ impl Scp {
             .collect();
         accepted.sort();
         accepted.dedup();
-        let gate = Gate {
-            allowed_calling: self.cfg.allowed_calling_ae_titles.clone(),
-            check_called: self.cfg.check_called_ae,
-            ip_allowed: self.ip_rules.is_empty()
-                || self.ip_rules.iter().any(|r| r.matches(peer.ip())),
-        };
-        if !gate.ip_allowed {
-            tracing::warn!("peer address is not in [scp] allowed_ips");
-        }
-        let mut opts = ServerAssociationOptions::new()
-            .ae_access_control(gate)
-            .ae_title(self.ae_title.as_str())
-            .max_pdu_length(self.cfg.max_pdu_length)
-            .strict(false)
-            .read_timeout(self.timeout())
-            .write_timeout(self.timeout())
-            .with_abstract_syntax(uids::VERIFICATION);
+        let mut opts = self.options(peer);
         for a in &accepted {
             opts = opts.with_abstract_syntax(a.as_str());
-        }
-        for ts in TRANSFER_SYNTAXES {
-            opts = opts.with_transfer_syntax(*ts);
         }
         let assoc = match opts.establish_async(stream).await {
             Ok(a) => a,
@@ -226,25 +276,121 @@ impl Scp {
                 return;
             }
         };
+        self.session(
+            assoc,
+            rq.presentation_contexts.len(),
+            rq.calling_ae_title.trim(),
+        )
+        .await;
+    }
+
+    /// The negotiation options common to both ports.
+    fn options(&self, peer: SocketAddr) -> ServerAssociationOptions<'_, Gate, DefaultNegotiation> {
+        let gate = Gate {
+            allowed_calling: self.cfg.allowed_calling_ae_titles.clone(),
+            check_called: self.cfg.check_called_ae,
+            ip_allowed: self.ip_rules.is_empty()
+                || self.ip_rules.iter().any(|r| r.matches(peer.ip())),
+        };
+        if !gate.ip_allowed {
+            tracing::warn!(%peer, "peer address is not in [scp] allowed_ips");
+        }
+        let mut opts = ServerAssociationOptions::new()
+            .ae_access_control(gate)
+            .ae_title(self.ae_title.as_str())
+            .max_pdu_length(self.cfg.max_pdu_length)
+            .strict(false)
+            .read_timeout(self.timeout())
+            .write_timeout(self.timeout())
+            .with_abstract_syntax(uids::VERIFICATION);
+        for ts in TRANSFER_SYNTAXES {
+            opts = opts.with_transfer_syntax(*ts);
+        }
+        opts
+    }
+
+    /// A connection on the TLS port. The request cannot be peeked under
+    /// TLS, so dicom-ul negotiates every abstract syntax with a supported
+    /// transfer syntax and only Verification and Storage contexts are used:
+    /// P-DATA on any other accepted context ends the association. The
+    /// association slot is taken after negotiation: when none frees up in
+    /// time the association is aborted.
+    async fn connection_tls(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+        let Some(tls) = self.tls.clone() else {
+            return;
+        };
+        let opts = self.options(peer).promiscuous(true).tls_config(tls);
+        // The handshake itself is not under dicom-ul's read timeout.
+        let established =
+            tokio::time::timeout(self.timeout(), opts.establish_tls_async(stream)).await;
+        let assoc = match established {
+            Err(_) => {
+                tracing::warn!(%peer, tls = true, "no TLS handshake and association request within the read timeout");
+                return;
+            }
+            Ok(Ok(a)) => a,
+            Ok(Err(dicom_ul::association::Error::Rejected { association_rj, .. })) => {
+                crate::metrics::inc(&crate::metrics::METRICS.associations_rejected);
+                tracing::warn!(%peer, tls = true, reason = %association_rj.source, "association rejected");
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(%peer, tls = true, error = %tls_error(&e), "TLS connection refused or association not established");
+                return;
+            }
+        };
+        let span = tracing::info_span!(
+            "association",
+            %peer,
+            tls = true,
+            calling_ae = %assoc.peer_ae_title().trim(),
+            called_ae = %assoc.called_ae_title().trim()
+        );
+        async move {
+            let slot = tokio::time::timeout(SLOT_WAIT, self.slots.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(|r| r.ok());
+            let Some(_slot) = slot else {
+                crate::metrics::inc(&crate::metrics::METRICS.associations_rejected);
+                tracing::warn!(
+                    max_associations = self.cfg.max_associations,
+                    "association aborted: too many associations"
+                );
+                let _ = assoc.abort().await;
+                return;
+            };
+            let proposed = assoc.presentation_contexts().len();
+            let calling = assoc.peer_ae_title().trim().to_string();
+            self.session(assoc, proposed, &calling).await;
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Run an established association to its end.
+    async fn session<S: Wire>(
+        &self,
+        assoc: AsyncServerAssociation<S>,
+        proposed: usize,
+        calling_ae: &str,
+    ) {
         crate::metrics::inc(&crate::metrics::METRICS.associations);
         let _active = crate::metrics::Active::enter();
         let contexts: HashMap<u8, (String, String)> = assoc
             .presentation_contexts()
             .iter()
             .filter(|pc| pc.reason == PresentationContextResultReason::Acceptance)
+            .filter(|pc| is_accepted(&pc.abstract_syntax))
             .map(|pc| {
                 let a = trim_uid(&pc.abstract_syntax).to_string();
                 (pc.id, (a, trim_uid(&pc.transfer_syntax).to_string()))
             })
             .collect();
-        tracing::info!(
-            proposed = rq.presentation_contexts.len(),
-            accepted = contexts.len(),
-            "association accepted"
-        );
+        tracing::info!(proposed, accepted = contexts.len(), "association accepted");
         let mut s = Session {
             scp: self,
-            calling_ae: rq.calling_ae_title.trim().to_string(),
+            calling_ae: calling_ae.to_string(),
             assoc,
             contexts,
             command: Vec::new(),
@@ -283,10 +429,10 @@ enum End {
 }
 
 /// One established association.
-struct Session<'a> {
+struct Session<'a, S> {
     scp: &'a Scp,
     calling_ae: String,
-    assoc: AsyncServerAssociation<TcpStream>,
+    assoc: AsyncServerAssociation<S>,
     /// Accepted presentation contexts: id -> (abstract syntax, transfer syntax).
     contexts: HashMap<u8, (String, String)>,
     command: Vec<u8>,
@@ -296,13 +442,13 @@ struct Session<'a> {
     bytes: u64,
 }
 
-impl Session<'_> {
+impl<S: Wire> Session<'_, S> {
     async fn run(&mut self) -> End {
         let max = self.scp.cfg.max_pdu_length.min(MAXIMUM_PDU_SIZE);
         loop {
             let read = {
                 let (socket, buffer) = self.assoc.get_mut();
-                quick_ack(socket);
+                quick_ack(socket.tcp());
                 tokio::time::timeout(
                     self.scp.timeout(),
                     read_pdu_from_wire_async(socket, buffer, max, true),
@@ -460,6 +606,27 @@ impl Session<'_> {
             .await
             .map_err(|e| format!("cannot send a response: {e}"))
     }
+}
+
+/// Wait for a connection on the TLS listener, forever when there is none.
+async fn accept_opt(l: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A TLS or negotiation error for the log, with its cause (a certificate
+/// problem names itself there).
+fn tls_error(e: &dicom_ul::association::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
 }
 
 /// A receive error for the log: the kind of failure, never PDU contents.

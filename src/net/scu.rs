@@ -30,6 +30,33 @@ pub struct Peer {
     pub port: u16,
     pub calling_ae_title: String,
     pub timeout: Duration,
+    /// DICOM TLS: never falls back to plain TCP.
+    pub tls: Option<PeerTls>,
+}
+
+/// The TLS side of a peer: who signs its certificate (and our client
+/// certificate), and the name its certificate must carry.
+#[derive(Debug, Clone)]
+pub struct PeerTls {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    pub server_name: String,
+}
+
+/// The TCP socket under an association's stream (for socket options).
+trait Tcp: std::io::Read + std::io::Write + dicom_ul::association::CloseSocket {
+    fn tcp(&self) -> &std::net::TcpStream;
+}
+
+impl Tcp for std::net::TcpStream {
+    fn tcp(&self) -> &std::net::TcpStream {
+        self
+    }
+}
+
+impl Tcp for dicom_ul::association::client::TlsStream {
+    fn tcp(&self) -> &std::net::TcpStream {
+        &self.sock
+    }
 }
 
 /// One instance to send, as stored in the outbox.
@@ -105,7 +132,7 @@ pub fn permanent_rejection(rj: &AssociationRJ, peer: &Peer) -> Option<String> {
 pub fn send_batch(
     peer: &Peer,
     items: &[Outgoing],
-    mut done: impl FnMut(usize, Outcome),
+    done: impl FnMut(usize, Outcome),
 ) -> Result<(), String> {
     let mut metas = Vec::with_capacity(items.len());
     for it in items {
@@ -130,7 +157,33 @@ pub fn send_batch(
         );
     }
     let addr = format!("{}@{}:{}", peer.ae_title, peer.host, peer.port);
-    let mut assoc = match opts.establish_with(&addr) {
+    match &peer.tls {
+        None => {
+            let established = opts.establish_with(&addr);
+            transfer(peer, items, &metas, established, done)
+        }
+        Some(tls) => {
+            let established = opts
+                .tls_config(tls.config.clone())
+                .server_name(&tls.server_name)
+                .establish_with_tls(&addr);
+            transfer(peer, items, &metas, established, done)
+        }
+    }
+}
+
+/// The rest of `send_batch`, over plain TCP or TLS.
+fn transfer<S: Tcp>(
+    peer: &Peer,
+    items: &[Outgoing],
+    metas: &[(FileMetaTable, usize)],
+    established: Result<
+        dicom_ul::association::client::ClientAssociation<S>,
+        dicom_ul::association::Error,
+    >,
+    mut done: impl FnMut(usize, Outcome),
+) -> Result<(), String> {
+    let mut assoc = match established {
         Ok(a) => a,
         // The peer takes none of these SOP classes: retrying cannot help.
         Err(dicom_ul::association::Error::NoAcceptedPresentationContexts { .. }) => {
@@ -158,9 +211,11 @@ pub fn send_batch(
             }
             return Ok(());
         }
-        Err(e) => return Err(format!("association failed: {e}")),
+        // Refused, unreachable, or a TLS failure (untrusted certificate,
+        // wrong name): retried, never sent in clear instead.
+        Err(e) => return Err(format!("association failed: {}", with_causes(&e))),
     };
-    assoc.inner_stream().set_nodelay(true).ok();
+    assoc.inner_stream().tcp().set_nodelay(true).ok();
     let accepted: Vec<(u8, String, String)> = assoc
         .presentation_contexts()
         .iter()
@@ -173,7 +228,7 @@ pub fn send_batch(
             )
         })
         .collect();
-    for (i, (it, (meta, offset))) in items.iter().zip(&metas).enumerate() {
+    for (i, (it, (meta, offset))) in items.iter().zip(metas).enumerate() {
         let file_ts = ts_of(meta);
         let same = accepted
             .iter()
@@ -225,7 +280,7 @@ pub fn send_batch(
         let status = sent
             .map_err(|e| format!("sending failed: {e}"))
             .and_then(|_| {
-                super::socket::quick_ack(assoc.inner_stream());
+                super::socket::quick_ack(assoc.inner_stream().tcp());
                 read_status(&mut assoc)
             });
         match status {
@@ -242,9 +297,25 @@ pub fn send_batch(
     Ok(())
 }
 
+/// An error with its chain of causes (a TLS failure names the certificate
+/// problem only in its source).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let m = s.to_string();
+        if !msg.contains(&m) {
+            msg.push_str(": ");
+            msg.push_str(&m);
+        }
+        src = s.source();
+    }
+    msg
+}
+
 /// Read the C-STORE-RSP and return its status.
-fn read_status(
-    assoc: &mut dicom_ul::association::client::ClientAssociation<std::net::TcpStream>,
+fn read_status<S: Tcp>(
+    assoc: &mut dicom_ul::association::client::ClientAssociation<S>,
 ) -> Result<u16, String> {
     let mut cmd = Vec::new();
     loop {
@@ -357,6 +428,7 @@ mod tests {
             port: 104,
             calling_ae_title: "DEIDGATE".into(),
             timeout: Duration::from_secs(1),
+            tls: None,
         };
         let rj = |result, source| AssociationRJ { result, source };
         let permanent = AssociationRJResult::Permanent;

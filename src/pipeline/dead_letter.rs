@@ -10,7 +10,7 @@
 //! [`clean_at_start`]), never a record without its file.
 
 use super::forward::{now, DicomDestination, DicomRoute, Job, Queue};
-use crate::config::{Config, DestinationKind};
+use crate::config::Config;
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionResult, TransactionalTree};
@@ -333,7 +333,7 @@ pub fn targets(cfg: &Config, db: &sled::Db) -> Result<Vec<Target>> {
     let configured = cfg
         .destinations
         .iter()
-        .filter(|d| d.kind == DestinationKind::Dicom)
+        .filter(|d| d.kind.is_queued())
         .map(|d| d.name.clone());
     let stored = db.tree_names().into_iter().filter_map(|n| {
         let n = String::from_utf8(n.to_vec()).ok()?;
@@ -347,7 +347,7 @@ pub fn targets(cfg: &Config, db: &sled::Db) -> Result<Vec<Target>> {
         let is_dicom = cfg
             .destinations
             .iter()
-            .any(|d| d.name == name && d.kind == DestinationKind::Dicom);
+            .any(|d| d.name == name && d.kind.is_queued());
         let running = live.iter().find(|l| l.name == name);
         out.push(Target {
             queue: match running {
@@ -512,6 +512,7 @@ mod tests {
                 port: 1,
                 calling_ae_title: "US".into(),
                 timeout: Duration::from_secs(1),
+                tls: None,
             },
             retry_initial_secs: 1,
             retry_max_secs: 1,

@@ -190,6 +190,8 @@ pub struct DicomRoute {
     pub queue: Queue,
     pub outbox: std::path::PathBuf,
     pub wake: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    /// `type = "stow"`: batches go by STOW-RS instead of C-STORE.
+    pub stow: Option<Arc<crate::net::stow::Stow>>,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 use super::forward::{backoff, now, DicomDestination, DicomRoute, Job, Queue};
 use crate::net::scu::{self, Outcome, Outgoing};
+use crate::net::stow::Stow;
 use anyhow::{Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,8 +30,9 @@ impl Forwarders {
             wakes: Vec::new(),
         };
         for d in dicom {
-            let (dest, queue, wake, stop) = (
+            let (dest, stow, queue, wake, stop) = (
                 d.destination.clone(),
+                d.stow.clone(),
                 d.queue.clone(),
                 d.wake.clone(),
                 stop.clone(),
@@ -42,7 +44,7 @@ impl Forwarders {
             let name = format!("forward-{}", dest.name);
             match std::thread::Builder::new()
                 .name(name)
-                .spawn(move || run_worker(dest, queue, stop, wake))
+                .spawn(move || run_worker_via(dest, stow, queue, stop, wake))
             {
                 Ok(h) => f.handles.push(h),
                 Err(e) => tracing::error!(error = %e, "cannot start a forwarder"),
@@ -73,6 +75,18 @@ pub fn run_worker(
     stop: Arc<AtomicBool>,
     wake: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
 ) {
+    run_worker_via(dest, None, queue, stop, wake)
+}
+
+/// [`run_worker`], sending by STOW-RS when `stow` is given (one request per
+/// batch) instead of C-STORE.
+pub fn run_worker_via(
+    dest: DicomDestination,
+    stow: Option<Arc<Stow>>,
+    queue: Queue,
+    stop: Arc<AtomicBool>,
+    wake: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+) {
     // Not lowered like the pipeline workers: the forwarder, too, waits for
     // each response, so its throughput is its latency to get the CPU back.
     let span = tracing::info_span!("forward", destination = %dest.name);
@@ -97,7 +111,7 @@ pub fn run_worker(
             *woken = false;
             continue;
         }
-        if let Err(e) = deliver(&dest, &queue, batch) {
+        if let Err(e) = deliver(&dest, stow.as_deref(), &queue, batch) {
             tracing::error!(error = %e, "forwarding bookkeeping failed");
             std::thread::sleep(Duration::from_secs(1));
         }
@@ -105,7 +119,12 @@ pub fn run_worker(
 }
 
 /// Send one batch and record each outcome durably.
-fn deliver(dest: &DicomDestination, queue: &Queue, batch: Vec<Job>) -> Result<()> {
+fn deliver(
+    dest: &DicomDestination,
+    stow: Option<&Stow>,
+    queue: &Queue,
+    batch: Vec<Job>,
+) -> Result<()> {
     let items: Vec<Outgoing> = batch
         .iter()
         .map(|j| Outgoing {
@@ -116,12 +135,16 @@ fn deliver(dest: &DicomDestination, queue: &Queue, batch: Vec<Job>) -> Result<()
         .collect();
     let mut reported = vec![false; batch.len()];
     let mut failure: Option<anyhow::Error> = None;
-    let sent = scu::send_batch(&dest.peer, &items, |i, outcome| {
+    let mut report = |i: usize, outcome: Outcome| {
         reported[i] = true;
         if let Err(e) = record(dest, queue, batch[i].clone(), outcome) {
             failure.get_or_insert(e);
         }
-    });
+    };
+    let sent = match stow {
+        None => scu::send_batch(&dest.peer, &items, &mut report),
+        Some(s) => s.send_batch(&items, &mut report),
+    };
     if let Err(why) = sent {
         for (job, _) in batch.iter().zip(&reported).filter(|(_, r)| !**r) {
             record(dest, queue, job.clone(), Outcome::Retry(why.clone()))?;

@@ -196,6 +196,8 @@ impl Stage<'_> {
     ) -> Result<Encoded, Stop> {
         let calling_ae = calling_ae(&obj);
         let original_uid = crate::dicom::text(&obj, dicom_dictionary_std::tags::SOP_INSTANCE_UID);
+        // The output guard reads the original identifiers before they go.
+        let guard = super::guard::Guard::prepare(self.deid.guard(), self.deid.profile(), &obj);
         let codes: &[MethodCode] = &cleaned.codes;
         let mut d = self.deid.deidentify(obj, codes).map_err(|e| match e {
             crate::deid::engine::DeidError::KeyStore(m) => {
@@ -221,6 +223,9 @@ impl Stage<'_> {
         }
         let info = ObjectInfo::of(&object, d.sop_instance_uid, d.study_uid, d.series_uid);
         let buf = encode(object, capacity).map_err(|e| Stop::Quarantine(format!("{e:#}")))?;
+        if let Some(g) = &guard {
+            g.check(&buf, &d.patient_pseudonym, &info.sop_instance)?;
+        }
         Ok(Encoded {
             buf,
             info,

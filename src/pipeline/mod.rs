@@ -10,6 +10,7 @@ pub mod duplicates;
 pub mod filter;
 pub mod forward;
 pub mod forwarder;
+pub mod guard;
 pub mod instance;
 pub mod output;
 pub mod precheck;

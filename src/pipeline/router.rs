@@ -86,6 +86,13 @@ impl Router {
                     port: d.port,
                     calling_ae_title: calling.to_string(),
                     timeout: Duration::from_secs(d.timeout_secs.max(1)),
+                    tls: d
+                        .dicom_tls_config()
+                        .map_err(|e| anyhow::anyhow!("[[destination]] {}: {e}", d.name))?
+                        .map(|config| crate::net::scu::PeerTls {
+                            config,
+                            server_name: d.tls_name().to_string(),
+                        }),
                 },
                 retry_initial_secs: d.retry_initial_secs,
                 retry_max_secs: d.retry_max_secs.max(d.retry_initial_secs),
@@ -118,6 +125,10 @@ impl Router {
                 queue,
                 outbox,
                 wake: Arc::new((Mutex::new(false), Condvar::new())),
+                stow: match d.kind {
+                    DestinationKind::Stow => Some(Arc::new(crate::net::stow::Stow::new(d)?)),
+                    _ => None,
+                },
             });
         }
         if r.folders.is_empty() && r.dicom.is_empty() {

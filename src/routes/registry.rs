@@ -31,7 +31,40 @@ impl PixelRoutes {
             .iter()
             .map(|load| load(cfg))
             .collect::<anyhow::Result<_>>()?;
-        Ok(PixelRoutes { routes })
+        let routes = PixelRoutes { routes };
+        routes.report(cfg);
+        Ok(routes)
+    }
+
+    /// Says which model each enabled route uses and where it was found
+    /// (INFO), or that it has none, naming every path searched (ERROR).
+    /// Disabled routes say so themselves when they load.
+    fn report(&self, cfg: &Config) {
+        for s in self.statuses().iter().filter(|s| s.enabled) {
+            let models = cfg.models_of(s.route);
+            let uses = if models.is_empty() {
+                "no model files".to_string()
+            } else {
+                models
+                    .iter()
+                    .map(|m| format!("{} {} ({})", m.key, m.path.display(), m.origin.describe()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            if s.loaded {
+                tracing::info!("{} route ready: {uses}", s.route);
+            } else if let Some(m) = models.iter().find(|m| !m.found) {
+                tracing::error!(
+                    "{} route has no model: {} not found; searched {}; meanwhile {}",
+                    s.route,
+                    m.key,
+                    crate::config::paths::list(&m.searched),
+                    s.meanwhile
+                );
+            } else {
+                tracing::error!("{} route not ready ({uses}): {}", s.route, s.meanwhile);
+            }
+        }
     }
 
     /// The route responsible for `obj`, if any.

@@ -276,6 +276,23 @@ impl Browser {
         png
     }
 
+    /// A PNG screenshot of one element (scrolled into view), written to
+    /// `path`; returns its bytes.
+    pub fn element_screenshot(&self, element: &str, path: &Path) -> Vec<u8> {
+        let v = self.call(
+            "GET",
+            &self.s(&format!("/element/{element}/screenshot")),
+            None,
+        );
+        let png = base64_decode(v.as_str().expect("screenshot is a base64 string"))
+            .expect("screenshot is valid base64");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(path, &png).unwrap();
+        png
+    }
+
     /// Polls `read` until `done` holds for its result, up to `deadline`;
     /// returns the last result. Panics with `what` and that result otherwise.
     pub fn wait_for<T: std::fmt::Debug>(
@@ -436,4 +453,11 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
         out.extend_from_slice(&bytes[1..chunk.len()]);
     }
     Some(out)
+}
+
+/// `target/screenshots/<name>`, where the browser tests keep their pictures.
+pub fn screenshot_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/screenshots")
+        .join(name)
 }

@@ -291,6 +291,41 @@ pub fn decode(obj: &DefaultDicomObject, max_frames: usize) -> Result<Frames, Str
     let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
         .map_err(|_| "text route: the pixel decoder panicked".to_string())?
         .map_err(|e| format!("text route: cannot decode the pixel data: {e}"))?;
+    from_decoded(obj, &d, max_frames)
+}
+
+/// Decodes frame `index` (from 0) of `obj` only, as one-frame [`Frames`]:
+/// what a preview of one frame needs, without the others in memory.
+pub fn decode_frame(obj: &DefaultDicomObject, index: u32) -> Result<Frames, String> {
+    let header = |t| crate::dicom::text(obj, t).parse::<u64>().unwrap_or(0);
+    let frames = header(tags::NUMBER_OF_FRAMES).max(1);
+    if u64::from(index) >= frames {
+        return Err(format!("frame {} of {frames}: no such frame", index + 1));
+    }
+    let frame_bytes = [
+        header(tags::COLUMNS),
+        header(tags::SAMPLES_PER_PIXEL).max(1),
+        header(tags::BITS_ALLOCATED).div_ceil(8).max(1),
+    ]
+    .into_iter()
+    .fold(header(tags::ROWS), u64::saturating_mul);
+    if frame_bytes > MAX_DECODED_BYTES {
+        return Err(format!("{} MiB in one frame", frame_bytes >> 20));
+    }
+    let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        obj.decode_pixel_data_frame(index)
+    }))
+    .map_err(|_| "the pixel decoder panicked".to_string())?
+    .map_err(|e| format!("cannot decode the pixel data: {e}"))?;
+    from_decoded(obj, &d, 1)
+}
+
+/// [`Frames`] from the decoder's output, checked and interleaved.
+fn from_decoded(
+    obj: &DefaultDicomObject,
+    d: &dicom_pixeldata::DecodedPixelData<'_>,
+    max_frames: usize,
+) -> Result<Frames, String> {
     let (width, height, frames) = (
         d.columns() as usize,
         d.rows() as usize,
