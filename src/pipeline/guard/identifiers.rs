@@ -243,14 +243,14 @@ impl Identifiers {
             for group in person.split('=') {
                 for part in group.split('^').take(3) {
                     let part = part.trim();
+                    if part.is_empty() {
+                        continue;
+                    }
                     self.push(kind, part);
-                    let words: Vec<&str> = part
-                        .split(|c: char| c.is_whitespace() || c == ',')
-                        .filter(|w| !w.is_empty())
-                        .collect();
-                    if words.len() > 1 {
-                        for w in words {
-                            if w.chars().count() >= MIN_NAME_WORD {
+                    let separated = |c: char| c.is_whitespace() || c == ',';
+                    if part.contains(separated) {
+                        for w in part.split(separated) {
+                            if w.len() >= MIN_NAME_WORD && w.chars().count() >= MIN_NAME_WORD {
                                 self.push(kind, w);
                             }
                         }

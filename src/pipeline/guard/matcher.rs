@@ -52,9 +52,12 @@ struct Compiled {
     shortest: usize,
     charsets: Vec<String>,
     ac: Option<AhoCorasick>,
+    /// The patterns' bytes, in the automaton's order.
+    bytes: Vec<Vec<u8>>,
     patterns: Vec<Pattern>,
-    /// Only the patterns allowed in pixel data (`None`: there are none).
-    pixels: Option<(AhoCorasick, Vec<Pattern>)>,
+    /// Only the patterns allowed in pixel data, built when a compressed
+    /// frame first has a segment to read (`None`: there are none).
+    pixels: std::sync::OnceLock<Option<(AhoCorasick, Vec<Pattern>)>>,
 }
 
 static CACHE: Mutex<VecDeque<Arc<Compiled>>> = Mutex::new(VecDeque::new());
@@ -154,20 +157,31 @@ impl Compiled {
                 bytes.push(f);
             }
         }
-        let (pb, pp): (Vec<Vec<u8>>, Vec<Pattern>) = bytes
-            .iter()
-            .zip(&patterns)
-            .filter(|(_, p)| p.in_pixels)
-            .map(|(b, p)| (b.clone(), *p))
-            .unzip();
         Compiled {
             items: items.to_vec(),
             shortest: bytes.iter().map(Vec::len).min().unwrap_or(usize::MAX),
             charsets: charsets.to_vec(),
             ac: build(&bytes),
-            pixels: build(&pb).map(|a| (a, pp)),
+            bytes,
+            pixels: std::sync::OnceLock::new(),
             patterns,
         }
+    }
+
+    fn pixels(&self) -> Option<(&AhoCorasick, &Vec<Pattern>)> {
+        self.pixels
+            .get_or_init(|| {
+                let (b, p): (Vec<Vec<u8>>, Vec<Pattern>) = self
+                    .bytes
+                    .iter()
+                    .zip(&self.patterns)
+                    .filter(|(_, p)| p.in_pixels)
+                    .map(|(b, p)| (b.clone(), *p))
+                    .unzip();
+                build(&b).map(|a| (a, p))
+            })
+            .as_ref()
+            .map(|(a, p)| (a, p))
     }
 
     /// The compiled set for these identifiers: the cached one, or a new one
@@ -192,8 +206,11 @@ impl Compiled {
 
 impl Matcher {
     pub fn new(ids: Identifiers) -> Matcher {
+        // The character sets only matter for identifiers that are not ASCII.
+        let ascii = ids.items.iter().all(|i| i.value.is_ascii());
+        let charsets: &[String] = if ascii { &[] } else { &ids.charsets };
         Matcher {
-            compiled: Compiled::get(&ids.items, &ids.charsets),
+            compiled: Compiled::get(&ids.items, charsets),
             uids: Uids::new(ids.uids),
         }
     }
@@ -222,7 +239,7 @@ impl Matcher {
         }
         let c = &self.compiled;
         let automaton = if pixels {
-            c.pixels.as_ref().map(|(a, p)| (a, p))
+            c.pixels()
         } else {
             c.ac.as_ref().map(|a| (a, &c.patterns))
         };

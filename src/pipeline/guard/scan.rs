@@ -45,27 +45,48 @@ pub fn scan(m: &Matcher, profile: &Profile, encoded: &[u8]) -> Vec<Hit> {
     };
     for part in &parts {
         let b: &[u8] = &part.bytes;
-        let mut found: Vec<(Found, usize)> = Vec::new();
+        let mut found: Vec<(Found, Option<usize>)> = Vec::new();
+        // The text values, copied end to end with a NUL between them (no
+        // identifier spans one, and it is a word edge), are read in one
+        // call: a call costs as much as a few hundred bytes.
+        let mut text: Vec<u8> = Vec::with_capacity(4096);
+        let mut from: Vec<(usize, usize, usize)> = Vec::new(); // (in text, in part, element)
         for (i, e) in part.elems.iter().enumerate() {
             if e.body != Body::Value || e.value.len() < m.shortest() {
                 continue;
             }
             if e.vr == VR::UI {
-                m.find_uid_values(b, e.value.clone(), |f| found.push((f, i)));
-            } else if e.implicit || !numeric(e.vr) || e.tag == tags::PATIENT_BIRTH_DATE {
-                m.find(b, e.value.clone(), false, |f| found.push((f, i)));
+                m.find_uid_values(b, e.value.clone(), |f| found.push((f, Some(i))));
+                continue;
             }
+            if !(e.implicit || !numeric(e.vr) || e.tag == tags::PATIENT_BIRTH_DATE)
+                || (e.vr == VR::CS && e.tag.group() % 2 == 0)
+            {
+                // Numbers, dates, times; and the standard's code strings:
+                // defined terms of at most 16 upper-case characters.
+                continue;
+            }
+            from.push((text.len(), e.value.start, i));
+            text.extend_from_slice(&b[e.value.clone()]);
+            text.push(0);
         }
+        m.find(&text, 0..text.len(), false, |mut f| {
+            let k = from.partition_point(|(t, _, _)| *t <= f.at.start) - 1;
+            let (t, at, i) = from[k];
+            f.at = f.at.start - t + at..f.at.end - t + at;
+            found.push((f, Some(i)));
+        });
         for frag in &part.fragments {
             for (r, comment) in super::walk::frame_text(b, frag.clone()) {
                 let Some(i) = part.element_at(&r) else {
                     continue;
                 };
-                m.find(b, r, !comment, |f| found.push((f, i)));
+                m.find(b, r, !comment, |f| found.push((f, Some(i))));
             }
         }
         for (f, i) in found {
-            if let Some(h) = judge(m, profile, part, Some(i), &f) {
+            let i = i.or_else(|| part.element_at(&f.at));
+            if let Some(h) = judge(m, profile, part, i, &f) {
                 if !hits.contains(&h) {
                     hits.push(h);
                 }

@@ -110,7 +110,7 @@ pub fn parts(buf: &[u8]) -> Option<Vec<Part<'_>>> {
     };
     let mut w = Walker {
         b: buf,
-        elems: Vec::with_capacity(128),
+        elems: Vec::with_capacity(256),
         fragments: Vec::new(),
     };
     let le = Enc {
@@ -119,8 +119,8 @@ pub fn parts(buf: &[u8]) -> Option<Vec<Part<'_>>> {
     };
     // The file meta: explicit VR little endian, group 0002 only.
     let mut p = start;
-    while w.tag(p, false).is_some_and(|t| t.group() == 0x0002) {
-        p = w.element(p, buf.len(), le, None, 0)?;
+    while let Some(tag) = w.tag(p, false).filter(|t| t.group() == 0x0002) {
+        p = w.element(tag, p, buf.len(), le, None, 0)?;
     }
     let ts = w
         .elems
@@ -145,7 +145,7 @@ pub fn parts(buf: &[u8]) -> Option<Vec<Part<'_>>> {
         };
         let mut d = Walker {
             b: &inflated,
-            elems: Vec::with_capacity(128),
+            elems: Vec::with_capacity(256),
             fragments: Vec::new(),
         };
         d.dataset(0, inflated.len(), le, None, false, 0)?;
@@ -230,7 +230,7 @@ impl Walker<'_> {
             if tag.group() == 0xFFFE {
                 return None;
             }
-            p = self.element(p, end, enc, parent, depth)?;
+            p = self.element(tag, p, end, enc, parent, depth)?;
         }
         (!delimited).then_some(p)
     }
@@ -238,13 +238,13 @@ impl Walker<'_> {
     /// One element at `p`; returns where the next one starts.
     fn element(
         &mut self,
+        tag: Tag,
         p: usize,
         end: usize,
         enc: Enc,
         parent: Option<usize>,
         depth: usize,
     ) -> Option<usize> {
-        let tag = self.tag(p, enc.big)?;
         let (vr, len, header) = if enc.explicit {
             let vr = vr_of(*self.b.get(p + 4)?, *self.b.get(p + 5)?)?;
             if matches!(
