@@ -19,6 +19,14 @@
 #     E) storescu -> deidgate -> Orthanc by STOW-RS (a second gateway, Orthanc
 #        with Debian's orthanc-dicomweb plugin), timed until the gateway counts
 #        every instance delivered (listed in the archive's STOW-RS response)
+#   MODE=postgres N=1000 bash scripts/bench_gateway.sh  # adds the shared key store:
+#     F) storescu -> deidgate ([keystore] backend = "postgres") -> storescp, a
+#        second gateway on a throw-away PostgreSQL cluster (initdb/pg_ctl as
+#        'nobody' when run as root); reports its rate over B's (sled)
+#   MODE=replicas N=1000 bash scripts/bench_gateway.sh  # MODE=postgres, plus:
+#     G) two storescu at once (half the corpus each) -> the postgres gateway
+#     H) the same two -> HAProxy (round robin) -> two postgres gateways
+#        (F's and a second replica, one data directory each); reports H over G
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 N="${N:-1000}"
@@ -40,8 +48,13 @@ fi
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/deidgate-gw.XXXXXX")"
 PIDS=()
+PGDIR=""; PGRUN=()
 cleanup() {
     for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill "$p" 2>/dev/null || true; done
+    if [ -n "$PGDIR" ]; then
+        ${PGRUN[@]+"${PGRUN[@]}"} "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+        rm -rf "$PGDIR"
+    fi
     wait 2>/dev/null || true
     rm -rf "$TMP"
 }
@@ -149,6 +162,81 @@ TOML
     "$BIN" --config "$TMP/gw-stow.toml" serve >"$TMP/gw-stow.log" 2>&1 & GW_STOW=$!; PIDS+=($GW_STOW)
     wait_port "$P11"; wait_port "$P12"; wait_port "$P13"
 fi
+if [ "$MODE" = postgres ] || [ "$MODE" = replicas ]; then
+    PGBIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
+    [ -x "$PGBIN/initdb" ] || { echo "postgresql missing: run scripts/test.sh once" >&2; exit 1; }
+    # Outside $TMP (mode 0700): the server runs as 'nobody' when we are root.
+    PGDIR="$(mktemp -d /tmp/deidgate-bench-pg.XXXXXX)"
+    printf 'bench\n' > "$PGDIR/pw"
+    if [ "$(id -u)" -eq 0 ]; then chown -R nobody:nogroup "$PGDIR"; PGRUN=(runuser -u nobody --); fi
+    ${PGRUN[@]+"${PGRUN[@]}"} "$PGBIN/initdb" -D "$PGDIR/data" -U deidgate --auth=scram-sha-256 \
+        --pwfile "$PGDIR/pw" -E UTF8 --no-locale >/dev/null
+    PGPORT=$(free_port); P14=$(free_port); P15=$(free_port); P16=$(free_port)
+    ${PGRUN[@]+"${PGRUN[@]}"} "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" \
+        -o "-p $PGPORT -c listen_addresses=127.0.0.1 -k $PGDIR" -w start >/dev/null
+    printf 'bench\n' > "$TMP/pgpass"; chmod 600 "$TMP/pgpass"
+    mkdir -p "$TMP/f"
+    storescp -aet STORESCP -od "$TMP/f" "$P14" >/dev/null 2>&1 & PIDS+=($!)
+    cat > "$TMP/gw-pg.toml" <<TOML
+[node]
+port = $P15
+data_dir = "$TMP/gw-pg-data"
+[scp]
+max_pdu_length = ${MAX_PDU:-16384}
+[http]
+listen = "127.0.0.1:$P16"
+[keystore]
+backend = "postgres"
+url = "postgres://deidgate@127.0.0.1:$PGPORT/postgres"
+password_file = "$TMP/pgpass"
+[[destination]]
+name = "bench"
+type = "dicom"
+ae_title = "STORESCP"
+host = "127.0.0.1"
+port = $P14
+TOML
+    "$BIN" --config "$TMP/gw-pg.toml" serve >"$TMP/gw-pg.log" 2>&1 & GW_PG=$!; PIDS+=($GW_PG)
+    wait_port "$P14"; wait_port "$P15"; wait_port "$P16"
+fi
+if [ "$MODE" = replicas ]; then
+    command -v haproxy >/dev/null || { echo "haproxy missing: run scripts/test.sh once" >&2; exit 1; }
+    P17=$(free_port); P18=$(free_port); P19=$(free_port)
+    # The second replica: the same config but for its data directory and ports.
+    sed -e "s/^port = $P15\$/port = $P17/" -e "s#gw-pg-data#gw-pg2-data#" \
+        -e "s/127.0.0.1:$P16/127.0.0.1:$P18/" "$TMP/gw-pg.toml" > "$TMP/gw-pg2.toml"
+    # Both replicas share the secrets file: the first one's (created at its start).
+    printf '[secrets]\npath = "%s"\n' "$TMP/gw-pg-data/secrets.toml" >> "$TMP/gw-pg2.toml"
+    "$BIN" --config "$TMP/gw-pg2.toml" serve >"$TMP/gw-pg2.log" 2>&1 & PIDS+=($!)
+    cat > "$TMP/haproxy.cfg" <<CFG
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 120s
+    timeout server 120s
+frontend dicom
+    bind 127.0.0.1:$P19
+    default_backend gateways
+backend gateways
+    balance roundrobin
+    server r1 127.0.0.1:$P15
+    server r2 127.0.0.1:$P17
+CFG
+    haproxy -db -f "$TMP/haproxy.cfg" >/dev/null 2>&1 & PIDS+=($!)
+    wait_port "$P17"; wait_port "$P19"
+    mkdir -p "$TMP/in1" "$TMP/in2"
+    i=0
+    for f in "$TMP"/in/*; do
+        if [ $((i % 2)) -eq 0 ]; then ln "$f" "$TMP/in1/"; else ln "$f" "$TMP/in2/"; fi
+        i=$((i + 1))
+    done
+fi
+# Two storescu at once, one association each, to port $1.
+send_two() {
+    storescu -aec DEIDGATE +sd 127.0.0.1 "$1" "$TMP/in1" >/dev/null 2>&1 & local s1=$!
+    storescu -aec DEIDGATE +sd 127.0.0.1 "$1" "$TMP/in2" >/dev/null 2>&1 & local s2=$!
+    wait "$s1" "$s2"
+}
 stow_delivered() {
     curl -s "http://127.0.0.1:$P13/metrics" | awk '/^deidgate_forward_delivered_total\{destination="bench"\}/ {print $2}'
 }
@@ -156,7 +244,7 @@ stow_delivered() {
 ROUNDS="${ROUNDS:-3}"
 # Each timed phase starts with no dirty pages left by the previous one.
 settle_io() { sync; sleep 1; }
-A_ALL=(); B_ALL=(); ACK_ALL=(); C_ALL=(); D_ALL=(); DACK_ALL=(); E_ALL=(); EACK_ALL=()
+G_ALL=(); H_ALL=(); F_ALL=(); FACK_ALL=(); A_ALL=(); B_ALL=(); ACK_ALL=(); C_ALL=(); D_ALL=(); DACK_ALL=(); E_ALL=(); EACK_ALL=()
 for r in $(seq 1 "$ROUNDS"); do
     # A) DCMTK -> DCMTK
     find "$TMP/a" -type f -delete
@@ -191,6 +279,39 @@ for r in $(seq 1 "$ROUNDS"); do
         EACK_ALL+=("$(echo "$t_ack - $t0" | bc -l)")
         printf 'round %s STOW-RS: via deidgate to Orthanc %.2f s (acked %.2f s), ratio to C-STORE path %.2f\n' "$r" \
             "${E_ALL[-1]}" "${EACK_ALL[-1]}" "$(echo "${B_ALL[-1]} / ${E_ALL[-1]}" | bc -l)"
+    fi
+    if [ "$MODE" = replicas ]; then
+        # G) two senders -> one postgres gateway; H) two senders -> HAProxy -> two
+        find "$TMP/f" -type f -delete
+        settle_io
+        t0=$(date +%s.%N)
+        send_two "$P15"
+        wait_count "$TMP/f" "$N"
+        t1=$(date +%s.%N)
+        G_ALL+=("$(echo "$t1 - $t0" | bc -l)")
+        find "$TMP/f" -type f -delete
+        settle_io
+        t0=$(date +%s.%N)
+        send_two "$P19"
+        wait_count "$TMP/f" "$N"
+        t1=$(date +%s.%N)
+        H_ALL+=("$(echo "$t1 - $t0" | bc -l)")
+        printf 'round %s replicas: one gateway %.2f s, two behind HAProxy %.2f s, ratio %.2f\n' "$r" \
+            "${G_ALL[-1]}" "${H_ALL[-1]}" "$(echo "${G_ALL[-1]} / ${H_ALL[-1]}" | bc -l)"
+    fi
+    if [ "$MODE" = postgres ] || [ "$MODE" = replicas ]; then
+        # F) DCMTK -> deidgate on PostgreSQL -> DCMTK
+        find "$TMP/f" -type f -delete
+        settle_io
+        t0=$(date +%s.%N)
+        storescu -aec DEIDGATE +sd 127.0.0.1 "$P15" "$TMP/in" >/dev/null 2>&1
+        t_ack=$(date +%s.%N)
+        wait_count "$TMP/f" "$N"
+        t1=$(date +%s.%N)
+        F_ALL+=("$(echo "$t1 - $t0" | bc -l)")
+        FACK_ALL+=("$(echo "$t_ack - $t0" | bc -l)")
+        printf 'round %s PostgreSQL: via deidgate %.2f s (acked %.2f s), rate over the sled gateway %.2f\n' "$r" \
+            "${F_ALL[-1]}" "${FACK_ALL[-1]}" "$(echo "${B_ALL[-1]} / ${F_ALL[-1]}" | bc -l)"
     fi
     [ "$MODE" = tls ] || continue
     # C) DCMTK -> DCMTK over TLS
@@ -246,6 +367,18 @@ if [ "$MODE" = stow ]; then
     printf 'ratio STOW-RS deidgate path / direct path: %.2f\n' "$(echo "$A / $E" | bc -l)"
     RSS_STOW=$(awk '/VmHWM/ {print $2}' "/proc/$GW_STOW/status")
     printf 'deidgate (STOW) peak RSS: %s MB\n' "$((RSS_STOW / 1024))"
+fi
+if [ "$MODE" = replicas ]; then
+    G=$(median "${G_ALL[@]}"); H=$(median "${H_ALL[@]}")
+    printf '%-38s %8.2f %10s\n' "2 x storescu -> 1 deidgate/pg" "$G" "$(rate "$G")"
+    printf '%-38s %8.2f %10s\n' "2 x storescu -> HAProxy -> 2 deidgate/pg" "$H" "$(rate "$H")"
+    printf 'ratio two replicas / one (instances per second): %.2f\n' "$(echo "$G / $H" | bc -l)"
+fi
+if [ "$MODE" = postgres ] || [ "$MODE" = replicas ]; then
+    F=$(median "${F_ALL[@]}"); F_ACK=$(median "${FACK_ALL[@]}")
+    printf '%-38s %8.2f %10s\n' "storescu -> deidgate/pg (all acked)" "$F_ACK" "$(rate "$F_ACK")"
+    printf '%-38s %8.2f %10s\n' "storescu -> deidgate/pg -> storescp" "$F" "$(rate "$F")"
+    printf 'ratio PostgreSQL key store / sled key store (instances per second): %.2f\n' "$(echo "$B / $F" | bc -l)"
 fi
 printf 'deidgate peak RSS: %s MB; CPU %s s (%.2f ms per instance)\n' "$((RSS / 1024))" "$GW_CPU" "$(echo "$GW_CPU * 1000 / ($N * $ROUNDS)" | bc -l)"
 # The disk's share of the sender's wait: the spool log's sync before each Success.

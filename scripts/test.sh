@@ -49,7 +49,11 @@ have_orthanc() { [ -x /usr/sbin/Orthanc ] || command -v Orthanc >/dev/null 2>&1;
 declare -A PKG_FOR_PATH=(
     [/usr/bin/chromium]=chromium
     [/usr/bin/chromedriver]=chromium-driver
+    # The replica tests: a front end over two gateways.
+    [/usr/sbin/haproxy]=haproxy
 )
+# The replica tests start a throw-away PostgreSQL cluster (initdb, pg_ctl).
+have_pg_server() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
 
 missing_pkgs=()
 add_pkg() {
@@ -71,6 +75,7 @@ if ! have_orthanc; then
 fi
 # The STOW-RS tests load Orthanc's DICOMweb plugin.
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || { log "missing: orthanc-dicomweb"; add_pkg orthanc-dicomweb; }
+have_pg_server || { log "missing: PostgreSQL server"; add_pkg postgresql; }
 for path in "${!PKG_FOR_PATH[@]}"; do
     if [ ! -x "$path" ]; then
         log "missing: $path"
@@ -118,6 +123,7 @@ for cmd in dcmdump storescu storescp echoscu dciodvfy openssl curl tesseract; do
 done
 have_orthanc || { log "still missing: Orthanc"; fail=1; }
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || { log "still missing: orthanc-dicomweb"; fail=1; }
+have_pg_server || { log "still missing: PostgreSQL server"; fail=1; }
 for path in "${!PKG_FOR_PATH[@]}"; do
     [ -x "$path" ] || { log "still missing: $path"; fail=1; }
 done

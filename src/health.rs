@@ -15,6 +15,8 @@ pub enum Fault {
     DiskSpace,
     /// The pipeline cannot write (outputs, key store, quarantine).
     Pipeline,
+    /// The shared key store's database (PostgreSQL) does not answer.
+    KeyStore,
 }
 
 impl Fault {
@@ -22,6 +24,7 @@ impl Fault {
         match self {
             Fault::DiskSpace => "disk_space",
             Fault::Pipeline => "pipeline",
+            Fault::KeyStore => "key_store",
         }
     }
 }

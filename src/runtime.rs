@@ -26,7 +26,7 @@ impl Runtime {
         let dir = config.data_dir().to_path_buf();
         create_private_dir(&dir)?;
         let secrets = Secrets::load_or_init(&config.secrets_path())?;
-        let store = Arc::new(SledKeyStore::open(&keystore_dir(&dir), &secrets)?);
+        let store = Arc::new(open_keystore(&config, &secrets)?);
         let dyn_store: Arc<dyn KeyStore> = store.clone();
         let deid = Deidentifier::from_config(&config, secrets.pseudonym_key, Some(dyn_store))
             .map_err(|m| anyhow::anyhow!("configuration: {m}"))?;
@@ -46,6 +46,21 @@ impl Runtime {
 
     pub fn quarantine_dir(&self) -> PathBuf {
         self.config.data_dir().join("quarantine")
+    }
+}
+
+/// The key store `[keystore]` names: sled in the data directory, or the
+/// shared PostgreSQL database (with the local sled database kept for what
+/// stays on this replica: spool log, forward queues, claims).
+pub fn open_keystore(config: &Config, secrets: &Secrets) -> Result<SledKeyStore> {
+    let dir = keystore_dir(config.data_dir());
+    match config.keystore.backend {
+        crate::config::KeystoreBackend::Sled => SledKeyStore::open(&dir, secrets),
+        crate::config::KeystoreBackend::Postgres => {
+            let pg = crate::keystore::PgKeyStore::connect(&config.keystore, secrets)
+                .context("connecting to the PostgreSQL key store")?;
+            SledKeyStore::open_shared(&dir, secrets, Arc::new(pg))
+        }
     }
 }
 

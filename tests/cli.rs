@@ -332,3 +332,35 @@ fn backup_restores_into_a_new_data_dir_and_reveals_nothing_without_passphrase() 
     assert_eq!(line(&s1, "pseudonym_key"), line(&s2, "pseudonym_key"));
     assert_ne!(line(&s1, "encryption_key"), line(&s2, "encryption_key"));
 }
+
+/// Offline runs load the chest model on the first radiograph only: a folder
+/// of MR never pays for it, a folder with a chest CR loads it once.
+#[test]
+fn anonymize_loads_the_chest_model_only_when_a_radiograph_comes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, file: &str| {
+        let input = tmp.path().join(format!("in-{name}"));
+        std::fs::create_dir_all(&input).unwrap();
+        std::fs::copy(data_dir().join(file), input.join("x.dcm")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_deidgate"))
+            .arg("--data-dir")
+            .arg(tmp.path().join("d"))
+            .arg("anonymize")
+            .arg(&input)
+            .arg(tmp.path().join(format!("out-{name}")))
+            .env("RUST_LOG", "deidgate=info")
+            .output()
+            .expect("run deidgate");
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let mr = run("mr", "dicom/mr/MR_small.dcm");
+    assert!(
+        mr.contains("the model loads on the first chest radiograph"),
+        "{mr}"
+    );
+    assert!(!mr.contains("deformation model loaded"), "{mr}");
+    let cr = run("cr", "dicom/cr_dx/RG1_UNCR.dcm");
+    assert_eq!(cr.matches("deformation model loaded").count(), 1, "{cr}");
+    assert!(cr.contains("1 written"), "{cr}");
+}

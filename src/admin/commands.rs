@@ -133,7 +133,7 @@ fn backup(
 }
 
 fn users(store: &SledKeyStore, cmd: UsersCmd) -> Result<Reply> {
-    let users = crate::auth::UserStore::open(store.db())?;
+    let users = crate::auth::UserStore::for_store(store)?;
     let mut r = Reply::default();
     let roles_of = |u: &crate::auth::User| {
         u.roles

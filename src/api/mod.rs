@@ -51,7 +51,7 @@ impl Shared {
         let http = &runtime.config.http;
         Ok(Arc::new(Shared {
             spool_ready: runtime.config.data_dir().join("spool").join("ready"),
-            users: UserStore::open(runtime.store.db())?,
+            users: UserStore::for_store(&runtime.store)?,
             limiter: FailureLimiter::new(
                 http.max_auth_failures,
                 Duration::from_secs(http.lockout_secs),

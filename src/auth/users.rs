@@ -1,4 +1,5 @@
-//! Users of the API, stored in the key store's database (tree `users`).
+//! Users of the API, stored in the key store's database (tree `users`; on
+//! replicas, table `users` of the shared PostgreSQL key store).
 //!
 //! A user is a name, a set of roles and one token hash. Revoking keeps the
 //! record (with the time of revocation) so the audit trail still names a
@@ -38,13 +39,24 @@ impl User {
 #[derive(Clone)]
 pub struct UserStore {
     tree: sled::Tree,
+    /// Replicas on a shared key store keep their users there instead.
+    shared: Option<std::sync::Arc<crate::keystore::PgKeyStore>>,
 }
 
 impl UserStore {
     pub fn open(db: &sled::Db) -> Result<UserStore> {
         Ok(UserStore {
             tree: db.open_tree(USERS_TREE).context("opening users tree")?,
+            shared: None,
         })
+    }
+
+    /// The users of `store`: its sled database, or the shared database
+    /// when the gateway is a replica on one.
+    pub fn for_store(store: &crate::keystore::SledKeyStore) -> Result<UserStore> {
+        let mut users = Self::open(store.db())?;
+        users.shared = store.shared().cloned();
+        Ok(users)
     }
 
     /// Creates a user and returns its token, the only time it is visible.
@@ -66,6 +78,12 @@ impl UserStore {
             revoked: None,
         };
         let json = serde_json::to_vec(&user)?;
+        if let Some(pg) = &self.shared {
+            if !pg.user_insert(name, json)? {
+                bail!("user {name:?} already exists (names are never reused; pick another)");
+            }
+            return Ok((user, token));
+        }
         let swapped = self
             .tree
             .compare_and_swap(name, None::<&[u8]>, Some(json))
@@ -79,6 +97,13 @@ impl UserStore {
 
     /// All users, by name.
     pub fn list(&self) -> Result<Vec<User>> {
+        if let Some(pg) = &self.shared {
+            return pg
+                .user_all()?
+                .iter()
+                .map(|v| serde_json::from_slice(v).context("decoding user record"))
+                .collect();
+        }
         self.tree
             .iter()
             .values()
@@ -90,6 +115,12 @@ impl UserStore {
     }
 
     pub fn get(&self, name: &str) -> Result<Option<User>> {
+        if let Some(pg) = &self.shared {
+            return pg
+                .user_get(name)?
+                .map(|v| serde_json::from_slice(&v).context("decoding user record"))
+                .transpose();
+        }
         self.tree
             .get(name)
             .context("reading users tree")?
@@ -104,6 +135,10 @@ impl UserStore {
         };
         if user.revoked.is_none() {
             user.revoked = Some(now());
+            if let Some(pg) = &self.shared {
+                pg.user_replace(name, serde_json::to_vec(&user)?)?;
+                return Ok(user);
+            }
             self.tree
                 .insert(name, serde_json::to_vec(&user)?)
                 .context("writing users tree")?;

@@ -124,6 +124,20 @@ pub enum KeysCmd {
         #[command(flatten)]
         pass: Passphrase,
     },
+    /// Copy the sled key store into the PostgreSQL database of `[keystore]
+    /// url` and verify the copy (counts, every record opens, audit chain).
+    /// Stop the gateway first; rerunning after an interruption is safe.
+    Migrate {
+        /// The backend to copy to.
+        #[arg(long, value_enum)]
+        to: MigrateTarget,
+    },
+}
+
+/// Where `keys migrate` copies to.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrateTarget {
+    Postgres,
 }
 
 /// Where the backup passphrase comes from (never the command line: it would

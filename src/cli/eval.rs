@@ -29,6 +29,13 @@ pub struct ChestEvalArgs {
     pub native: String,
     #[arg(long, default_value_t = 20)]
     pub reps: usize,
+    /// Judge these model folders side by side at --size (each through its
+    /// own grid), instead of --model alone; repeat the flag.
+    #[arg(long = "compare")]
+    pub compare: Vec<PathBuf>,
+    /// With --compare: the random elastic baseline at each of these bounds.
+    #[arg(long = "elastic-mu", value_delimiter = ',')]
+    pub elastic_mu: Vec<f32>,
     #[command(flatten)]
     pub common: ChestProtocolArgs,
 }
@@ -36,6 +43,16 @@ pub struct ChestEvalArgs {
 pub fn run(cmd: EvalCmd) -> anyhow::Result<()> {
     match cmd {
         EvalCmd::Chest(a) if a.bench => run_bench(&a),
+        EvalCmd::Chest(a) if !a.compare.is_empty() => {
+            let out = a
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("target/chest-compare"));
+            let o = protocol_opts(&a.common, out)?;
+            let r = protocol::compare(&o, &a.compare, &a.elastic_mu)?;
+            print!("{}", protocol::markdown(&r));
+            Ok(())
+        }
         EvalCmd::Chest(a) => {
             let c = &a.common;
             let out = a.out.clone().unwrap_or_else(|| a.model.join("eval"));

@@ -58,7 +58,30 @@ pub fn run(cfg: Config, cmd: KeysCmd) -> Result<()> {
                 path.display()
             );
         }
+        KeysCmd::Migrate { to: _ } => migrate_to_postgres(&cfg)?,
     }
+    Ok(())
+}
+
+/// Copy the sled store into `[keystore] url` and verify the copy.
+fn migrate_to_postgres(cfg: &Config) -> Result<()> {
+    if cfg.keystore.url.is_empty() {
+        bail!("keys migrate --to postgres: set [keystore] url (and password_file or DEIDGATE_PG_PASSWORD)");
+    }
+    let secrets = Secrets::load(&cfg.secrets_path())?;
+    let sled = SledKeyStore::open(&keystore_dir(cfg.data_dir()), &secrets)
+        .context("opening the sled key store (is the gateway still running?)")?;
+    let pg = crate::keystore::PgKeyStore::connect(&cfg.keystore, &secrets)?;
+    let r = crate::keystore::postgres::migrate_from_sled(&sled, &pg)?;
+    for (table, n) in &r.in_database {
+        let copied = r.records.get(table).copied().unwrap_or(0);
+        println!("{table}: copied {copied}, {n} in the database, all open");
+    }
+    println!(
+        "audit: copied {} records; the database chain verifies with {} records",
+        r.audit_copied, r.audit_verified
+    );
+    println!("verified. Set [keystore] backend = \"postgres\" on every replica.");
     Ok(())
 }
 

@@ -100,11 +100,13 @@ fn quarantine(cfg: &Config, cmd: QuarantineCmd) -> Result<()> {
 }
 
 fn anonymize(
-    cfg: Config,
+    mut cfg: Config,
     input: &std::path::Path,
     output: &std::path::Path,
     jobs: usize,
 ) -> Result<()> {
+    // A folder without radiographs never pays for the chest model.
+    cfg.model_loading = crate::config::ModelLoading::OnFirstUse;
     let rt = Runtime::open(cfg)?;
     let t = std::time::Instant::now();
     let s = crate::pipeline::batch::run(&rt, input, output, jobs)?;

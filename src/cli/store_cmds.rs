@@ -6,7 +6,6 @@
 use crate::admin::commands::{execute, ReleaseSink, StoreCmd};
 use crate::config::Config;
 use crate::keystore::{Secrets, SledKeyStore};
-use crate::runtime::keystore_dir;
 use anyhow::{Context, Result};
 
 /// The spool of a stopped gateway.
@@ -43,7 +42,7 @@ fn open_direct(cfg: &Config, cmd: &StoreCmd) -> Result<SledKeyStore> {
     } else {
         Secrets::load(&cfg.secrets_path()).context("the key store needs the secrets file")?
     };
-    SledKeyStore::open(&keystore_dir(cfg.data_dir()), &secrets)
+    crate::runtime::open_keystore(cfg, &secrets)
 }
 
 /// Who is asking: the operating-system user (the CLI runs with local access).

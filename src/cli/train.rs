@@ -1,6 +1,7 @@
 //! `deidgate train …`: train a pixel model from data, in Rust. The
 //! arguments live here; the training itself is in `crate::train`.
 
+use crate::train::chest::distill::DistillOpts;
 use crate::train::chest::protocol::{self, ProtocolOpts};
 use crate::train::photo::train::LossWeights;
 use crate::train::{mri, photo};
@@ -12,6 +13,8 @@ use std::path::PathBuf;
 pub enum TrainCmd {
     /// PriCheXy-Net chest deformation: the full train + evaluate protocol.
     Chest(ChestTrainArgs),
+    /// A smaller chest field network taught by a trained one (distillation).
+    ChestDistill(ChestDistillArgs),
     /// MedSem-style photo generator (`[photo] mode = "generate"`).
     Photo(TrainPhotoArgs),
     /// MRI face generator (`[mri] mode = "generate"`), 2.5-D.
@@ -89,6 +92,40 @@ pub struct ChestTrainArgs {
     pub max_steps: usize,
 }
 
+#[derive(Args, Debug)]
+pub struct ChestDistillArgs {
+    /// Data folder(s), as for `train chest`; repeat for several.
+    #[arg(long = "data", required = true)]
+    pub data: Vec<PathBuf>,
+    /// The trained model whose field is learned.
+    #[arg(long, default_value = "models/chest")]
+    pub teacher: PathBuf,
+    /// Output folder: generator.safetensors, config.json, distill.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Student input side (multiple of 16).
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Student U-Net first-level width.
+    #[arg(long, default_value_t = 16)]
+    pub width: usize,
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Same seed and test fraction as the teacher's protocol: same held-out patients.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 0.25)]
+    pub test_frac: f64,
+    #[arg(long)]
+    pub max_images: Option<usize>,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
 /// Build the protocol options from the shared arguments.
 pub fn protocol_opts(c: &ChestProtocolArgs, out: PathBuf) -> anyhow::Result<ProtocolOpts> {
     anyhow::ensure!(
@@ -135,6 +172,24 @@ pub fn run(cmd: TrainCmd) -> anyhow::Result<()> {
             o.max_steps = a.max_steps;
             let r = protocol::train(&o)?;
             print!("{}", protocol::markdown(&r));
+            Ok(())
+        }
+        TrainCmd::ChestDistill(a) => {
+            let r = crate::train::chest::distill::run(&DistillOpts {
+                data: a.data,
+                teacher: a.teacher,
+                out: a.out,
+                size: a.size,
+                width: a.width,
+                epochs: a.epochs,
+                batch: a.batch,
+                lr: a.lr,
+                seed: a.seed,
+                test_frac: a.test_frac,
+                max_per_source: a.max_images,
+                device: crate::train::chest::device(&a.device)?,
+            })?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
             Ok(())
         }
         TrainCmd::Photo(a) => photo::run::run(a.into_opts()?),

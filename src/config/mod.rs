@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 mod chest;
 mod destination;
 mod guard;
+pub mod keystore;
+pub mod loading;
 mod mri;
 pub mod paths;
 mod photo;
@@ -19,6 +21,8 @@ mod text;
 pub use chest::{ChestConfig, MissingWeights};
 pub use destination::{DestinationConfig, DestinationKind, StowAuth};
 pub use guard::{GuardConfig, OnHit};
+pub use keystore::{Backend as KeystoreBackend, KeystoreConfig};
+pub use loading::ModelLoading;
 pub use mri::{MriConfig, MriModel};
 pub use paths::{ModelPath, Origin};
 pub use photo::{PhotoConfig, PhotoMode};
@@ -33,6 +37,9 @@ pub struct Config {
     pub node: NodeConfig,
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// `[keystore]`: sled (default) or a shared PostgreSQL database.
+    #[serde(default)]
+    pub keystore: KeystoreConfig,
     pub deid: DeidConfig,
     pub filter: FilterConfig,
     pub scp: ScpConfig,
@@ -55,6 +62,9 @@ pub struct Config {
     /// route sections are already the resolved ones.
     #[serde(skip)]
     pub model_paths: Vec<ModelPath>,
+    /// When the pixel routes load their models (set by the command).
+    #[serde(skip)]
+    pub model_loading: ModelLoading,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -404,6 +414,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        self.keystore.validate()?;
         if self.destinations.is_empty() {
             return Err("[[destination]]: at least one destination is needed".into());
         }

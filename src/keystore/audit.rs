@@ -102,9 +102,57 @@ impl AuditRecord {
 
 /// The head pointer: where the chain must end.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-struct Head {
-    seq: u64,
-    hash: String,
+pub(crate) struct Head {
+    pub(crate) seq: u64,
+    pub(crate) hash: String,
+}
+
+/// Receives each stored record of a walk: (stored seq, JSON body).
+pub(crate) type RecordVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<(), AuditError> + 'a;
+
+/// A chain kept outside this process's sled database (the PostgreSQL key
+/// store): one chain shared by every replica. [`AuditLog`] hands every
+/// operation to it; the record format, hashing and checks stay here.
+pub(crate) trait SharedAudit: Send + Sync {
+    /// Appends after the current head, atomically with moving the head.
+    fn append(&self, f: &NewRecord<'_>) -> Result<AuditRecord>;
+    /// Feeds every stored record, in seq order, as (stored seq, JSON body),
+    /// and returns the head pointer (`None` for an empty chain), all read
+    /// from one snapshot so that concurrent appends do not look like damage.
+    fn walk(&self, f: &mut RecordVisitor<'_>) -> Result<Option<Head>, AuditError>;
+    /// Number of records stored.
+    fn count(&self) -> Result<usize>;
+}
+
+/// Walks a chain record by record in seq order, then checks the head.
+pub(crate) struct ChainCheck {
+    prev_hash: String,
+    expected: u64,
+}
+
+impl ChainCheck {
+    pub(crate) fn new() -> Self {
+        Self {
+            prev_hash: GENESIS_HASH.to_string(),
+            expected: 1,
+        }
+    }
+
+    /// The next stored record: `seq` is where it is stored.
+    pub(crate) fn step(&mut self, seq: u64, value: &[u8]) -> Result<(), AuditError> {
+        let rec = decode_record(seq, value)?;
+        check_record(&rec, seq, self.expected, &self.prev_hash)?;
+        self.prev_hash = rec.hash;
+        self.expected += 1;
+        Ok(())
+    }
+
+    /// Compares the chain's end with the head pointer; the record count.
+    pub(crate) fn finish(self, head: Option<Head>) -> Result<usize, AuditError> {
+        let last_seq = self.expected - 1;
+        check_head(head, last_seq, &self.prev_hash)?;
+        usize::try_from(last_seq).map_err(|e| AuditError::Storage(e.to_string()))
+    }
 }
 
 /// Why [`AuditLog::verify`] rejected the log.
@@ -176,6 +224,9 @@ impl From<sled::Error> for AuditError {
 /// transaction retries inside one process.
 #[derive(Clone)]
 pub struct AuditLog {
+    /// Set for a shared chain: every operation goes there, the sled trees
+    /// below are left unused.
+    shared: Option<Arc<dyn SharedAudit>>,
     db: sled::Db,
     records: sled::Tree,
     head: sled::Tree,
@@ -209,7 +260,14 @@ impl AuditLog {
                 .open_tree(AUDIT_HEAD_TREE)
                 .context("opening audit head tree")?,
             append_lock: Arc::new(Mutex::new(())),
+            shared: None,
         })
+    }
+
+    /// This log, but kept in `shared` instead of the local trees.
+    pub(crate) fn with_shared(mut self, shared: Arc<dyn SharedAudit>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     /// Appends a record and makes it durable before returning.
@@ -225,8 +283,6 @@ impl AuditLog {
         ticket: Option<&str>,
         outcome: &str,
     ) -> Result<AuditRecord> {
-        // The guard protects no data, so a poisoned lock is still usable.
-        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         let fields = NewRecord {
             actor,
             action,
@@ -235,6 +291,11 @@ impl AuditLog {
             ticket,
             outcome,
         };
+        if let Some(shared) = &self.shared {
+            return shared.append(&fields);
+        }
+        // The guard protects no data, so a poisoned lock is still usable.
+        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         let rec = (&self.records, &self.head)
             .transaction(|(records, head)| append_tx(records, head, &fields))
             .map_err(|e| anyhow::anyhow!("appending audit record: {e}"))?;
@@ -244,55 +305,27 @@ impl AuditLog {
 
     /// Checks the whole chain and the head pointer; returns the record count.
     pub fn verify(&self) -> Result<usize, AuditError> {
-        let mut prev_hash = GENESIS_HASH.to_string();
-        let mut expected = 1u64;
+        let mut check = ChainCheck::new();
+        if let Some(shared) = &self.shared {
+            let head = shared.walk(&mut |seq, value| check.step(seq, value))?;
+            return check.finish(head);
+        }
         for item in self.records.iter() {
             let (key, value) = item?;
-            let seq = decode_seq(&key)?;
-            let rec = decode_record(seq, &value)?;
-            check_record(&rec, seq, expected, &prev_hash)?;
-            prev_hash = rec.hash;
-            expected += 1;
+            check.step(decode_seq(&key)?, &value)?;
         }
-        let last_seq = expected - 1;
-        self.check_head(last_seq, &prev_hash)?;
-        usize::try_from(last_seq).map_err(|e| AuditError::Storage(e.to_string()))
-    }
-
-    fn check_head(&self, last_seq: u64, last_hash: &str) -> Result<(), AuditError> {
-        let Some(head) = read_head(&self.head)? else {
-            return match last_seq {
-                0 => Ok(()),
-                n => Err(AuditError::HeadMissing { count: n as usize }),
-            };
-        };
-        if head.seq > last_seq {
-            return Err(AuditError::Truncated {
-                head_seq: head.seq,
-                last_seq,
-            });
-        }
-        if head.seq < last_seq {
-            return Err(AuditError::PastHead {
-                seq: head.seq + 1,
-                head_seq: head.seq,
-            });
-        }
-        if head.hash != last_hash {
-            return Err(AuditError::HeadMismatch { seq: last_seq });
-        }
-        Ok(())
+        check.finish(read_head(&self.head)?)
     }
 
     /// Writes every record as one JSON line, in seq order; returns the count.
     pub fn export_jsonl(&self, mut w: impl Write) -> Result<usize> {
         let mut n = 0;
-        for rec in self.iter_records() {
-            let rec = rec?;
+        self.each_record(&mut |rec| {
             serde_json::to_writer(&mut w, &rec).context("writing audit export")?;
             w.write_all(b"\n").context("writing audit export")?;
             n += 1;
-        }
+            Ok(())
+        })?;
         w.flush().context("flushing audit export")?;
         Ok(n)
     }
@@ -300,23 +333,51 @@ impl AuditLog {
     /// Records matching `filter`, in seq order.
     pub fn list(&self, filter: impl Fn(&AuditRecord) -> bool) -> Result<Vec<AuditRecord>> {
         let mut out = Vec::new();
-        for rec in self.iter_records() {
-            let rec = rec?;
+        self.each_record(&mut |rec| {
             if filter(&rec) {
                 out.push(rec);
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
+    }
+
+    /// Calls `f` with every record, in seq order.
+    fn each_record(&self, f: &mut dyn FnMut(AuditRecord) -> Result<()>) -> Result<()> {
+        if let Some(shared) = &self.shared {
+            let mut failed = None;
+            shared
+                .walk(&mut |seq, value| {
+                    let rec = decode_record(seq, value)?;
+                    f(rec).map_err(|e| {
+                        let m = format!("{e:#}");
+                        failed = Some(e);
+                        AuditError::Storage(m)
+                    })
+                })
+                .map_err(|e| failed.take().unwrap_or_else(|| e.into()))?;
+            return Ok(());
+        }
+        for rec in self.iter_records() {
+            f(rec?)?;
+        }
+        Ok(())
     }
 
     /// Number of records stored (walks the tree: O(n)).
     pub fn len(&self) -> usize {
-        self.records.len()
+        match &self.shared {
+            Some(shared) => shared.count().unwrap_or(0),
+            None => self.records.len(),
+        }
     }
 
     /// Whether the log has no records.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        match &self.shared {
+            Some(_) => self.len() == 0,
+            None => self.records.is_empty(),
+        }
     }
 
     fn iter_records(&self) -> impl Iterator<Item = Result<AuditRecord>> + '_ {
@@ -329,13 +390,33 @@ impl AuditLog {
 }
 
 /// Caller-supplied fields of a record being appended.
-struct NewRecord<'a> {
-    actor: &'a str,
-    action: &'a str,
-    subject: &'a str,
-    reason: &'a str,
-    ticket: Option<&'a str>,
-    outcome: &'a str,
+pub(crate) struct NewRecord<'a> {
+    pub(crate) actor: &'a str,
+    pub(crate) action: &'a str,
+    pub(crate) subject: &'a str,
+    pub(crate) reason: &'a str,
+    pub(crate) ticket: Option<&'a str>,
+    pub(crate) outcome: &'a str,
+}
+
+impl NewRecord<'_> {
+    /// The record to store at `seq` after a record hashed `prev_hash`.
+    pub(crate) fn at(&self, seq: u64, prev_hash: String) -> AuditRecord {
+        let mut rec = AuditRecord {
+            seq,
+            time: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+            actor: self.actor.to_string(),
+            action: self.action.to_string(),
+            subject: self.subject.to_string(),
+            reason: self.reason.to_string(),
+            ticket: self.ticket.map(str::to_string),
+            outcome: self.outcome.to_string(),
+            prev_hash,
+            hash: String::new(),
+        };
+        rec.hash = rec.compute_hash();
+        rec
+    }
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<AppendAbort>>;
@@ -362,19 +443,7 @@ fn append_tx(
             AppendAbort::Unanchored(seq),
         ));
     }
-    let mut rec = AuditRecord {
-        seq,
-        time: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
-        actor: f.actor.to_string(),
-        action: f.action.to_string(),
-        subject: f.subject.to_string(),
-        reason: f.reason.to_string(),
-        ticket: f.ticket.map(str::to_string),
-        outcome: f.outcome.to_string(),
-        prev_hash,
-        hash: String::new(),
-    };
-    rec.hash = rec.compute_hash();
+    let rec = f.at(seq, prev_hash);
     let new_head = Head {
         seq,
         hash: rec.hash.clone(),
@@ -384,8 +453,33 @@ fn append_tx(
     Ok(rec)
 }
 
+fn check_head(head: Option<Head>, last_seq: u64, last_hash: &str) -> Result<(), AuditError> {
+    let Some(head) = head else {
+        return match last_seq {
+            0 => Ok(()),
+            n => Err(AuditError::HeadMissing { count: n as usize }),
+        };
+    };
+    if head.seq > last_seq {
+        return Err(AuditError::Truncated {
+            head_seq: head.seq,
+            last_seq,
+        });
+    }
+    if head.seq < last_seq {
+        return Err(AuditError::PastHead {
+            seq: head.seq + 1,
+            head_seq: head.seq,
+        });
+    }
+    if head.hash != last_hash {
+        return Err(AuditError::HeadMismatch { seq: last_seq });
+    }
+    Ok(())
+}
+
 /// Serializing these plain structs cannot fail.
-fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+pub(crate) fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 

@@ -17,12 +17,15 @@
 //! * Every look-up is meant to be recorded in the hash-chained, append-only
 //!   [`AuditLog`], which detects edits, removals, reordering and truncation.
 //!
-//! [`KeyStore`] is a trait so a replicated backend (e.g. PostgreSQL) can be
-//! added later; [`SledKeyStore`] is the embedded, single-node implementation.
+//! [`KeyStore`] is a trait with two backends: [`SledKeyStore`], the embedded,
+//! single-node default, and [`PgKeyStore`], a PostgreSQL database shared by
+//! gateway replicas (`[keystore] backend = "postgres"`).
 
 pub mod audit;
 pub mod backup;
 pub mod crypto;
+pub(crate) mod kind;
+pub mod postgres;
 pub mod secrets;
 pub mod sled_store;
 
@@ -33,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 pub use audit::{AuditError, AuditLog, AuditRecord};
 pub use crypto::{CryptoError, RecordCipher};
+pub use postgres::PgKeyStore;
 pub use secrets::Secrets;
 pub use sled_store::SledKeyStore;
 

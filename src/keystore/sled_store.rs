@@ -24,7 +24,7 @@
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -33,59 +33,14 @@ use sled::Transactional;
 
 use super::audit::AuditLog;
 use super::crypto::RecordCipher;
+use super::kind::Kind;
+pub use super::kind::{ACCESSIONS_TREE, PATIENTS_TREE, PIXELS_TREE, UIDS_TREE};
+use super::postgres::PgKeyStore;
 use super::secrets::Secrets;
 use super::{KeyStore, KnownKeys, PatientRecord, KNOWN_KEYS_CAP};
 
-/// Tree of patient records.
-pub const PATIENTS_TREE: &str = "patients";
-/// Tree of original UIDs.
-pub const UIDS_TREE: &str = "uids";
-/// Tree of original accession numbers.
-pub const ACCESSIONS_TREE: &str = "accessions";
-/// Tree of original pixels replaced by a pixel route (photo faces).
-pub const PIXELS_TREE: &str = "pixel_regions";
 /// Tree recording which key id sealed each tree.
 pub const META_TREE: &str = "keystore_meta";
-
-/// The three sealed trees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Patient,
-    Uid,
-    Accession,
-    Pixels,
-}
-
-impl Kind {
-    const ALL: [Kind; 4] = [Kind::Patient, Kind::Uid, Kind::Accession, Kind::Pixels];
-
-    fn tree_name(self) -> &'static str {
-        match self {
-            Kind::Patient => PATIENTS_TREE,
-            Kind::Uid => UIDS_TREE,
-            Kind::Accession => ACCESSIONS_TREE,
-            Kind::Pixels => PIXELS_TREE,
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.tree_name() == name)
-    }
-
-    fn meta_key(self) -> String {
-        format!("key_id/{}", self.tree_name())
-    }
-
-    /// Associated data binding a sealed value to its tree and key.
-    fn aad(self, key: &[u8]) -> Vec<u8> {
-        let name = self.tree_name().as_bytes();
-        let mut aad = Vec::with_capacity(name.len() + 1 + key.len());
-        aad.extend_from_slice(name);
-        aad.push(0);
-        aad.extend_from_slice(key);
-        aad
-    }
-}
 
 /// The current cipher, and the trees it cannot open.
 struct CipherState {
@@ -112,6 +67,11 @@ pub struct SledKeyStore {
     pseudonym_fp: [u8; 32],
     known: KnownKeys,
     audit: AuditLog,
+    /// The shared key store of a replicated gateway: when set, the reverse
+    /// map, sealed pixels, the audit chain and the users live there, and
+    /// this sled database keeps only what is local to the replica (spool
+    /// log, forward queues, claims).
+    shared: Option<Arc<PgKeyStore>>,
 }
 
 impl std::fmt::Debug for SledKeyStore {
@@ -161,10 +121,30 @@ impl SledKeyStore {
             known: KnownKeys::new(KNOWN_KEYS_CAP),
             audit: AuditLog::open(&db)?,
             db,
+            shared: None,
         };
         let stale = store.reconcile_key_ids(&secrets.key_id)?;
         store.write_state().stale = stale;
         Ok(store)
+    }
+
+    /// Opens the local database at `dir` for a replica whose reverse map,
+    /// sealed pixels and audit chain live in the shared `pg` store.
+    pub fn open_shared(dir: &Path, secrets: &Secrets, pg: Arc<PgKeyStore>) -> Result<Self> {
+        let mut store = Self::open(dir, secrets)?;
+        store.audit = store.audit.clone().with_shared(pg.clone());
+        store.shared = Some(pg);
+        Ok(store)
+    }
+
+    /// The shared key store, when this replica uses one.
+    pub fn shared(&self) -> Option<&Arc<PgKeyStore>> {
+        self.shared.as_ref()
+    }
+
+    /// Where the reverse map lives: the shared store, or this one.
+    fn reverse_map(&self) -> Option<&dyn KeyStore> {
+        self.shared.as_deref().map(|s| s as &dyn KeyStore)
     }
 
     /// Records `key_id` for unlabelled or empty trees; returns the trees
@@ -226,6 +206,9 @@ impl SledKeyStore {
     /// under the new key are skipped. Writers are blocked meanwhile, and the
     /// whole tree is staged in memory, so run it during a maintenance window.
     pub fn rotate_encryption(&self, new_secrets: &Secrets) -> Result<usize> {
+        if self.shared.is_some() {
+            bail!("rotating the encryption key of the PostgreSQL key store is not supported yet");
+        }
         let fp: [u8; 32] = Sha256::digest(new_secrets.pseudonym_key).into();
         if fp != self.pseudonym_fp {
             bail!(
@@ -298,6 +281,12 @@ impl SledKeyStore {
         &self,
         mut f: impl FnMut(&'static str, &[u8], Vec<u8>) -> Result<()>,
     ) -> Result<usize> {
+        if self.shared.is_some() {
+            bail!(
+                "the reverse map is in PostgreSQL: back it up with pg_dump (it holds only \
+                 sealed values) and keep the secrets file apart"
+            );
+        }
         let mut n = 0;
         for kind in Kind::ALL {
             let state = self.state_for(kind)?;
@@ -419,24 +408,36 @@ impl SledKeyStore {
 
 impl KeyStore for SledKeyStore {
     fn put_patient(&self, pseudonym: &str, rec: &PatientRecord) -> Result<()> {
+        if let Some(shared) = self.reverse_map() {
+            return shared.put_patient(pseudonym, rec);
+        }
         self.put_sealed(Kind::Patient, pseudonym, || {
             serde_json::to_vec(rec).context("encoding patient record")
         })
     }
 
     fn put_uid(&self, new_uid: &str, original: &str) -> Result<()> {
+        if let Some(shared) = self.reverse_map() {
+            return shared.put_uid(new_uid, original);
+        }
         self.put_sealed(Kind::Uid, new_uid, || {
             serde_json::to_vec(original).context("encoding uid record")
         })
     }
 
     fn put_accession(&self, pseudonym: &str, original: &str) -> Result<()> {
+        if let Some(shared) = self.reverse_map() {
+            return shared.put_accession(pseudonym, original);
+        }
         self.put_sealed(Kind::Accession, pseudonym, || {
             serde_json::to_vec(original).context("encoding accession record")
         })
     }
 
     fn get_patient(&self, pseudonym: &str) -> Result<Option<PatientRecord>> {
+        if let Some(shared) = self.reverse_map() {
+            return shared.get_patient(pseudonym);
+        }
         self.get_opened(Kind::Patient, pseudonym)?
             .map(|plain| {
                 serde_json::from_slice(&plain)
@@ -446,22 +447,37 @@ impl KeyStore for SledKeyStore {
     }
 
     fn get_uid(&self, new_uid: &str) -> Result<Option<String>> {
+        if let Some(shared) = self.reverse_map() {
+            return shared.get_uid(new_uid);
+        }
         self.get_string(Kind::Uid, new_uid)
     }
 
     fn get_accession(&self, pseudonym: &str) -> Result<Option<String>> {
+        if let Some(shared) = self.reverse_map() {
+            return shared.get_accession(pseudonym);
+        }
         self.get_string(Kind::Accession, pseudonym)
     }
 
     fn put_pixels(&self, sop_uid: &str, original: &[u8]) -> Result<()> {
+        if let Some(shared) = self.reverse_map() {
+            return shared.put_pixels(sop_uid, original);
+        }
         self.put_sealed(Kind::Pixels, sop_uid, || Ok(original.to_vec()))
     }
 
     fn get_pixels(&self, sop_uid: &str) -> Result<Option<Vec<u8>>> {
+        if let Some(shared) = self.reverse_map() {
+            return shared.get_pixels(sop_uid);
+        }
         self.get_opened(Kind::Pixels, sop_uid)
     }
 
     fn flush(&self) -> Result<()> {
+        if let Some(shared) = self.reverse_map() {
+            shared.flush()?;
+        }
         self.db.flush().context("flushing key store")?;
         Ok(())
     }

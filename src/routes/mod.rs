@@ -4,6 +4,7 @@
 //! routes only through the [`PixelRoutes`] registry.
 
 pub mod chest;
+pub mod lazy;
 pub mod mri;
 pub mod native;
 pub mod photo;

@@ -5,6 +5,7 @@
 pub mod gateway;
 pub mod http;
 pub mod peers;
+pub mod pg;
 pub mod webdriver;
 
 use dicom_core::header::Header;

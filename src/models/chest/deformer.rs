@@ -2,7 +2,7 @@
 //! produce the bounded displacement for one image at the model size.
 
 use super::config::ChestConfig;
-use super::unet::UNet;
+use super::unet::{UNet, UNetInference};
 use super::warp;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -10,7 +10,12 @@ use std::path::Path;
 
 /// A trained PriCheXy-Net generator, ready for inference.
 pub struct ChestDeformer {
-    unet: UNet,
+    /// The mapped weights: the trainable form is built from them only when
+    /// evaluation code asks ([`unet`](Self::unet)), so the gateway holds
+    /// one copy.
+    vb: VarBuilder<'static>,
+    /// The same weights with batch norm folded, on the shared fast path.
+    fast: UNetInference,
     cfg: ChestConfig,
     device: Device,
 }
@@ -32,14 +37,16 @@ impl ChestDeformer {
         );
         // SAFETY: the weights file is opened read-only and not modified while mapped.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, device)? };
-        let unet = UNet::new(vb, cfg.base_width).map_err(|e| {
+        let mismatch = |e: candle_core::Error| {
             anyhow::anyhow!(
                 "chest model: {} does not match config.json: {e}",
                 weights.display()
             )
-        })?;
+        };
+        let fast = UNetInference::new(vb.clone(), cfg.base_width).map_err(mismatch)?;
         Ok(Self {
-            unet,
+            vb,
+            fast,
             cfg,
             device: device.clone(),
         })
@@ -70,7 +77,7 @@ impl ChestDeformer {
             img.len()
         );
         let x = Tensor::from_slice(img, (1, 1, s, s), &self.device)?.clamp(0f32, 1f32)?;
-        let t = self.unet.forward_t(&x, false)?;
+        let t = self.fast.forward(&x)?;
         let d = warp::displacement(&t, self.cfg.mu as f64)?;
         let d = d.clamp(-self.cfg.mu, self.cfg.mu)?; // rounding insurance only
         let dx = d.get(0)?.get(0)?.flatten_all()?.to_vec1()?;
@@ -78,9 +85,15 @@ impl ChestDeformer {
         Ok([dx, dy])
     }
 
-    /// The generator itself (for evaluation code that batches on tensors).
-    pub fn unet(&self) -> &UNet {
-        &self.unet
+    /// The trainable generator, built from the mapped weights on each call
+    /// (evaluation code that batches on tensors; the gateway never calls it).
+    pub fn unet(&self) -> anyhow::Result<UNet> {
+        Ok(UNet::new(self.vb.clone(), self.cfg.base_width)?)
+    }
+
+    /// The generator as the gateway runs it (folded, fast CPU path).
+    pub fn inference_net(&self) -> &UNetInference {
+        &self.fast
     }
 }
 

@@ -1,7 +1,7 @@
 //! Dense layers over rows of features on the CPU, and the two-way softmax of
 //! the MTCNN heads they feed.
 
-use super::conv_nhwc::bias_prelu;
+use super::act::{bias_act, Act};
 use super::tensor::as_f32;
 use candle_core::{Result, Tensor};
 
@@ -10,7 +10,7 @@ pub struct DenseRows {
     /// `(in, out)`.
     wmat: Tensor,
     bias: Vec<f32>,
-    alpha: Option<Vec<f32>>,
+    act: Act,
 }
 
 impl DenseRows {
@@ -19,7 +19,10 @@ impl DenseRows {
         Ok(Self {
             wmat: as_f32(weight)?.t()?.contiguous()?,
             bias: as_f32(bias)?.to_vec1()?,
-            alpha: alpha.map(|a| as_f32(a)?.to_vec1()).transpose()?,
+            act: match alpha {
+                Some(a) => Act::PRelu(as_f32(a)?.to_vec1()?),
+                None => Act::None,
+            },
         })
     }
 
@@ -28,7 +31,7 @@ impl DenseRows {
         let d_in = self.wmat.dim(0)?;
         let x = Tensor::from_vec(rows, (n, d_in), self.wmat.device())?;
         let mut out = x.matmul(&self.wmat)?.flatten_all()?.to_vec1::<f32>()?;
-        bias_prelu(&mut out, &self.bias, self.alpha.as_deref());
+        bias_act(&mut out, &self.bias, &self.act);
         Ok(out)
     }
 }

@@ -44,6 +44,33 @@ impl Nhwc {
     }
 }
 
+/// Concatenate maps of the same batch and size along channels, in order,
+/// as `Tensor::cat(&maps, 1)` does in NCHW.
+pub fn concat_channels(maps: &[&Nhwc]) -> Result<Nhwc> {
+    let Some(first) = maps.first() else {
+        candle_core::bail!("nothing to concatenate");
+    };
+    let (n, h, w) = (first.n, first.h, first.w);
+    if let Some(m) = maps.iter().find(|m| (m.n, m.h, m.w) != (n, h, w)) {
+        candle_core::bail!(
+            "cannot concatenate {n}x{h}x{w} and {}x{}x{} maps",
+            m.n,
+            m.h,
+            m.w
+        );
+    }
+    let c: usize = maps.iter().map(|m| m.c).sum();
+    let mut data = vec![0f32; n * h * w * c];
+    let mut off = 0;
+    for m in maps.iter().filter(|m| m.c > 0) {
+        for (dst, src) in data.chunks_exact_mut(c).zip(m.data.chunks_exact(m.c)) {
+            dst[off..off + m.c].copy_from_slice(src);
+        }
+        off += m.c;
+    }
+    Ok(Nhwc::new(n, h, w, c, data))
+}
+
 /// Flatten NCHW features the way the MTCNN dense layers were trained: the
 /// original Caffe model saw transposed images, so facenet-pytorch permutes to
 /// N·W·H·C before flattening, and its weights only fit that order.
@@ -77,6 +104,18 @@ mod tests {
         let x = Tensor::randn(0f32, 1., (2, 3, 4, 5), &dev)?;
         let reference = flatten_whc(&x)?.flatten_all()?.to_vec1::<f32>()?;
         assert_eq!(flatten_whc_nhwc(&Nhwc::from_nchw(&x)?), reference);
+        Ok(())
+    }
+
+    #[test]
+    fn concat_matches_candle() -> Result<()> {
+        let dev = Device::Cpu;
+        let a = Tensor::randn(0f32, 1., (2, 3, 4, 5), &dev)?;
+        let b = Tensor::randn(0f32, 1., (2, 2, 4, 5), &dev)?;
+        let want = Tensor::cat(&[&a, &b], 1)?;
+        let got =
+            concat_channels(&[&Nhwc::from_nchw(&a)?, &Nhwc::from_nchw(&b)?])?.to_nchw(&dev)?;
+        assert_eq!(crate::models::ops::tensor::max_abs_diff(&got, &want), 0.0);
         Ok(())
     }
 }

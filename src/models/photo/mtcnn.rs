@@ -8,10 +8,11 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{conv2d, linear, prelu, Conv2d, Conv2dConfig, Linear, PReLU, VarBuilder};
 
-use crate::models::ops::conv_nhwc::ConvNhwc;
 use crate::models::ops::dense_rows::{softmax2, DenseRows};
 use crate::models::ops::nhwc::{flatten_whc, flatten_whc_nhwc, Nhwc};
 use crate::models::ops::pool::{max_pool2d_ceil, max_pool_ceil_nhwc};
+use crate::models::ops::Act;
+use crate::models::ops::{Conv2dNhwc, ConvSpec};
 
 /// Proposal network: fully convolutional, run over every pyramid level.
 /// Output cell (y, x) looks at a 12×12 window at stride 2.
@@ -298,9 +299,31 @@ fn conv_parts(c: &Conv2d) -> candle_core::Result<(Tensor, Tensor)> {
     Ok((c.weight().clone(), bias))
 }
 
-fn fast_conv(c: &Conv2d, p: Option<&PReLU>) -> candle_core::Result<ConvNhwc> {
+/// A valid, stride-1 conv with bias and optional PReLU on the shared NHWC
+/// path.
+fn nhwc_conv(w: &Tensor, b: &Tensor, p: Option<&Tensor>) -> candle_core::Result<Conv2dNhwc> {
+    let (co, ci, kh, kw) = w.dims4()?;
+    let host = |t: &Tensor| {
+        t.to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()
+    };
+    let act = match p {
+        Some(a) => Act::PRelu(host(a)?),
+        None => Act::None,
+    };
+    Conv2dNhwc::new(
+        &host(w)?,
+        [co, ci, kh, kw],
+        host(b)?,
+        ConvSpec::default(),
+        act,
+    )
+}
+
+fn fast_conv(c: &Conv2d, p: Option<&PReLU>) -> candle_core::Result<Conv2dNhwc> {
     let (w, b) = conv_parts(c)?;
-    ConvNhwc::new(&w, &b, p.map(|p| p.weight()))
+    nhwc_conv(&w, &b, p.map(|p| p.weight()))
 }
 
 fn fast_dense(l: &Linear, p: Option<&PReLU>) -> candle_core::Result<DenseRows> {
@@ -331,19 +354,19 @@ const CROP_CHUNK: usize = 32;
 /// The three networks rearranged for the NHWC CPU path (see
 /// [`crate::models::ops::nhwc::Nhwc`] for why).
 struct CpuNets {
-    p1: ConvNhwc,
-    p2: ConvNhwc,
-    p3: ConvNhwc,
-    p4: ConvNhwc,
-    r1: ConvNhwc,
-    r2: ConvNhwc,
-    r3: ConvNhwc,
+    p1: Conv2dNhwc,
+    p2: Conv2dNhwc,
+    p3: Conv2dNhwc,
+    p4: Conv2dNhwc,
+    r1: Conv2dNhwc,
+    r2: Conv2dNhwc,
+    r3: Conv2dNhwc,
     r4: DenseRows,
     r5: DenseRows,
-    o1: ConvNhwc,
-    o2: ConvNhwc,
-    o3: ConvNhwc,
-    o4: ConvNhwc,
+    o1: Conv2dNhwc,
+    o2: Conv2dNhwc,
+    o3: Conv2dNhwc,
+    o4: Conv2dNhwc,
     o5: DenseRows,
     o6: DenseRows,
 }
@@ -356,7 +379,7 @@ impl CpuNets {
             p1: fast_conv(&p.conv1, Some(&p.prelu1))?,
             p2: fast_conv(&p.conv2, Some(&p.prelu2))?,
             p3: fast_conv(&p.conv3, Some(&p.prelu3))?,
-            p4: ConvNhwc::new(
+            p4: nhwc_conv(
                 &Tensor::cat(&[&w41, &w42], 0)?,
                 &Tensor::cat(&[&b41, &b42], 0)?,
                 None,

@@ -16,8 +16,9 @@ pub mod select;
 
 pub use deformer::{load_deformer, Deformer};
 
+use super::lazy::Lazy;
 use super::{Cleaned, Outcome as RouteOutcome, PixelRoute, RouteStatus};
-use crate::config::{ChestConfig, Config, MissingWeights};
+use crate::config::{ChestConfig, Config, MissingWeights, ModelLoading};
 use crate::deid::markers::CLEAN_RECOGNIZABLE_VISUAL_FEATURES;
 use anyhow::anyhow;
 use dicom_object::DefaultDicomObject;
@@ -35,7 +36,8 @@ pub enum Outcome {
 }
 
 enum State {
-    Ready(Box<dyn Deformer>),
+    /// The model, loaded at start or on the first radiograph.
+    Ready(Lazy<Box<dyn Deformer>>),
     Disabled,
     /// Why the route cannot run (also the quarantine reason).
     Unavailable(String),
@@ -52,7 +54,7 @@ pub struct ChestRoute {
 
 /// The registry's loader: `[chest]` of `cfg`.
 pub fn load(cfg: &Config) -> anyhow::Result<Box<dyn PixelRoute>> {
-    let mut route = ChestRoute::load(&cfg.chest)?;
+    let mut route = ChestRoute::load_when(&cfg.chest, cfg.model_loading)?;
     if cfg.filter.quarantine_burned_in_annotation {
         route.untouched = "pixels untouched; BurnedInAnnotation=YES quarantined".into();
     }
@@ -64,6 +66,13 @@ impl ChestRoute {
     /// are an error only with `missing_weights = "stop"`; otherwise the route
     /// quarantines every chest radiograph with the reason.
     pub fn load(cfg: &ChestConfig) -> anyhow::Result<ChestRoute> {
+        ChestRoute::load_when(cfg, ModelLoading::AtStart)
+    }
+
+    /// As [`load`](Self::load); with `OnFirstUse` only the presence of the
+    /// weights is checked now and the model loads on the first radiograph
+    /// (a failure then quarantines it with the same reason).
+    pub fn load_when(cfg: &ChestConfig, when: ModelLoading) -> anyhow::Result<ChestRoute> {
         if !cfg.enabled {
             tracing::warn!(
                 "chest route disabled ([chest] enabled = false): chest radiographs pass with \
@@ -72,36 +81,50 @@ impl ChestRoute {
             return Ok(ChestRoute::new(State::Disabled, &cfg.weights));
         }
         let dir = &cfg.weights;
-        let loaded = if !dir.join("generator.safetensors").is_file() {
-            Err(format!(
+        if !dir.join("generator.safetensors").is_file() {
+            let reason = format!(
                 "chest route: no trained weights at {} (generator.safetensors missing); chest \
                  radiographs are quarantined until they are installed",
                 dir.display()
-            ))
-        } else {
-            load_deformer(dir).map_err(|e| {
-                format!(
-                    "chest route: cannot load the model from {}: {e:#}",
-                    dir.display()
-                )
-            })
-        };
-        let state = match loaded {
-            Ok(model) => {
-                tracing::info!(weights = %dir.display(), size = model.input_size(), mu = model.mu(),
-                    "chest route: deformation model loaded");
-                State::Ready(model)
-            }
-            Err(reason) if cfg.missing_weights == MissingWeights::Stop => {
+            );
+            if cfg.missing_weights == MissingWeights::Stop {
                 return Err(anyhow!(
                     "{reason} ([chest] missing_weights = \"stop\" refuses to start without them)"
-                ))
+                ));
             }
-            Err(reason) => {
-                tracing::warn!(%reason, "chest route unavailable: chest radiographs go to quarantine");
-                State::Unavailable(reason)
+            tracing::warn!(%reason, "chest route unavailable: chest radiographs go to quarantine");
+            return Ok(ChestRoute::new(State::Unavailable(reason), dir));
+        }
+        let path = dir.clone();
+        let model = Lazy::new(when, move || {
+            let t = std::time::Instant::now();
+            load_deformer(&path)
+                .inspect(|model| {
+                    tracing::info!(weights = %path.display(), size = model.input_size(), mu = model.mu(),
+                        ms = t.elapsed().as_millis() as u64, "chest route: deformation model loaded");
+                })
+                .map_err(|e| {
+                    let reason = format!(
+                        "chest route: cannot load the model from {}: {e:#}",
+                        path.display()
+                    );
+                    tracing::warn!(%reason, "chest route unavailable: chest radiographs go to quarantine");
+                    reason
+                })
+        });
+        match model.tried() {
+            Some(false) if cfg.missing_weights == MissingWeights::Stop => {
+                let reason = model.get().err().cloned().unwrap_or_default();
+                return Err(anyhow!(
+                    "{reason} ([chest] missing_weights = \"stop\" refuses to start without them)"
+                ));
             }
-        };
+            None => {
+                tracing::info!(weights = %dir.display(), "chest route: the model loads on the first chest radiograph")
+            }
+            _ => {}
+        }
+        let state = State::Ready(model);
         Ok(ChestRoute::new(state, dir))
     }
 
@@ -115,7 +138,10 @@ impl ChestRoute {
 
     /// A route around a given model (tests, benchmarks).
     pub fn with_deformer(model: Box<dyn Deformer>) -> ChestRoute {
-        ChestRoute::new(State::Ready(model), std::path::Path::new(""))
+        ChestRoute::new(
+            State::Ready(Lazy::ready(Ok(model))),
+            std::path::Path::new(""),
+        )
     }
 
     /// Whether `obj` is a chest radiograph (see [`select`] for the rule).
@@ -125,7 +151,8 @@ impl ChestRoute {
 
     /// Whether the model is loaded.
     pub fn loaded(&self) -> bool {
-        matches!(self.state, State::Ready(_))
+        // Not loaded yet (on first use) counts as ready: the weights are there.
+        matches!(&self.state, State::Ready(m) if m.tried() != Some(false))
     }
 
     /// False only for the explicit `[chest] enabled = false`.
@@ -139,7 +166,10 @@ impl ChestRoute {
             return Ok(Outcome::NoPixelData);
         }
         match &self.state {
-            State::Ready(model) => deform(obj, model.as_ref()).map(|_| Outcome::Deformed),
+            State::Ready(model) => match model.get() {
+                Ok(model) => deform(obj, model.as_ref()).map(|_| Outcome::Deformed),
+                Err(reason) => Err(reason.clone()),
+            },
             State::Disabled => Ok(Outcome::Disabled),
             State::Unavailable(reason) => Err(reason.clone()),
         }

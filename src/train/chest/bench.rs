@@ -3,7 +3,7 @@
 //! warp at a native radiograph size. It times the gateway's code but is
 //! itself an evaluation tool, so it lives in `crate::train`.
 
-use crate::models::chest::unet::UNet;
+use crate::models::chest::unet::{UNet, UNetInference};
 use crate::models::chest::{warp, ChestConfig};
 use crate::routes::chest::geometry::{upsample_field, warp};
 use candle_core::{DType, Device, Tensor};
@@ -33,10 +33,13 @@ pub fn displacement_ms(
     dev: &Device,
 ) -> anyhow::Result<f64> {
     let vars = VarMap::new();
-    let g = UNet::new(VarBuilder::from_varmap(&vars, DType::F32, dev), width)?;
+    let vb = VarBuilder::from_varmap(&vars, DType::F32, dev);
+    UNet::new(vb.clone(), width)?; // the trained form creates the variables
+                                   // The gateway's inference form (`ChestDeformer::displacement`).
+    let g = UNetInference::new(vb, width)?;
     let x = Tensor::rand(0f32, 1f32, (1, 1, size, size), dev)?;
     median_ms(reps, || {
-        let d = warp::displacement(&g.forward_t(&x, false)?, 0.01)?;
+        let d = warp::displacement(&g.forward(&x)?, 0.01)?;
         let _host: Vec<f32> = d.flatten_all()?.to_vec1()?; // include the copy back
         Ok(())
     })

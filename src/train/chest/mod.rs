@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod classifier;
 pub mod data;
+pub mod distill;
 pub mod elastic;
 mod layers;
 pub mod metrics;

@@ -16,6 +16,7 @@ use super::siamese::Siamese;
 use super::train::*;
 use crate::models::chest::unet::UNet;
 use crate::models::chest::{warp, ChestConfig, ChestDeformer};
+use crate::routes::chest::geometry::{resample_square, upsample_field};
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
@@ -344,6 +345,28 @@ impl Context {
         self.apply_field(|x, _| warp::displacement(&g.forward_t(x, false)?, mu as f64))
     }
 
+    /// Anonymize every image with a loaded model of any size: each image is
+    /// shrunk (or grown) to the model's grid and its field brought back, as
+    /// the gateway's route does at native size.
+    fn apply_deformer(&self, m: &ChestDeformer) -> Result<(Bank, f64)> {
+        let (s, ms) = (self.o.size, m.input_size());
+        self.apply_field(|x, _| {
+            let n = x.dim(0)?;
+            let all = x.flatten_all()?.to_vec1::<f32>()?;
+            let mut v = Vec::with_capacity(n * 2 * s * s);
+            for img in all.chunks_exact(s * s) {
+                let small = resample_square(img, s, s, ms);
+                let d = m
+                    .displacement(&small)
+                    .map_err(|e| candle_core::Error::Msg(format!("{e:#}")))?;
+                for c in &d {
+                    v.extend(upsample_field(c, ms, s, s));
+                }
+            }
+            Tensor::from_vec(v, (n, 2, s, s), x.device())
+        })
+    }
+
     /// Anonymize every image with its own seeded random elastic field.
     fn apply_elastic(&self, mu: f32) -> Result<(Bank, f64)> {
         self.apply_field(|_, idx| {
@@ -539,7 +562,7 @@ pub fn eval(o: &ProtocolOpts, model: &std::path::Path) -> Result<Report> {
     let mut ctx = Context::new(&o)?;
     ctx.baseline()?;
     let t0 = Instant::now();
-    let (bank, px) = ctx.apply_generator(deformer.unet(), cfg.mu)?;
+    let (bank, px) = ctx.apply_generator(&deformer.unet()?, cfg.mu)?;
     ctx.evaluate(
         format!("PriCheXy-Net ({})", model.display()),
         cfg.mu,
@@ -551,6 +574,36 @@ pub fn eval(o: &ProtocolOpts, model: &std::path::Path) -> Result<Report> {
         let t0 = Instant::now();
         let (bank, px) = ctx.apply_elastic(cfg.mu)?;
         ctx.evaluate("random elastic (same bound)".into(), cfg.mu, &bank, px, t0)?;
+    }
+    ctx.finish(t_all)
+}
+
+/// `deidgate eval chest --compare A --compare B …`: several models judged at
+/// one size (`o.size`) on the same split by the same protocol, each through
+/// its own grid, then the random elastic baseline at each of `elastic_mus`.
+pub fn compare(o: &ProtocolOpts, models: &[PathBuf], elastic_mus: &[f32]) -> Result<Report> {
+    let t_all = Instant::now();
+    let mut ctx = Context::new(o)?;
+    ctx.baseline()?;
+    for model in models {
+        let m = ChestDeformer::load_on(model, &o.device)?;
+        let t0 = Instant::now();
+        let (bank, px) = ctx.apply_deformer(&m)?;
+        let c = m.config();
+        let name = format!(
+            "learned field, {}² width {} ({})",
+            c.input_size,
+            c.base_width,
+            model.display()
+        );
+        ctx.evaluate(name, c.mu, &bank, px, t0)?;
+        ctx.finish_partial()?;
+    }
+    for &mu in elastic_mus {
+        let t0 = Instant::now();
+        let (bank, px) = ctx.apply_elastic(mu)?;
+        ctx.evaluate("random elastic (same bound)".into(), mu, &bank, px, t0)?;
+        ctx.finish_partial()?;
     }
     ctx.finish(t_all)
 }
