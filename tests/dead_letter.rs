@@ -50,6 +50,13 @@ fn archived(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// One instance at the archive, written completely: dcmqrscp creates the
+/// file before it has written all of it.
+fn archived_whole(dir: &Path) -> bool {
+    let a = archived(dir);
+    a.len() == 1 && dicom_object::open_file(&a[0]).is_ok()
+}
+
 fn deadletter(g: &Gateway, args: &[&str]) -> Output {
     let mut all = vec!["deadletter"];
     all.extend(args);
@@ -165,7 +172,7 @@ fn a_rejected_called_ae_title_is_dead_lettered_at_once_listed_and_retried() {
         "{retried}"
     );
     poll("the retried instance at the archive", &g, || {
-        archived(&arc_dir).len() == 1
+        archived_whole(&arc_dir)
     });
     // Woken at once, not at its next scheduled attempt.
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
@@ -248,7 +255,7 @@ fn dead_letters_stay_listed_and_counted_across_a_restart() {
     );
     g.restart();
     poll("the retried instance at the archive", &g, || {
-        archived(&arc_dir).len() == 1
+        archived_whole(&arc_dir)
     });
     let got = dicom_object::open_file(&archived(&arc_dir)[0]).unwrap();
     assert_eq!(deidgate::dicom::text(&got, tags::SOP_INSTANCE_UID), uids[1]);
