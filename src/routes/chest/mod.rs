@@ -252,10 +252,8 @@ pub fn deform(obj: &mut DefaultDicomObject, model: &dyn Deformer) -> Result<(), 
         Ok(d.into_iter().map(|v| v.clamp(-mu, mu)).collect())
     };
     let (dx, dy) = (bounded(dx)?, bounded(dy)?);
-    let fx = geometry::upsample_field(&dx, n, w, h);
-    let fy = geometry::upsample_field(&dy, n, w, h);
     let (lo, hi) = s.range();
-    let out: Vec<f32> = geometry::warp(&s.values, &fx, &fy, w, h)
+    let out: Vec<f32> = geometry::warp_upsampled(&s.values, &dx, &dy, n, w, h)
         .into_iter()
         .map(|v| v.round().clamp(lo, hi))
         .collect();

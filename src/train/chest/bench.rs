@@ -5,7 +5,7 @@
 
 use crate::models::chest::unet::{UNet, UNetInference};
 use crate::models::chest::{warp, ChestConfig};
-use crate::routes::chest::geometry::{upsample_field, warp};
+use crate::routes::chest::geometry::warp_upsampled;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use std::path::Path;
@@ -45,16 +45,15 @@ pub fn displacement_ms(
     })
 }
 
-/// ms per image to upsample a `size`² field to w×h and warp a w×h image.
+/// ms per image to warp a w×h image along a `size`² field brought to w×h
+/// (the route's fused upsample and warp).
 pub fn native_warp_ms(size: usize, w: usize, h: usize, reps: usize) -> anyhow::Result<f64> {
     let d: Vec<f32> = (0..size * size)
         .map(|i| ((i % 13) as f32 - 6.0) * 1e-3)
         .collect();
     let img: Vec<f32> = (0..w * h).map(|i| (i % 4096) as f32 / 4096.0).collect();
     median_ms(reps, || {
-        let dx = upsample_field(&d, size, w, h);
-        let dy = upsample_field(&d, size, w, h);
-        let out = warp(&img, &dx, &dy, w, h);
+        let out = warp_upsampled(&img, &d, &d, size, w, h);
         anyhow::ensure!(out.len() == w * h);
         Ok(())
     })
