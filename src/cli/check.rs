@@ -83,15 +83,7 @@ pub fn run(cfg: &Config, file: Option<&Path>) -> Result<()> {
 /// cannot run (every path searched when its model is missing).
 fn route(cfg: &Config, s: &RouteStatus) -> Result<String, String> {
     let models = cfg.models_of(s.route);
-    let uses = if models.is_empty() {
-        "no model files".to_string()
-    } else {
-        models
-            .iter()
-            .map(|m| format!("{} {} ({})", m.key, m.path.display(), m.origin.describe()))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
+    let uses = cfg.describe_models(s.route);
     if s.loaded {
         return Ok(format!("{}: {uses}", s.model));
     }
@@ -176,26 +168,7 @@ fn echo(d: &DestinationConfig, node_ae: &str) -> Result<String, String> {
         let _ = assoc.abort();
         return Err(fail(e.to_string()));
     }
-    let mut cmd = Vec::new();
-    let answer = loop {
-        match assoc.receive() {
-            Ok(Pdu::PData { data }) => {
-                let mut last = false;
-                for v in data {
-                    if v.value_type == PDataValueType::Command {
-                        cmd.extend_from_slice(&v.data);
-                        last |= v.is_last;
-                    }
-                }
-                if last {
-                    break dimse::parse(&cmd);
-                }
-            }
-            Ok(_) => break Err("unexpected PDU instead of the C-ECHO-RSP".into()),
-            Err(e) => break Err(format!("no response: {e}")),
-        }
-    };
-    let answer = match answer {
+    let answer = match crate::net::scu::read_response(&mut assoc, "C-ECHO-RSP") {
         Ok(a) => a,
         Err(m) => {
             let _ = assoc.abort();

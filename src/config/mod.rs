@@ -413,6 +413,20 @@ impl Config {
             .collect()
     }
 
+    /// `route`'s model files and where each was found, on one line (the
+    /// start-up report and `deidgate check`).
+    pub fn describe_models(&self, route: &str) -> String {
+        let models = self.models_of(route);
+        if models.is_empty() {
+            return "no model files".to_string();
+        }
+        models
+            .iter()
+            .map(|m| format!("{} {} ({})", m.key, m.path.display(), m.origin.describe()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     fn validate(&self) -> Result<(), String> {
         self.keystore.validate()?;
         if self.destinations.is_empty() {

@@ -317,6 +317,20 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 fn read_status<S: Tcp>(
     assoc: &mut dicom_ul::association::client::ClientAssociation<S>,
 ) -> Result<u16, String> {
+    let c = read_response(assoc, "C-STORE-RSP")?;
+    c.status
+        .ok_or_else(|| "C-STORE-RSP without a status".to_string())
+}
+
+/// Read one DIMSE response command (`what`, e.g. "C-ECHO-RSP") from the
+/// peer: the command fragments up to the last one, parsed.
+pub fn read_response<S>(
+    assoc: &mut dicom_ul::association::client::ClientAssociation<S>,
+    what: &str,
+) -> Result<dimse::Command, String>
+where
+    S: std::io::Read + std::io::Write + dicom_ul::association::CloseSocket,
+{
     let mut cmd = Vec::new();
     loop {
         match assoc.receive().map_err(|e| format!("no response: {e}"))? {
@@ -334,12 +348,10 @@ fn read_status<S: Tcp>(
             }
             Pdu::AbortRQ { .. } => return Err("the peer aborted the association".into()),
             Pdu::ReleaseRQ => return Err("the peer released the association mid-transfer".into()),
-            _ => return Err("unexpected PDU while waiting for C-STORE-RSP".into()),
+            _ => return Err(format!("unexpected PDU while waiting for {what}")),
         }
     }
-    let c = dimse::parse(&cmd)?;
-    c.status
-        .ok_or_else(|| "C-STORE-RSP without a status".to_string())
+    dimse::parse(&cmd)
 }
 
 /// The file meta table and the offset where the data set starts. Reads

@@ -42,15 +42,7 @@ impl PixelRoutes {
     fn report(&self, cfg: &Config) {
         for s in self.statuses().iter().filter(|s| s.enabled) {
             let models = cfg.models_of(s.route);
-            let uses = if models.is_empty() {
-                "no model files".to_string()
-            } else {
-                models
-                    .iter()
-                    .map(|m| format!("{} {} ({})", m.key, m.path.display(), m.origin.describe()))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            };
+            let uses = cfg.describe_models(s.route);
             if s.loaded {
                 tracing::info!("{} route ready: {uses}", s.route);
             } else if let Some(m) = models.iter().find(|m| !m.found) {

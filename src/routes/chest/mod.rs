@@ -88,9 +88,7 @@ impl ChestRoute {
                 dir.display()
             );
             if cfg.missing_weights == MissingWeights::Stop {
-                return Err(anyhow!(
-                    "{reason} ([chest] missing_weights = \"stop\" refuses to start without them)"
-                ));
+                return Err(refuse(&reason));
             }
             tracing::warn!(%reason, "chest route unavailable: chest radiographs go to quarantine");
             return Ok(ChestRoute::new(State::Unavailable(reason), dir));
@@ -114,10 +112,7 @@ impl ChestRoute {
         });
         match model.tried() {
             Some(false) if cfg.missing_weights == MissingWeights::Stop => {
-                let reason = model.get().err().cloned().unwrap_or_default();
-                return Err(anyhow!(
-                    "{reason} ([chest] missing_weights = \"stop\" refuses to start without them)"
-                ));
+                return Err(refuse(model.get().err().map_or("", |r| r)));
             }
             None => {
                 tracing::info!(weights = %dir.display(), "chest route: the model loads on the first chest radiograph")
@@ -221,6 +216,11 @@ impl PixelRoute for ChestRoute {
             },
         }
     }
+}
+
+/// The start-up error of `[chest] missing_weights = "stop"`.
+fn refuse(reason: &str) -> anyhow::Error {
+    anyhow!("{reason} ([chest] missing_weights = \"stop\" refuses to start without them)")
 }
 
 /// Decode, normalize and shrink for the model, get the field, bring it to
