@@ -7,12 +7,12 @@ log() { printf '==> %s\n' "$*" >&2; }
 PY=python3
 command -v "$PY" >/dev/null 2>&1 || { log "python3 is required"; exit 1; }
 
-# weights_current OUT LICENCE: true when OUT exists and its sha256 is the one
-# LICENCE recorded (nothing to do).
+# weights_current OUT LICENCE [KEY]: true when OUT exists and its sha256 is
+# the one LICENCE recorded under KEY (default output_sha256): nothing to do.
 weights_current() {
-    local out="$1" licence="$2" recorded actual
+    local out="$1" licence="$2" key="${3:-output_sha256}" recorded actual
     [ -f "$out" ] && [ -f "$licence" ] || return 1
-    recorded="$(sed -n 's/^output_sha256: //p' "$licence")"
+    recorded="$(sed -n "s/^$key: //p" "$licence")"
     actual="$(sha256sum "$out" | cut -d' ' -f1)"
     if [ -n "$recorded" ] && [ "$recorded" = "$actual" ]; then
         log "$out present (sha256 $actual), nothing to do"

@@ -74,3 +74,27 @@ for name, rgb in images.items():
     write(os.path.join(out_dir, f"{name}.input.bin"), x[0])
     write(os.path.join(out_dir, f"{name}.prob.bin"), prob)
     print(f"{name}: {w}x{h} -> {rw}x{rh}, prob max {prob.max():.4f}, >0.3: {(prob > 0.3).mean() * 100:.2f} %")
+
+# ---- the recogniser: a few real lines, as 3x48xW inputs and softmax outputs ----
+# (tests/text_read.rs, `rec_parity_with_onnxruntime`; `<name>.rec_input.bin`
+# is u32 48, u32 W, f32 3x48xW; `<name>.rec_logits.bin` u32 steps, u32
+# classes, f32 softmax probabilities.)
+rec_bytes = zipfile.ZipFile(wheel).read("rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx")
+rec = ort.InferenceSession(rec_bytes, providers=["CPUExecutionProvider"])
+lines = {
+    "line_adult_echo": (images["us_jpgll"], (10, 22, 200, 52)),
+    "line_asc_ao": (images["us_jpgll"], (80, 58, 340, 88)),
+    "line_baptist": (images["us1_uncr"], (0, 20, 640, 60)),
+}
+for name, (rgb, (x0, y0, x1, y1)) in lines.items():
+    crop = Image.fromarray(rgb[y0:y1, x0:x1])
+    rw = min(2400, int(np.ceil(48 * (x1 - x0) / (y1 - y0))))
+    line = np.asarray(crop.resize((rw, 48), Image.BILINEAR)).astype(np.float32)[:, :, ::-1]
+    x = np.zeros((1, 3, 48, max(320, rw)), np.float32)
+    x[0, :, :, :rw] = ((line / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
+    probs = rec.run(None, {"x": x})[0][0]
+    write(os.path.join(out_dir, f"{name}.rec_input.bin"), x[0])
+    with open(os.path.join(out_dir, f"{name}.rec_logits.bin"), "wb") as f:
+        f.write(np.array(probs.shape, dtype="<u4").tobytes())
+        f.write(np.ascontiguousarray(probs, dtype="<f4").tobytes())
+    print(f"{name}: input 48x{x.shape[3]}, {probs.shape[0]} steps, {probs.shape[1]} classes")

@@ -24,252 +24,25 @@
 //! and the element-wise parts are plain loops over the same NHWC maps. The
 //! network takes and returns channel-major [`Fmap`]s.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{bail, ensure, Context, Result};
-use candle_core::{DType, Device, Tensor};
+use anyhow::{ensure, Result};
+use candle_core::Device;
 use rayon::prelude::*;
 
+use super::fmap::Fmap;
+use super::lcnet::Lcnet;
+use super::se::SqueezeExcite;
+use super::weights::Weights;
 use crate::models::ops::nhwc::{concat_channels, Nhwc};
-use crate::models::ops::{Act, BatchNorm, Conv, ConvSpec, ConvWeights};
+use crate::models::ops::{Act, Conv};
 
 /// Stride of each backbone block's depthwise conv.
 const STRIDES: [usize; 14] = [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1];
 /// Blocks whose outputs feed the neck (strides 4, 8, 16, 32).
 const TAPS: [usize; 4] = [2, 4, 9, 13];
-const BN_EPS: f32 = 1e-5;
-/// Hard-sigmoid slopes: Paddle's `hardsigmoid` (1/6) in the backbone SE,
-/// slope 0.2 in the neck's RSE layers; both with offset 0.5.
-const SE_SLOPE_BACKBONE: f32 = 1.0 / 6.0;
+/// Hard-sigmoid slope of the neck's RSE layers (offset 0.5).
 const SE_SLOPE_NECK: f32 = 0.2;
-
-/// A channel-major (C×H×W) f32 feature map of one image.
-#[derive(Clone, Debug)]
-pub struct Fmap {
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub data: Vec<f32>,
-}
-
-impl Fmap {
-    pub fn new(c: usize, h: usize, w: usize, data: Vec<f32>) -> Self {
-        assert_eq!(data.len(), c * h * w, "feature map size");
-        Self { c, h, w, data }
-    }
-
-    fn plane(&self) -> usize {
-        self.h * self.w
-    }
-
-    /// The same map in NHWC order (a batch of one).
-    fn to_nhwc(&self) -> Nhwc {
-        let mut data = vec![0f32; self.data.len()];
-        for (ch, plane) in self.data.chunks_exact(self.plane()).enumerate() {
-            for (p, v) in plane.iter().enumerate() {
-                data[p * self.c + ch] = *v;
-            }
-        }
-        Nhwc::new(1, self.h, self.w, self.c, data)
-    }
-
-    fn from_nhwc(x: &Nhwc) -> Self {
-        let plane = x.h * x.w;
-        let mut data = vec![0f32; x.data.len()];
-        for (p, px) in x.data.chunks_exact(x.c).enumerate() {
-            for (ch, v) in px.iter().enumerate() {
-                data[ch * plane + p] = *v;
-            }
-        }
-        Self::new(x.c, x.h, x.w, data)
-    }
-}
-
-/// The converted tensors, on the CPU, by name.
-struct Weights(HashMap<String, Tensor>);
-
-impl Weights {
-    fn tensor(&self, name: &str) -> Result<Tensor> {
-        let t = self
-            .0
-            .get(name)
-            .with_context(|| format!("text detector weights lack {name}"))?;
-        Ok(t.to_dtype(DType::F32)?)
-    }
-
-    fn vec(&self, name: &str) -> Result<Vec<f32>> {
-        Ok(self.tensor(name)?.flatten_all()?.to_vec1::<f32>()?)
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.0.contains_key(name)
-    }
-
-    /// `[scale, bias]` of a learnable affine.
-    fn lab(&self, name: &str) -> Result<(f32, f32)> {
-        let v = self.vec(name)?;
-        ensure!(v.len() == 2, "{name}: expected [scale, bias]");
-        Ok((v[0], v[1]))
-    }
-
-    /// An inference BatchNorm (`weight`, `bias`, `mean`, `var`).
-    fn bn(&self, name: &str) -> Result<BatchNorm> {
-        let t = |s: &str| self.tensor(&format!("{name}.{s}"));
-        Ok(BatchNorm::new(
-            &t("weight")?,
-            &t("bias")?,
-            &t("mean")?,
-            &t("var")?,
-            BN_EPS,
-        )?)
-    }
-
-    /// `{name}.weight` (+ `{name}.bias` when present), with `bn` and the
-    /// scalar affine `lab` folded in.
-    fn conv_weights(
-        &self,
-        name: &str,
-        transposed: bool,
-        bn: Option<&str>,
-        lab: Option<&str>,
-    ) -> Result<ConvWeights> {
-        let w = self.tensor(&format!("{name}.weight"))?;
-        let bias_name = format!("{name}.bias");
-        let b = if self.has(&bias_name) {
-            Some(self.tensor(&bias_name)?)
-        } else {
-            None
-        };
-        let mut cw = if transposed {
-            ConvWeights::new_transposed(&w, b.as_ref())?
-        } else {
-            ConvWeights::new(&w, b.as_ref())?
-        };
-        if let Some(bn) = bn {
-            cw = cw.fold_bn(&self.bn(bn)?)?;
-        }
-        if let Some(lab) = lab {
-            let (s, t) = self.lab(lab)?;
-            cw = cw.fold_affine(s, t);
-        }
-        Ok(cw)
-    }
-
-    /// A square conv with padding k/2 (depthwise when its weight has one
-    /// input channel per group and `depthwise` is set).
-    fn conv(
-        &self,
-        name: &str,
-        stride: usize,
-        depthwise: bool,
-        bn: Option<&str>,
-        lab: Option<&str>,
-        act: Act,
-    ) -> Result<Conv> {
-        let cw = self.conv_weights(name, false, bn, lab)?;
-        let [c_out, cin_g, k, k2] = cw.shape;
-        ensure!(
-            k == k2,
-            "{name}: square kernel expected, got {:?}",
-            cw.shape
-        );
-        ensure!(
-            !depthwise || cin_g == 1,
-            "{name}: depthwise weight shape {:?}",
-            cw.shape
-        );
-        let groups = if depthwise { c_out } else { 1 };
-        let spec = ConvSpec::new(stride, k / 2).with_groups(groups);
-        Ok(Conv::new(cw, spec, act, &Device::Cpu)?)
-    }
-
-    /// A 2×2 / stride-2 transposed conv.
-    fn up(&self, name: &str, bn: Option<&str>, act: Act) -> Result<Conv> {
-        let cw = self.conv_weights(name, true, bn, None)?;
-        ensure!(
-            cw.shape[2] == 2 && cw.shape[3] == 2,
-            "{name}: 2×2 kernel expected"
-        );
-        Ok(Conv::new(cw, ConvSpec::new(2, 0), act, &Device::Cpu)?)
-    }
-}
-
-/// Squeeze-excite: global average → 1×1 conv → ReLU → 1×1 conv →
-/// hard-sigmoid; the result scales the channels (`residual`: `x + x·se`).
-struct SqueezeExcite {
-    w1: Vec<f32>,
-    b1: Vec<f32>,
-    w2: Vec<f32>,
-    b2: Vec<f32>,
-    c: usize,
-    r: usize,
-    slope: f32,
-    residual: bool,
-}
-
-impl SqueezeExcite {
-    fn load(ws: &Weights, name: &str, slope: f32, residual: bool) -> Result<Self> {
-        let w1 = ws.vec(&format!("{name}.conv1.weight"))?;
-        let b1 = ws.vec(&format!("{name}.conv1.bias"))?;
-        let w2 = ws.vec(&format!("{name}.conv2.weight"))?;
-        let b2 = ws.vec(&format!("{name}.conv2.bias"))?;
-        let r = b1.len();
-        let c = b2.len();
-        ensure!(w1.len() == r * c && w2.len() == r * c, "{name}: SE shapes");
-        Ok(Self {
-            w1,
-            b1,
-            w2,
-            b2,
-            c,
-            r,
-            slope,
-            residual,
-        })
-    }
-
-    fn forward(&self, x: &mut Nhwc) -> Result<()> {
-        ensure!(x.c == self.c, "SE expects {} channels, got {}", self.c, x.c);
-        let mut pooled = vec![0f64; self.c];
-        for px in x.data.chunks_exact(x.c) {
-            pooled.iter_mut().zip(px).for_each(|(s, v)| *s += *v as f64);
-        }
-        let n = (x.h * x.w) as f64;
-        let pooled: Vec<f32> = pooled.iter().map(|s| (s / n) as f32).collect();
-        let hidden: Vec<f32> = (0..self.r)
-            .map(|o| {
-                let row = &self.w1[o * self.c..(o + 1) * self.c];
-                (row.iter().zip(&pooled).map(|(w, v)| w * v).sum::<f32>() + self.b1[o]).max(0.0)
-            })
-            .collect();
-        let gates: Vec<f32> = (0..self.c)
-            .map(|o| {
-                let row = &self.w2[o * self.r..(o + 1) * self.r];
-                let z = row.iter().zip(&hidden).map(|(w, v)| w * v).sum::<f32>() + self.b2[o];
-                let g = (self.slope * z + 0.5).clamp(0.0, 1.0);
-                if self.residual {
-                    1.0 + g
-                } else {
-                    g
-                }
-            })
-            .collect();
-        let c = x.c;
-        x.data.par_chunks_mut(c * 256).for_each(|rows| {
-            for px in rows.chunks_exact_mut(c) {
-                px.iter_mut().zip(&gates).for_each(|(v, g)| *v *= g);
-            }
-        });
-        Ok(())
-    }
-}
-
-struct Block {
-    dw: Conv,
-    se: Option<SqueezeExcite>,
-    pw: Conv,
-}
 
 /// Conv (no bias) + residual squeeze-excite: one level of the RSE-FPN.
 struct RseLayer {
@@ -325,8 +98,7 @@ fn add_into(dst: &mut Nhwc, src: &Nhwc) -> Result<()> {
 /// The detection network: a normalised BGR image (3×H×W, H and W multiples
 /// of 32) in, a 1×H×W text probability map out.
 pub struct DbNet {
-    stem: Conv,
-    blocks: Vec<Block>,
+    backbone: Lcnet,
     layer_list: Vec<Conv>,
     ins_conv: Vec<RseLayer>,
     inp_conv: Vec<RseLayer>,
@@ -341,65 +113,9 @@ impl DbNet {
     /// device (`device` is accepted for the callers' sake: every op but the
     /// convolutions is a host loop, so a CUDA run would copy every layer).
     pub fn load(path: &Path, _device: &Device) -> Result<Self> {
-        let map = candle_core::safetensors::load(path, &Device::Cpu)
-            .with_context(|| format!("loading {}", path.display()))?;
-        let ws = Weights(map);
-        let stem = ws.conv(
-            "backbone.conv1",
-            2,
-            false,
-            Some("backbone.conv1.bn"),
-            None,
-            Act::None,
-        )?;
-        let mut blocks = Vec::new();
-        for (i, &stride) in STRIDES.iter().enumerate() {
-            let p = format!("backbone.blocks.{i}");
-            let act_name = format!("{p}.dw.act_lab");
-            let dw_act = if ws.has(&act_name) {
-                let (scale, shift) = ws.lab(&act_name)?;
-                Act::HardSwish { scale, shift }
-            } else {
-                Act::None
-            };
-            if matches!(dw_act, Act::None) != (stride == 2) {
-                bail!("{p}: weights do not match the expected block strides");
-            }
-            let se = if ws.has(&format!("{p}.se.conv1.weight")) {
-                Some(SqueezeExcite::load(
-                    &ws,
-                    &format!("{p}.se"),
-                    SE_SLOPE_BACKBONE,
-                    false,
-                )?)
-            } else {
-                None
-            };
-            let (scale, shift) = ws.lab(&format!("{p}.pw.act_lab"))?;
-            blocks.push(Block {
-                dw: ws.conv(
-                    &format!("{p}.dw"),
-                    stride,
-                    true,
-                    None,
-                    Some(&format!("{p}.dw.lab")),
-                    dw_act,
-                )?,
-                se,
-                pw: ws.conv(
-                    &format!("{p}.pw"),
-                    1,
-                    false,
-                    None,
-                    Some(&format!("{p}.pw.lab")),
-                    Act::HardSwish { scale, shift },
-                )?,
-            });
-        }
-        ensure!(
-            !ws.has(&format!("backbone.blocks.{}.dw.weight", STRIDES.len())),
-            "text detector weights have more backbone blocks than expected"
-        );
+        let ws = Weights::load(path)?;
+        let strides: Vec<(usize, usize)> = STRIDES.iter().map(|&s| (s, s)).collect();
+        let backbone = Lcnet::load(&ws, &strides)?;
         let level = |prefix: &str| -> Result<Vec<RseLayer>> {
             (0..4)
                 .map(|j| RseLayer::load(&ws, &format!("{prefix}.{j}")))
@@ -418,8 +134,7 @@ impl DbNet {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            stem,
-            blocks,
+            backbone,
             layer_list,
             ins_conv: level("neck.ins_conv")?,
             inp_conv: level("neck.inp_conv")?,
@@ -437,16 +152,7 @@ impl DbNet {
             se: l.se,
         };
         Self {
-            stem: self.stem.candle_reference(),
-            blocks: self
-                .blocks
-                .into_iter()
-                .map(|b| Block {
-                    dw: b.dw.candle_reference(),
-                    se: b.se,
-                    pw: b.pw.candle_reference(),
-                })
-                .collect(),
+            backbone: self.backbone.candle_reference(),
             layer_list: self
                 .layer_list
                 .into_iter()
@@ -469,18 +175,13 @@ impl DbNet {
             x.w,
             x.h
         );
-        let mut x = self.stem.forward_nhwc(&x.to_nhwc())?;
         let mut feats = Vec::with_capacity(4);
-        for (i, block) in self.blocks.iter().enumerate() {
-            x = block.dw.forward_nhwc(&x)?;
-            if let Some(se) = &block.se {
-                se.forward(&mut x)?;
-            }
-            x = block.pw.forward_nhwc(&x)?;
+        self.backbone.forward(&x.to_nhwc(), |i, x| {
             if TAPS.contains(&i) {
-                feats.push(self.layer_list[feats.len()].forward_nhwc(&x)?);
+                feats.push(self.layer_list[feats.len()].forward_nhwc(x)?);
             }
-        }
+            Ok(())
+        })?;
         // Top-down: level 3 (stride 32) down to level 0 (stride 4).
         let mut ins: Vec<Nhwc> = feats
             .iter()

