@@ -17,6 +17,9 @@ pub struct Metrics {
     /// Objects whose output the output guard found an original identifier
     /// in (quarantined, or delivered under `on_hit = "warn"`).
     pub guard_hits: AtomicU64,
+    /// Lines of burned-in text the text route read that held one of the
+    /// object's own identifiers (filled: a sign the source leaks).
+    pub text_phi_lines: AtomicU64,
     /// Records in the spool log not yet done (a gauge, set by the log).
     pub spool_logged: AtomicI64,
     /// Syncs of the spool log before a Success, and their total time (µs):
@@ -41,6 +44,7 @@ pub static METRICS: Metrics = Metrics {
     instances_quarantined: AtomicU64::new(0),
     duplicate_uids: AtomicU64::new(0),
     guard_hits: AtomicU64::new(0),
+    text_phi_lines: AtomicU64::new(0),
     spool_logged: AtomicI64::new(0),
     spool_syncs: AtomicU64::new(0),
     spool_sync_micros: AtomicU64::new(0),
@@ -127,6 +131,13 @@ pub fn render() -> String {
         "counter",
         "Objects whose encoded output still held one of their own original identifiers (output guard): quarantined, or delivered under on_hit = \"warn\".",
         g(&m.guard_hits),
+    );
+    line(
+        &mut s,
+        "deidgate_text_phi_lines_total",
+        "counter",
+        "Burned-in text lines read by the text route that held one of the object's own identifiers (filled; the source leaks PHI into its pixels).",
+        g(&m.text_phi_lines),
     );
     line(
         &mut s,

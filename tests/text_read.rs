@@ -257,3 +257,21 @@ fn line_time() {
         t.elapsed().as_secs_f64() * 1e3 / n as f64
     );
 }
+
+/// Lines read together (packed into strips) read as they do one by one.
+#[test]
+fn packed_lines_read_as_single_lines() {
+    let (mask, lines) = fixture();
+    let imgs: Vec<(Vec<u8>, usize, usize)> = lines
+        .iter()
+        .flat_map(|l| [render(&mask, l, 4, 255, 0), render(&mask, l, 4, 0, 255)])
+        .collect();
+    let refs: Vec<(&[u8], usize, usize)> = imgs.iter().map(|(d, w, h)| (&d[..], *w, *h)).collect();
+    let many = reader().read_many(&refs).unwrap();
+    assert_eq!(many.len(), refs.len());
+    for ((d, w, h), m) in imgs.iter().zip(&many) {
+        let one = reader().read_line(d, *w, *h).unwrap();
+        assert_eq!(norm(&m.text), norm(&one.text));
+        assert!(m.confidence > 0.8, "{:?}: {}", m.text, m.confidence);
+    }
+}

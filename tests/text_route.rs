@@ -377,3 +377,54 @@ fn unsure_means_quarantine_never_pass_through() {
     assert!(out.is_none());
     assert!(reasons.contains("BurnedInAnnotation=YES"), "{reasons}");
 }
+
+/// Every line is read and compared with the header's identifiers; `[text]
+/// keep` leaves allow-listed lines in place, except a line that holds an
+/// identifier. GREYSCALE_IMAGE's band shows the birth date of its header
+/// (19510829) as "DOB: 08/29/1951"; its second line reads "Adv Breast".
+#[test]
+fn lines_are_read_kept_by_the_allow_list_and_identifiers_always_filled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = us("GREYSCALE_IMAGE.dcm");
+    // Both lines are allow-listed; only the one without an identifier stays.
+    let toml = "[text]\nkeep = [\"DOB: ?[0-9/]+\", \"Adv Breast\"]\n";
+    let dir = tmp.path().join("keep");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = write_config(&dir, toml);
+    let out_dir = dir.join("out");
+    let o = cli(
+        &config,
+        &[
+            "anonymize",
+            input.to_str().unwrap(),
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let log = text(&o);
+    assert!(
+        log.contains("identifiers burned in: the patient's birth date"),
+        "the leak is not reported: {log}"
+    );
+    assert!(!log.contains("1951"), "the log holds the birth date: {log}");
+    let out = files_under(&out_dir).pop().expect("an output");
+    assert_cleaned_marks(&dicom_object::open_file(&out).unwrap(), "GREYSCALE_IMAGE");
+    let band = (0, 0, 1024, 22);
+    let line2 = (0, 22, 400, 22);
+    assert!(!legible(&ocr(&input, 0, band, &dir), &["1951"]).is_empty());
+    assert!(
+        legible(&ocr(&out, 0, band, &dir), &["1951", "08/29"]).is_empty(),
+        "the birth date is legible although a keep pattern matches its line"
+    );
+    assert_eq!(
+        legible(&ocr(&out, 0, line2, &dir), &["Breast"]),
+        vec!["Breast"],
+        "the allow-listed line was filled"
+    );
+
+    // The default keeps nothing: the same line is filled.
+    let dir = tmp.path().join("default");
+    let (out, reasons) = anonymize(&dir, &input, "");
+    let out = out.unwrap_or_else(|| panic!("quarantined: {reasons}"));
+    assert!(legible(&ocr(&out, 0, line2, &dir), &["Breast"]).is_empty());
+}

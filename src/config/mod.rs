@@ -17,6 +17,7 @@ mod mri;
 pub mod paths;
 mod photo;
 mod text;
+pub mod text_keep;
 
 pub use chest::{ChestConfig, MissingWeights};
 pub use destination::{DestinationConfig, DestinationKind, StowAuth};

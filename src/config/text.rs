@@ -57,6 +57,20 @@ pub struct TextConfig {
     /// only on instances of `sop_classes` or that say BurnedInAnnotation
     /// YES: acquired MR slices carry annotations as overlays, not pixels.
     pub after: Vec<String>,
+    /// Read every line found (the PP-OCRv4 recogniser, same folder) and
+    /// compare it with the object's own identifiers: a match is counted
+    /// (`deidgate_text_phi_lines_total`, the audit log) as a sign that the
+    /// source burns PHI in. Needed by `keep`.
+    pub read: bool,
+    /// Lines to keep, not fill: regular expressions that must match a whole
+    /// line as read (case-insensitive), e.g. `"\\d+(\\.\\d+)? ?cm"` for a depth
+    /// scale. Empty (the default): every line is filled; clinical text can
+    /// be re-added on the research side. A line that also matches one of
+    /// the object's identifiers is filled whatever this says.
+    pub keep: Vec<String>,
+    /// A line is kept only when the recogniser is at least this sure of
+    /// its reading (mean character probability); below, it is filled.
+    pub keep_min_confidence: f32,
 }
 
 impl Default for TextConfig {
@@ -89,6 +103,9 @@ impl Default for TextConfig {
             max_frames: 1000,
             blank_outside_us_regions: false,
             after: ["chest", "photo", "mri"].map(String::from).to_vec(),
+            read: true,
+            keep: Vec::new(),
+            keep_min_confidence: 0.9,
         }
     }
 }
@@ -143,6 +160,15 @@ impl TextConfig {
         if self.max_frames == 0 {
             return Err("[text] max_frames: expected at least 1".into());
         }
+        if !(self.keep_min_confidence > 0.0 && self.keep_min_confidence <= 1.0) {
+            return Err("[text] keep_min_confidence: expected more than 0, at most 1".into());
+        }
+        if !self.keep.is_empty() && !self.read {
+            return Err(
+                "[text] keep needs read = true: a line is kept only once it is read".into(),
+            );
+        }
+        super::text_keep::KeepList::new(&self.keep).map_err(|e| format!("[text] keep: {e}"))?;
         Ok(())
     }
 }

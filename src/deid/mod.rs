@@ -7,6 +7,7 @@ pub mod engine;
 pub mod iod;
 pub mod markers;
 pub mod options;
+pub mod phi;
 pub mod profile;
 pub mod pseudonym;
 pub mod report;

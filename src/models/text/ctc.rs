@@ -49,10 +49,17 @@ impl Charset {
 
     /// Greedy decoding of `logits`.
     pub fn decode(&self, logits: &Logits) -> Reading {
-        let mut text = String::new();
-        let (mut sum, mut kept) = (0.0f32, 0usize);
+        self.decode_spans(logits, &[(0, logits.steps)]).remove(0)
+    }
+
+    /// Greedy decoding of a strip of several lines: `spans[i]` is the range
+    /// of steps (columns of tokens) line `i` covers; each character goes to
+    /// the line whose span holds its step. Steps between spans (the blank
+    /// gaps) are decoded too, and a character there is dropped.
+    pub fn decode_spans(&self, logits: &Logits, spans: &[(usize, usize)]) -> Vec<Reading> {
+        let mut out: Vec<(String, f32, usize)> = vec![(String::new(), 0.0, 0); spans.len()];
         let mut prev = 0usize;
-        for row in logits.data.chunks_exact(logits.classes) {
+        for (t, row) in logits.data.chunks_exact(logits.classes).enumerate() {
             let (best, max) = row
                 .iter()
                 .enumerate()
@@ -61,17 +68,22 @@ impl Charset {
                     |a, (i, &v)| if v > a.1 { (i, v) } else { a },
                 );
             if best != 0 && best != prev {
-                // The winner's softmax probability.
-                let z: f32 = row.iter().map(|v| (v - max).exp()).sum();
-                sum += 1.0 / z;
-                kept += 1;
-                text.push_str(&self.chars[best - 1]);
+                if let Some(o) = spans.iter().position(|&(a, b)| (a..b).contains(&t)) {
+                    // The winner's softmax probability.
+                    let z: f32 = row.iter().map(|v| (v - max).exp()).sum();
+                    let o = &mut out[o];
+                    o.0.push_str(&self.chars[best - 1]);
+                    o.1 += 1.0 / z;
+                    o.2 += 1;
+                }
             }
             prev = best;
         }
-        Reading {
-            text,
-            confidence: if kept == 0 { 0.0 } else { sum / kept as f32 },
-        }
+        out.into_iter()
+            .map(|(text, sum, kept)| Reading {
+                text,
+                confidence: if kept == 0 { 0.0 } else { sum / kept as f32 },
+            })
+            .collect()
     }
 }

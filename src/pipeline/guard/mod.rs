@@ -3,14 +3,9 @@
 //! object that still holds one goes to quarantine (or, under
 //! `[guard] on_hit = "warn"`, out with a warning).
 //!
-//! - [`identifiers`]: what is looked for, read from the original object
-//!   before de-identification (the patient's ID, other IDs, name components,
-//!   birth date in five formats, accession number, original UIDs,
-//!   institution and physicians' names that the profile does not keep);
-//! - [`matcher`]: one Aho-Corasick matcher per object over those values, in
-//!   UTF-8 and in the object's character sets, matched at word edges; a
-//!   recognizer's strings (burned-in text read back) go through
-//!   [`Matcher::find_in_text`], the same patterns;
+//! - [`crate::deid::phi`]: what is looked for, read from the original
+//!   object before de-identification, and the matcher that finds it (shared
+//!   with the text route, which compares the lines it reads);
 //! - [`walk`]: the element layout of the encoded bytes (inflated when
 //!   deflated), so that native pixel, overlay and waveform samples are
 //!   skipped and a hit is named by its element;
@@ -20,13 +15,10 @@
 //! The reason and the log name the kind of identifier and the element,
 //! never the value.
 
-pub mod identifiers;
-pub mod matcher;
 pub mod scan;
 pub mod walk;
 
-pub use identifiers::{Identifiers, Kind};
-pub use matcher::Matcher;
+pub use crate::deid::phi::{Identifiers, Kind, Matcher};
 pub use scan::{scan, Hit};
 
 use crate::config::{GuardConfig, OnHit};

@@ -1,10 +1,10 @@
 //! The scan of one encoded output: where the matcher may look, which of its
 //! matches count, and the words that name where a counted one lies.
 
-use super::identifiers::Kind;
-use super::matcher::{Found, Matcher};
 use super::walk::{parts, Body, Elem, Part};
 use crate::deid::action::Action;
+use crate::deid::phi::matcher::{Found, Matcher};
+use crate::deid::phi::Kind;
 use crate::deid::profile::{Profile, Source};
 use dicom_core::dictionary::DataDictionary;
 use dicom_core::{Tag, VR};

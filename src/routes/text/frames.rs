@@ -199,7 +199,7 @@ impl Frames {
 }
 
 /// A pixel rectangle, columns `x0..x1`, rows `y0..y1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Rect {
     pub x0: usize,
     pub y0: usize,

@@ -12,15 +12,19 @@
 //! never means pass-through.
 
 pub mod frames;
+pub mod policy;
 pub mod sealed;
 pub mod search;
 pub mod select;
 pub mod us_regions;
 
 use super::{Cleaned, Outcome, PixelRoute, RouteStatus};
+use crate::config::text_keep::KeepList;
 use crate::config::{Config, TextConfig};
 use crate::deid::markers::CLEAN_PIXEL_DATA;
-use crate::models::text::TextDetector;
+use crate::deid::phi::{Identifiers, Kind, Matcher};
+use crate::deid::Profile;
+use crate::models::text::{TextDetector, TextReader};
 use dicom_core::value::PrimitiveValue;
 use dicom_core::{DataElement, VR};
 use dicom_dictionary_std::tags;
@@ -28,13 +32,21 @@ use dicom_object::DefaultDicomObject;
 
 /// The registry's loader: `[text]` of `cfg`.
 pub fn load(cfg: &Config) -> anyhow::Result<Box<dyn PixelRoute>> {
-    Ok(Box::new(TextRoute::load(&cfg.text)))
+    let profile = Profile::from_config(cfg).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Box::new(TextRoute::load(&cfg.text, profile)))
 }
 
 /// The loaded route, or why it cannot run.
 pub struct TextRoute {
     cfg: TextConfig,
     detector: Result<TextDetector, String>,
+    /// `None`: `[text] read = false`, or the recogniser's weights are
+    /// missing (then every line is filled and none is compared).
+    reader: Option<TextReader>,
+    keep: KeepList,
+    /// Which identifiers an object's lines are compared with (the same
+    /// profile the output guard uses).
+    profile: Profile,
 }
 
 /// What the route did to one object.
@@ -46,12 +58,17 @@ pub struct Redacted {
     pub share: f64,
     /// The original bytes under the boxes; `None` when nothing was filled.
     pub sealed: Option<Vec<u8>>,
+    /// Distinct lines read, and left in place under `[text] keep`.
+    pub read: usize,
+    pub kept: usize,
+    /// The kind of identifier each leaking line held.
+    pub leaks: Vec<Kind>,
 }
 
 impl TextRoute {
     /// Loads the detector on the CPU. Missing weights are not an error
     /// here: the route then quarantines every object it claims.
-    pub fn load(cfg: &TextConfig) -> TextRoute {
+    pub fn load(cfg: &TextConfig, profile: Profile) -> TextRoute {
         let detector = if !cfg.enabled {
             Err("the text route is disabled ([text] enabled = false)".to_string())
         } else {
@@ -82,9 +99,29 @@ impl TextRoute {
                  text; BurnedInAnnotation=YES ones are quarantined"
             ),
         }
+        let reader = if cfg.enabled && cfg.read {
+            match TextReader::load(&cfg.weights) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(
+                        "text route: no text recogniser at {} ({e:#}); every line found is \
+                         filled, none is read or compared with the patient's identifiers; run \
+                         scripts/fetch-weights.sh",
+                        cfg.weights.display()
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let keep = KeepList::new(&cfg.keep).unwrap_or_default();
         TextRoute {
             cfg: cfg.clone(),
             detector,
+            reader,
+            keep,
+            profile,
         }
     }
 
@@ -93,8 +130,22 @@ impl TextRoute {
     pub fn redact(&self, obj: &mut DefaultDicomObject) -> Result<Redacted, String> {
         let det = self.detector.as_ref().map_err(|e| e.clone())?;
         let mut f = frames::decode(obj, self.cfg.max_frames)?;
-        let mut boxes = search::find(&f, det, &self.cfg)
+        let found = search::find(&f, det, &self.cfg)
             .map_err(|e| format!("text route: the text detector failed: {e:#}"))?;
+        let matcher = self
+            .reader
+            .as_ref()
+            .map(|_| Matcher::new(Identifiers::collect(obj, &self.profile)));
+        let policy = policy::Policy {
+            reader: self.reader.as_ref(),
+            keep: &self.keep,
+            min_confidence: self.cfg.keep_min_confidence,
+            matcher: matcher.as_ref(),
+        };
+        let decision = policy
+            .decide(&found, f.width)
+            .map_err(|e| format!("text route: the text recogniser failed: {e:#}"))?;
+        let mut boxes = search::merge(decision.fill);
         if self.cfg.blank_outside_us_regions {
             if let Some(inside) = us_regions::regions(obj) {
                 boxes.extend(us_regions::outside(&inside, f.width, f.height));
@@ -104,12 +155,16 @@ impl TextRoute {
         let frames = f.frames;
         let area: usize = boxes.iter().map(|b| b.area()).sum();
         let share = area as f64 / (f.width * f.height) as f64 * 100.0;
+        let (read, kept, leaks) = (decision.read, decision.kept, decision.leaks);
         if boxes.is_empty() {
             return Ok(Redacted {
                 boxes,
                 frames,
                 share,
                 sealed: None,
+                read,
+                kept,
+                leaks,
             });
         }
         let sealed = sealed::encode(&f, &boxes);
@@ -125,8 +180,22 @@ impl TextRoute {
             frames,
             share,
             sealed: Some(sealed),
+            read,
+            kept,
+            leaks,
         })
     }
+}
+
+/// "; identifiers burned in: the patient's name, …" (kinds, never values).
+fn leak_note(leaks: &[Kind]) -> String {
+    if leaks.is_empty() {
+        return String::new();
+    }
+    let mut kinds: Vec<&str> = leaks.iter().map(|k| k.describe()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    format!("; identifiers burned in: {}", kinds.join(", "))
 }
 
 impl PixelRoute for TextRoute {
@@ -157,6 +226,16 @@ impl PixelRoute for TextRoute {
             Ok(r) => r,
             Err(reason) => return Outcome::Quarantine(reason),
         };
+        if !r.leaks.is_empty() {
+            let m = &crate::metrics::METRICS.text_phi_lines;
+            m.fetch_add(r.leaks.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                lines = r.leaks.len(),
+                "text route: the source burned the patient's identifiers into the pixels{} \
+                 (filled)",
+                leak_note(&r.leaks)
+            );
+        }
         // The output tells the truth: its pixels were searched and cleaned.
         obj.put(DataElement::new(
             tags::BURNED_IN_ANNOTATION,
@@ -167,10 +246,14 @@ impl PixelRoute for TextRoute {
             codes: vec![CLEAN_PIXEL_DATA],
             sealed: r.sealed,
             note: format!(
-                "text route: {} text boxes filled in {} frames ({:.1} % of the image)",
+                "text route: {} text boxes filled in {} frames ({:.1} % of the image); {} lines \
+                 read, {} kept{}",
                 r.boxes.len(),
                 r.frames,
-                r.share
+                r.share,
+                r.read,
+                r.kept,
+                leak_note(&r.leaks)
             ),
             method_note: None,
         })
@@ -180,7 +263,11 @@ impl PixelRoute for TextRoute {
         RouteStatus {
             route: "text",
             applies_to: "US/SC/OT/XA/RF/ES/DOC, non-chest CR/DX/MG, BurnedInAnnotation=YES",
-            model: "PP-OCRv4 text detector (DBNet) + fill",
+            model: if self.reader.is_some() {
+                "PP-OCRv4 text detector (DBNet) + recogniser (SVTR, CTC) + fill"
+            } else {
+                "PP-OCRv4 text detector (DBNet) + fill (no recogniser: nothing read)"
+            },
             weights: self.cfg.weights.display().to_string(),
             weights_present: self
                 .cfg

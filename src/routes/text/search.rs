@@ -22,8 +22,33 @@ pub fn sampled(frames: usize, n: usize) -> Vec<usize> {
     v
 }
 
-/// The text boxes of `f`, grown by `margin` and merged.
-pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<Vec<Rect>> {
+/// One line the detector found in one of the searched images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Line {
+    /// The detector's box (what the recogniser reads).
+    pub found: Rect,
+    /// The box grown by the margin: what is filled.
+    pub fill: Rect,
+    /// Index into [`Search::images`].
+    pub image: usize,
+}
+
+/// Every line found, and the rendered RGB images they were found in.
+pub struct Search {
+    pub images: Vec<Vec<u8>>,
+    pub lines: Vec<Line>,
+}
+
+impl Search {
+    /// The fill boxes of every line, merged.
+    pub fn boxes(&self) -> Vec<Rect> {
+        merge(self.lines.iter().map(|l| l.fill).collect())
+    }
+}
+
+/// The text lines of `f`: the sampled frames and (for longer cines) the
+/// static layer, each searched.
+pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<Search> {
     let (scan_frames, margin) = (cfg.scan_frames, cfg.margin as usize);
     let long = f.width.max(f.height);
     // Up to `enlarge` times, towards 960 px (where the detector was tuned).
@@ -40,20 +65,20 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
     if f.frames > scan_frames {
         images.push(static_layer(f, range));
     }
-    let mut rects = Vec::new();
+    let mut lines = Vec::new();
     for (n, rgb) in images.iter().enumerate() {
         let (found, implausible): (Vec<Rect>, Vec<Rect>) =
             detect(det, rgb, f.width, f.height, enlarge)?
                 .into_iter()
                 .partition(|r| is_line(r, f.height, cfg.max_line_height));
         tracing::debug!(image = n, boxes = ?found, ?implausible, "text boxes");
-        rects.extend(
-            found
-                .into_iter()
-                .map(|r| grow_line(r, margin).clip(f.width, f.height)),
-        );
+        lines.extend(found.into_iter().map(|r| Line {
+            found: r.clip(f.width, f.height),
+            fill: grow_line(r, margin).clip(f.width, f.height),
+            image: n,
+        }));
     }
-    Ok(merge(rects))
+    Ok(Search { images, lines })
 }
 
 /// Whether a detected box can be a line of text: no taller than
