@@ -27,6 +27,15 @@
 #     G) two storescu at once (half the corpus each) -> the postgres gateway
 #     H) the same two -> HAProxy (round robin) -> two postgres gateways
 #        (F's and a second replica, one data directory each); reports H over G
+#   MODE=replicas CHEST_N=24 N=1000 bash scripts/bench_gateway.sh  # plus, with the
+#     chest route on (the default config: chest model, then the text route):
+#     I) two storescu at once (CHEST_N/2 chest CRs each) -> one postgres gateway
+#     J) the same two -> HAProxy -> the two replicas
+#     The CRs are copies of ../shared/data/dicom/cr_dx/RG1_UNCR.dcm (1841x1955,
+#     BodyPartExamined CHEST) with new UIDs; reports instances/s, the ratio J
+#     over I, and the gateways' CPU seconds per instance, from which the rate
+#     on separate machines is predicted (replicas x cores / CPU s per instance).
+#     CHEST_SOURCES="RG1_UNCR.dcm RG3_J2KI.dcm" picks other files of cr_dx.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 N="${N:-1000}"
@@ -207,7 +216,7 @@ if [ "$MODE" = replicas ]; then
         -e "s/127.0.0.1:$P16/127.0.0.1:$P18/" "$TMP/gw-pg.toml" > "$TMP/gw-pg2.toml"
     # Both replicas share the secrets file: the first one's (created at its start).
     printf '[secrets]\npath = "%s"\n' "$TMP/gw-pg-data/secrets.toml" >> "$TMP/gw-pg2.toml"
-    "$BIN" --config "$TMP/gw-pg2.toml" serve >"$TMP/gw-pg2.log" 2>&1 & PIDS+=($!)
+    "$BIN" --config "$TMP/gw-pg2.toml" serve >"$TMP/gw-pg2.log" 2>&1 & GW_PG2=$!; PIDS+=($GW_PG2)
     cat > "$TMP/haproxy.cfg" <<CFG
 defaults
     mode tcp
@@ -231,12 +240,31 @@ CFG
         i=$((i + 1))
     done
 fi
-# Two storescu at once, one association each, to port $1.
+CHEST_N="${CHEST_N:-0}"
+if [ "$MODE" = replicas ] && [ "$CHEST_N" -gt 0 ]; then
+    # Chest radiographs, half for each sender.
+    # shellcheck disable=SC2086
+    "$VENV/bin/python" scripts/make_bench_corpus.py -n "$CHEST_N" "$TMP/chest" \
+        --source-dir ../shared/data/dicom/cr_dx --sources ${CHEST_SOURCES:-RG1_UNCR.dcm} \
+        --body-part CHEST --study-size 1 --patient-size 1 --seed deidgate-chest >/dev/null
+    mkdir -p "$TMP/chest1" "$TMP/chest2"
+    i=0
+    for f in "$TMP"/chest/*; do
+        if [ $((i % 2)) -eq 0 ]; then ln "$f" "$TMP/chest1/"; else ln "$f" "$TMP/chest2/"; fi
+        i=$((i + 1))
+    done
+    CHEST_BYTES=$(du -sb "$TMP/chest" | cut -f1)
+fi
+# Two storescu at once, one association each, to port $1 (from $2 1 and 2).
 send_two() {
-    storescu -aec DEIDGATE +sd 127.0.0.1 "$1" "$TMP/in1" >/dev/null 2>&1 & local s1=$!
-    storescu -aec DEIDGATE +sd 127.0.0.1 "$1" "$TMP/in2" >/dev/null 2>&1 & local s2=$!
+    local src="${2:-in}"
+    storescu -aec DEIDGATE +sd 127.0.0.1 "$1" "$TMP/${src}1" >/dev/null 2>&1 & local s1=$!
+    storescu -aec DEIDGATE +sd 127.0.0.1 "$1" "$TMP/${src}2" >/dev/null 2>&1 & local s2=$!
     wait "$s1" "$s2"
 }
+# CPU ticks (user + system) of the processes $@.
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+HZ=$(getconf CLK_TCK)
 stow_delivered() {
     curl -s "http://127.0.0.1:$P13/metrics" | awk '/^deidgate_forward_delivered_total\{destination="bench"\}/ {print $2}'
 }
@@ -244,7 +272,7 @@ stow_delivered() {
 ROUNDS="${ROUNDS:-3}"
 # Each timed phase starts with no dirty pages left by the previous one.
 settle_io() { sync; sleep 1; }
-G_ALL=(); H_ALL=(); F_ALL=(); FACK_ALL=(); A_ALL=(); B_ALL=(); ACK_ALL=(); C_ALL=(); D_ALL=(); DACK_ALL=(); E_ALL=(); EACK_ALL=()
+G_ALL=(); H_ALL=(); I_ALL=(); J_ALL=(); ICPU_ALL=(); JCPU_ALL=(); F_ALL=(); FACK_ALL=(); A_ALL=(); B_ALL=(); ACK_ALL=(); C_ALL=(); D_ALL=(); DACK_ALL=(); E_ALL=(); EACK_ALL=()
 for r in $(seq 1 "$ROUNDS"); do
     # A) DCMTK -> DCMTK
     find "$TMP/a" -type f -delete
@@ -298,6 +326,25 @@ for r in $(seq 1 "$ROUNDS"); do
         H_ALL+=("$(echo "$t1 - $t0" | bc -l)")
         printf 'round %s replicas: one gateway %.2f s, two behind HAProxy %.2f s, ratio %.2f\n' "$r" \
             "${G_ALL[-1]}" "${H_ALL[-1]}" "$(echo "${G_ALL[-1]} / ${H_ALL[-1]}" | bc -l)"
+    fi
+    if [ "$MODE" = replicas ] && [ "$CHEST_N" -gt 0 ]; then
+        # I) chest CRs: two senders -> one gateway; J) -> HAProxy -> two.
+        find "$TMP/f" -type f -delete
+        settle_io
+        c0=$(cpu_ticks "$GW_PG" "$GW_PG2"); t0=$(date +%s.%N)
+        send_two "$P15" chest
+        wait_count "$TMP/f" "$CHEST_N"
+        t1=$(date +%s.%N); c1=$(cpu_ticks "$GW_PG" "$GW_PG2")
+        I_ALL+=("$(echo "$t1 - $t0" | bc -l)"); ICPU_ALL+=("$(echo "($c1 - $c0) / $HZ / $CHEST_N" | bc -l)")
+        find "$TMP/f" -type f -delete
+        settle_io
+        c0=$(cpu_ticks "$GW_PG" "$GW_PG2"); t0=$(date +%s.%N)
+        send_two "$P19" chest
+        wait_count "$TMP/f" "$CHEST_N"
+        t1=$(date +%s.%N); c1=$(cpu_ticks "$GW_PG" "$GW_PG2")
+        J_ALL+=("$(echo "$t1 - $t0" | bc -l)"); JCPU_ALL+=("$(echo "($c1 - $c0) / $HZ / $CHEST_N" | bc -l)")
+        printf 'round %s chest replicas: one gateway %.2f s (%.2f CPU s/CR), two behind HAProxy %.2f s (%.2f CPU s/CR), ratio %.2f\n' "$r" \
+            "${I_ALL[-1]}" "${ICPU_ALL[-1]}" "${J_ALL[-1]}" "${JCPU_ALL[-1]}" "$(echo "${I_ALL[-1]} / ${J_ALL[-1]}" | bc -l)"
     fi
     if [ "$MODE" = postgres ] || [ "$MODE" = replicas ]; then
         # F) DCMTK -> deidgate on PostgreSQL -> DCMTK
@@ -373,6 +420,19 @@ if [ "$MODE" = replicas ]; then
     printf '%-38s %8.2f %10s\n' "2 x storescu -> 1 deidgate/pg" "$G" "$(rate "$G")"
     printf '%-38s %8.2f %10s\n' "2 x storescu -> HAProxy -> 2 deidgate/pg" "$H" "$(rate "$H")"
     printf 'ratio two replicas / one (instances per second): %.2f\n' "$(echo "$G / $H" | bc -l)"
+    if [ "$CHEST_N" -gt 0 ]; then
+        I=$(median "${I_ALL[@]}"); J=$(median "${J_ALL[@]}")
+        ICPU=$(median "${ICPU_ALL[@]}"); JCPU=$(median "${JCPU_ALL[@]}")
+        crate() { echo "scale=2; $CHEST_N / $1" | bc -l; }
+        printf 'chest route on: %s CRs, %s MB per round\n' "$CHEST_N" "$((CHEST_BYTES / 1000000))"
+        printf '%-38s %8.2f %10.2f\n' "2 x storescu -> 1 deidgate/pg (chest)" "$I" "$(crate "$I")"
+        printf '%-38s %8.2f %10.2f\n' "2 x storescu -> HAProxy -> 2 (chest)" "$J" "$(crate "$J")"
+        printf 'ratio two replicas / one, chest (instances per second): %.2f\n' "$(echo "$I / $J" | bc -l)"
+        printf 'gateway CPU per chest CR: %.2f s with one replica, %.2f s with two (both on these %s cores)\n' \
+            "$ICPU" "$JCPU" "$(nproc)"
+        printf 'predicted on separate %s-core machines: one replica <= %.2f CR/s (cores / CPU s per CR), two <= %.2f CR/s\n' \
+            "$(nproc)" "$(echo "$(nproc) / $ICPU" | bc -l)" "$(echo "2 * $(nproc) / $ICPU" | bc -l)"
+    fi
 fi
 if [ "$MODE" = postgres ] || [ "$MODE" = replicas ]; then
     F=$(median "${F_ALL[@]}"); F_ACK=$(median "${FACK_ALL[@]}")

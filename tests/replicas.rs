@@ -487,6 +487,12 @@ struct Replicas {
 
 impl Replicas {
     fn start(pg: PgCluster) -> Replicas {
+        Replicas::start_with(pg, "")
+    }
+
+    /// Two replicas whose configs add `extra` (TOML tables) before the
+    /// destinations.
+    fn start_with(pg: PgCluster, extra: &str) -> Replicas {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let scp_port = free_port();
@@ -498,7 +504,7 @@ impl Replicas {
         let secrets_path = shared.join("secrets.toml");
         // One config per replica; only the data directory and ports differ.
         let replica_toml = format!(
-            "[secrets]\npath = {:?}\n[keystore]\nbackend = \"postgres\"\nurl = \"{}\"\npassword_file = {:?}\n{}",
+            "[secrets]\npath = {:?}\n[keystore]\nbackend = \"postgres\"\nurl = \"{}\"\npassword_file = {:?}\n{extra}{}",
             secrets_path.display().to_string(),
             pg.url(),
             pw.display().to_string(),
@@ -789,4 +795,170 @@ fn two_replicas_behind_haproxy_share_one_key_store() {
         );
     }
     assert!(store.audit_verify().unwrap() >= 2);
+}
+
+// ------------------------------------------------- head MR series, split
+
+/// Quarantine reasons of one replica.
+fn quarantine_reasons(g: &Gateway) -> Vec<String> {
+    files_under(&g.data.join("quarantine"))
+        .iter()
+        .filter(|p| p.ends_with("reason.txt"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+fn head_series(name: &str) -> Vec<PathBuf> {
+    let mut v = files_under(&common::data_dir().join("mri/decubitus_dicom").join(name));
+    v.sort();
+    v
+}
+
+#[test]
+fn a_head_series_split_across_replicas_is_quarantined_and_affinity_forwards_it() {
+    let Some(pg) = PgCluster::start("split") else {
+        return;
+    };
+    // quiet_secs: the first half waits on A while the second half goes to B.
+    let r = Replicas::start_with(pg, "[mri]\nmodel = \"box\"\nquiet_secs = 10\n");
+
+    // 1. No affinity: the halves of one series reach different replicas.
+    let split = head_series("HFS");
+    let (first, second) = split.split_at(split.len() / 2);
+    let (ok, log) = storescu(r.a.port, &r.dir, first);
+    assert_eq!(ok.len(), first.len(), "{log}");
+    let (ok, log) = storescu(r.b.port, &r.dir, second);
+    assert_eq!(ok.len(), second.len(), "{log}");
+    // B quarantines what it receives at once; A when its part is complete.
+    poll("both parts in quarantine", &r.a, || {
+        quarantine_reasons(&r.a).len() == first.len()
+            && quarantine_reasons(&r.b).len() == second.len()
+    });
+    for (g, other) in [(&r.a, &r.b), (&r.b, &r.a)] {
+        for reason in quarantine_reasons(g) {
+            assert!(
+                reason.contains("head MR series: arrived split across replicas")
+                    && reason.contains("source affinity"),
+                "{reason}"
+            );
+            // Names the other replica: its port is part of its derived name.
+            assert!(reason.contains(&format!(":{}:", other.port)), "{reason}");
+        }
+        assert!(common::gateway::dir_is_empty(&g.data.join("series/open")));
+        assert!(common::gateway::dir_is_empty(
+            &g.data.join("series/claimed")
+        ));
+    }
+    // The claims table holds no UID: only keyed hashes and replica names.
+    let keys = r.pg.psql("SELECT key, split FROM series_claims");
+    assert!(keys.contains("|t"), "{keys}");
+    for f in &split {
+        let o = dicom_object::OpenFileOptions::new()
+            .read_until(tags::PIXEL_DATA)
+            .open_file(f)
+            .unwrap();
+        let series = deidgate::dicom::text(&o, tags::SERIES_INSTANCE_UID);
+        let p = deidgate::deid::pseudonym::Pseudonymizer::new(r.secrets.pseudonym_key, "");
+        assert!(!keys.contains(&series) && !keys.contains(&p.uid(&series)));
+    }
+
+    // 2. With source affinity (HAProxy `balance source`), the whole series
+    //    reaches one replica and is forwarded.
+    let whole = head_series("HFP");
+    let front = free_port();
+    std::fs::create_dir_all(r.dir.join("affinity")).unwrap();
+    let _affinity = haproxy(
+        &r.dir.join("affinity"),
+        front,
+        "source",
+        &[r.a.port, r.b.port],
+    );
+    let (ok, log) = storescu(front, &r.dir, &whole);
+    assert_eq!(ok.len(), whole.len(), "{log}");
+    let expected = r.expected(&whole);
+    let got = r.wait_received(&expected);
+    for u in &expected {
+        assert_eq!(got[u], 1, "{u} reached storescp {} times", got[u]);
+    }
+    // Nothing of the split series was forwarded, nothing more quarantined.
+    let split_uids = r.expected(&split);
+    assert!(
+        got.keys().all(|u| !split_uids.contains(u)),
+        "part of the split series reached storescp"
+    );
+    assert_eq!(
+        quarantine_reasons(&r.a).len() + quarantine_reasons(&r.b).len(),
+        split.len()
+    );
+}
+
+// --------------------------------------------- reverse-map write batches
+
+#[test]
+fn a_worker_batch_reaches_the_database_with_its_flush() {
+    let Some(pg) = PgCluster::start("batch") else {
+        return;
+    };
+    let secrets = Secrets::generate();
+    let store = Arc::new(pg_store(&pg, &secrets));
+    let count =
+        |pg: &PgCluster| -> usize { pg.psql("SELECT count(*) FROM uids").trim().parse().unwrap() };
+    const N: usize = 2000;
+    const SETTLE: usize = 32;
+    // One statement per record, as every thread but a worker writes.
+    let t = Instant::now();
+    for i in 0..N {
+        store.put_uid(&format!("2.25.1{i}"), PLANTED_UID).unwrap();
+    }
+    let single = t.elapsed();
+    assert_eq!(count(&pg), N);
+    // A worker: nothing reaches the database before its flush; it reads its
+    // own pending records; a flush writes the whole batch.
+    let s = Arc::clone(&store);
+    let batched = std::thread::spawn(move || {
+        s.defer_writes_on_this_thread();
+        s.put_uid("2.25.900", PLANTED_UID).unwrap();
+        s.put_patient("PSEUDOB", &planted_patient()).unwrap();
+        assert_eq!(s.get_uid("2.25.900").unwrap().as_deref(), Some(PLANTED_UID));
+        let t = Instant::now();
+        for i in 0..N {
+            s.put_uid(&format!("2.25.2{i}"), PLANTED_UID).unwrap();
+            if i % SETTLE == SETTLE - 1 {
+                s.flush().unwrap();
+            }
+        }
+        s.flush().unwrap();
+        t.elapsed()
+    });
+    let elapsed = batched.join().unwrap();
+    assert_eq!(count(&pg), 2 * N + 1);
+    assert_eq!(
+        store.get_patient("PSEUDOB").unwrap(),
+        Some(planted_patient())
+    );
+    // Pending records of a worker are not in the database before its flush.
+    let s = Arc::clone(&store);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let worker = std::thread::spawn(move || {
+        s.defer_writes_on_this_thread();
+        s.put_uid("2.25.901", PLANTED_UID).unwrap();
+        done_tx.send(()).unwrap();
+        rx.recv().unwrap();
+        s.flush().unwrap();
+    });
+    done_rx.recv().unwrap();
+    assert_eq!(
+        store.get_uid("2.25.901").unwrap(),
+        None,
+        "written before the flush"
+    );
+    tx.send(()).unwrap();
+    worker.join().unwrap();
+    assert!(store.get_uid("2.25.901").unwrap().is_some());
+    eprintln!(
+        "reverse-map writes: {:.0} us per record one statement each, {:.0} us per record in batches of {SETTLE}",
+        single.as_micros() as f64 / N as f64,
+        elapsed.as_micros() as f64 / N as f64
+    );
 }

@@ -35,6 +35,13 @@ pub struct KeystoreConfig {
     /// Connections per replica.
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
+    /// This replica's name in the shared tables (head MR series claims,
+    /// quarantine reasons). Empty: `<hostname>:<port>:<8 hex digits of a
+    /// hash of the data directory>`, which differs between replicas on one
+    /// host. Set it when a replica's host name or port changes but it is
+    /// still the same replica (the same data directory).
+    #[serde(default)]
+    pub replica: String,
 }
 
 fn default_pool_size() -> usize {
@@ -48,6 +55,7 @@ impl Default for KeystoreConfig {
             url: String::new(),
             password_file: String::new(),
             pool_size: default_pool_size(),
+            replica: String::new(),
         }
     }
 }
@@ -75,7 +83,22 @@ impl KeystoreConfig {
         if self.pool_size == 0 || self.pool_size > 256 {
             return Err("[keystore] pool_size: expected 1 to 256".into());
         }
+        if self.replica.len() > 128 || self.replica.chars().any(|c| c.is_control()) {
+            return Err("[keystore] replica: expected at most 128 printable characters".into());
+        }
         Ok(())
+    }
+
+    /// This replica's name: `replica`, or derived from the host name, the
+    /// DICOM port and the data directory (see the field).
+    pub fn replica_id(&self, port: u16, data_dir: &std::path::Path) -> String {
+        use sha2::{Digest, Sha256};
+        if !self.replica.is_empty() {
+            return self.replica.clone();
+        }
+        let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+        let digest = Sha256::digest(dir.as_os_str().as_encoded_bytes());
+        format!("{}:{port}:{}", hostname(), hex::encode(&digest[..4]))
     }
 
     /// The database password: `password_file` (trailing newline dropped),
@@ -89,6 +112,18 @@ impl KeystoreConfig {
             return Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()));
         }
         Ok(std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty()))
+    }
+}
+
+/// The host name (`gethostname(2)`), or "localhost".
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; the name is cut at NUL.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(h) if rc == 0 && !h.is_empty() => h.to_string(),
+        _ => "localhost".to_string(),
     }
 }
 
@@ -119,5 +154,28 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.contains("password_file") && !e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn replica_id_is_configured_or_differs_by_port_and_data_dir() {
+        let c = KeystoreConfig::default();
+        let a = c.replica_id(104, std::path::Path::new("/srv/a"));
+        assert_eq!(a, c.replica_id(104, std::path::Path::new("/srv/a")));
+        assert_ne!(a, c.replica_id(105, std::path::Path::new("/srv/a")));
+        assert_ne!(a, c.replica_id(104, std::path::Path::new("/srv/b")));
+        assert!(a.contains(":104:"), "{a}");
+        let named = KeystoreConfig {
+            replica: "building-a-1".into(),
+            ..KeystoreConfig::default()
+        };
+        assert_eq!(
+            named.replica_id(104, std::path::Path::new("/x")),
+            "building-a-1"
+        );
+        let bad = KeystoreConfig {
+            replica: "a\nb".into(),
+            ..pg("postgres://deid@127.0.0.1/deid")
+        };
+        assert!(bad.validate().is_err());
     }
 }

@@ -1,6 +1,12 @@
 //! The pipeline workers: threads that drain the spool through the
 //! per-instance stage, hand outputs to the router, and only then let the
 //! spool forget the acknowledged originals (see [`super::spool`]).
+//!
+//! With the shared key store (PostgreSQL) a worker batches its reverse-map
+//! writes: its outputs wait in staging until the settle step has written
+//! the batch in one transaction, and only then go to the router, so nothing
+//! is emitted before its record is durable. With sled, outputs go to the
+//! router at once, as sled's own flush at the settle step is all it needs.
 
 use super::disk::Reserve;
 use super::instance::{FileOutcome, Stage};
@@ -52,6 +58,16 @@ struct Shared {
     stopping: Arc<AtomicBool>,
 }
 
+/// The folder under staging where outputs wait for their key-store batch.
+const BATCHED: &str = ".batched";
+
+/// An output waiting for its key-store batch before it goes to the router.
+struct Staged {
+    path: PathBuf,
+    info: super::router::ObjectInfo,
+    calling_ae: Option<String>,
+}
+
 enum Next {
     Item(String),
     Idle,
@@ -79,6 +95,11 @@ impl Workers {
         let staging = rt.config.data_dir().join("staging");
         std::fs::create_dir_all(&staging)
             .with_context(|| format!("cannot create {}", staging.display()))?;
+        // Outputs left waiting by an earlier run are made again from the spool.
+        let batched = staging.join(BATCHED);
+        std::fs::remove_dir_all(&batched).ok();
+        std::fs::create_dir_all(&batched)
+            .with_context(|| format!("cannot create {}", batched.display()))?;
         let stopping = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             reserve: Reserve::new(rt.config.data_dir(), rt.config.node.disk_reserve_mb),
@@ -117,24 +138,58 @@ impl Workers {
 impl Shared {
     fn run(&self) {
         super::background::lower_this_thread();
+        if let Some(pg) = self.rt.store.shared() {
+            pg.defer_writes_on_this_thread();
+        }
         let mut done: Vec<String> = Vec::new();
+        let mut staged: Vec<Staged> = Vec::new();
         loop {
             match self.next(!done.is_empty()) {
                 Next::Item(id) => {
-                    if self.process_with_retry(&id) {
+                    if self.process_with_retry(&id, &mut staged) {
                         done.push(id);
                     }
                     if done.len() >= SETTLE_EVERY {
-                        self.settle(&mut done);
+                        self.settle(&mut done, &mut staged);
                     }
                 }
-                Next::Idle => self.settle(&mut done),
+                Next::Idle => self.settle(&mut done, &mut staged),
                 Next::Closed => {
-                    self.settle(&mut done);
+                    self.settle(&mut done, &mut staged);
                     return;
                 }
             }
         }
+    }
+
+    /// With the shared key store: writes this worker's batch of reverse-map
+    /// records, then hands the outputs that waited for it to the router.
+    /// An output is taken off `staged` once placed, so a retry after a
+    /// failure places only the rest.
+    fn emit(&self, staged: &mut Vec<Staged>) -> Result<()> {
+        let Some(pg) = self.rt.store.shared() else {
+            return Ok(());
+        };
+        pg.flush()?;
+        while let Some(s) = staged.last() {
+            self.route(&s.path, &s.info, s.calling_ae.as_deref())?;
+            staged.pop();
+        }
+        Ok(())
+    }
+
+    /// Hand one staged output to the router and drop the staged copy.
+    fn route(
+        &self,
+        path: &std::path::Path,
+        info: &super::router::ObjectInfo,
+        calling_ae: Option<&str>,
+    ) -> Result<()> {
+        let n = self.router.dispatch(path, info, calling_ae)?;
+        std::fs::remove_file(path).ok();
+        crate::metrics::inc(&crate::metrics::METRICS.instances_deidentified);
+        tracing::info!(sop = %info.sop_instance, destinations = n, "de-identified");
+        Ok(())
     }
 
     /// The next id; with finished files waiting, wait at most
@@ -166,10 +221,12 @@ impl Shared {
         }
     }
 
-    /// Make the outputs durable, mark the instances done and flush the key
-    /// store, then delete their spool copies. On an error they stay and are
-    /// redone at restart.
-    fn settle(&self, done: &mut Vec<String>) {
+    /// With the shared key store, write the batch of reverse-map records and
+    /// only then emit the outputs that waited for it; make the outputs
+    /// durable, mark the instances done and flush the key store, then
+    /// delete their spool copies. On an error they stay and are redone at
+    /// restart.
+    fn settle(&self, done: &mut Vec<String>, staged: &mut Vec<Staged>) {
         if done.is_empty() {
             return;
         }
@@ -178,7 +235,9 @@ impl Shared {
         // retried until it works (or, at shutdown, left to the next start).
         let mut attempt = 0;
         loop {
-            let synced = super::output::sync_filesystem_of(&self.staging)
+            let synced = self
+                .emit(staged)
+                .and_then(|_| super::output::sync_filesystem_of(&self.staging))
                 .and_then(|_| self.router.sync())
                 .and_then(|_| self.spool.mark_done(done))
                 .and_then(|_| self.rt.store.flush());
@@ -188,6 +247,7 @@ impl Shared {
             recovery::after_failure(&self.rt, &self.reserve, &e);
             if self.stopping.load(Ordering::Relaxed) {
                 done.clear();
+                staged.clear();
                 return;
             }
             std::thread::sleep(recovery::backoff(attempt));
@@ -204,7 +264,7 @@ impl Shared {
     /// with back-off until it goes through, while `/healthz` says why.
     /// Below half the disk reserve nothing is written. False (only at
     /// shutdown) leaves it in the spool for the next start.
-    fn process_with_retry(&self, id: &str) -> bool {
+    fn process_with_retry(&self, id: &str, staged: &mut Vec<Staged>) -> bool {
         let span = tracing::info_span!("instance", spool = %id);
         let _g = span.enter();
         let mut attempt = 0u32;
@@ -215,7 +275,7 @@ impl Shared {
                 return false;
             }
             let result = self.reserve.may_work().map_err(anyhow::Error::msg);
-            match result.and_then(|()| self.process(id)) {
+            match result.and_then(|()| self.process(id, staged)) {
                 Ok(()) => {
                     if attempt > 0 {
                         health::clear(Fault::Pipeline);
@@ -234,7 +294,9 @@ impl Shared {
         }
     }
 
-    fn process(&self, id: &str) -> Result<()> {
+    /// One id through the stage; an output waits in `staged` when the key
+    /// store batches its writes.
+    fn process(&self, id: &str, staged: &mut Vec<Staged>) -> Result<()> {
         let path = self.spool.ready_path(id);
         // None: already done by an earlier run that stopped before settling.
         let Some(bytes) = self.spool.read(id)? else {
@@ -270,10 +332,22 @@ impl Shared {
                 calling_ae,
                 ..
             } => {
-                let n = self.router.dispatch(&path, &info, calling_ae.as_deref())?;
-                std::fs::remove_file(&path).ok();
-                crate::metrics::inc(&crate::metrics::METRICS.instances_deidentified);
-                tracing::info!(sop = %info.sop_instance, destinations = n, "de-identified");
+                if self.rt.store.shared().is_some() {
+                    // Its own name until it is emitted: another copy of the
+                    // same instance (same staging path) may be processed by
+                    // another worker meanwhile.
+                    let waiting = self.staging.join(BATCHED).join(format!("{id}.dcm"));
+                    std::fs::rename(&path, &waiting).with_context(|| {
+                        format!("cannot move {} to {}", path.display(), waiting.display())
+                    })?;
+                    staged.push(Staged {
+                        path: waiting,
+                        info,
+                        calling_ae,
+                    });
+                } else {
+                    self.route(&path, &info, calling_ae.as_deref())?;
+                }
             }
             FileOutcome::Quarantined { id, .. } => {
                 crate::metrics::inc(&crate::metrics::METRICS.instances_quarantined);

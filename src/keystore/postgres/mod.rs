@@ -18,14 +18,19 @@
 //! (connect 5 s, call 30 s) and sets the `key_store` fault on `/healthz`;
 //! the workers keep the instance in the spool and retry with back-off, so
 //! nothing is emitted without its record. The next successful call clears it.
+//!
+//! The pipeline workers batch their reverse-map writes ([`batch`]): one
+//! transaction per settle, before any of the settled outputs is emitted.
 
 mod audit;
+mod batch;
 mod migrate;
 mod schema;
+mod series_claims;
 mod users;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -41,6 +46,7 @@ use crate::config::KeystoreConfig;
 use crate::health::{self, Fault};
 
 pub use migrate::{migrate_from_sled, MigrateReport};
+pub use series_claims::SeriesClaim;
 
 /// Longest wait for a new connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,7 +66,12 @@ pub struct PgKeyStore {
     /// first call that reaches the database).
     ready: AtomicBool,
     ready_lock: Mutex<()>,
+    /// Names this store in the per-thread write batches ([`batch`]).
+    id: u64,
 }
+
+/// The next [`PgKeyStore::id`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The database's tables are sealed with another key than the secrets file's.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +159,7 @@ impl PgKeyStore {
             known: KnownKeys::new(KNOWN_KEYS_CAP),
             ready: AtomicBool::new(false),
             ready_lock: Mutex::new(()),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         };
         // A database that does not answer yet is not a reason not to start
         // (the spool takes instances meanwhile and the workers hold them);
@@ -335,6 +347,9 @@ impl PgKeyStore {
             return Ok(());
         }
         let sealed = self.cipher.seal(&kind.aad(key.as_bytes()), &plaintext()?);
+        let Some(sealed) = self.try_defer(kind, key, sealed) else {
+            return Ok(());
+        };
         let pool = self.pool.clone();
         let owned = key.to_string();
         self.call("writing a record", async move {
@@ -350,6 +365,9 @@ impl PgKeyStore {
 
     /// The sealed value under `key`, as stored.
     fn get_sealed(&self, kind: Kind, key: &str) -> Result<Option<Vec<u8>>> {
+        if let Some(sealed) = self.pending(kind, key) {
+            return Ok(Some(sealed));
+        }
         let pool = self.pool.clone();
         let owned = key.to_string();
         self.call("reading a record", async move {
@@ -448,8 +466,10 @@ impl KeyStore for PgKeyStore {
     }
 
     /// Every write is committed (and, with PostgreSQL's default
-    /// `synchronous_commit`, durable) before `put_*` returns.
+    /// `synchronous_commit`, durable) before `put_*` returns, except on a
+    /// thread that defers its writes ([`batch`]): there this writes the
+    /// thread's batch in one transaction.
     fn flush(&self) -> Result<()> {
-        Ok(())
+        self.flush_batch().map(|_| ())
     }
 }

@@ -7,11 +7,13 @@
 //! | `audit_records` | `seq bigint`, `body bytea`   | the audit chain, one JSON record a row |
 //! | `audit_head`    | one row: `seq`, `hash`       | the chain's head, row-locked by appends |
 //! | `users`         | `name text`, `record bytea`  | users, roles, token hashes (JSON)      |
+//! | `series_claims` | `key text`, `owner text`, `seen_by text[]`, `split`, `touched`, `finished` | which replica holds each head MR series ([`super::series_claims`]) |
 //!
 //! Keys are pseudonyms (as in sled); every value is sealed. The gateway's
 //! role needs only SELECT and INSERT on the record tables and UPDATE on
 //! `audit_head` and `users` (see the README): the database itself then refuses edits
-//! and deletions of records.
+//! and deletions of records. `series_claims` holds no record (a keyed hash
+//! and replica names): the role updates and deletes its rows.
 
 use super::super::kind::Kind;
 
@@ -34,6 +36,14 @@ CREATE TABLE IF NOT EXISTS audit_head (
     seq bigint NOT NULL,
     hash text NOT NULL
 );
+CREATE TABLE IF NOT EXISTS series_claims (
+    key text PRIMARY KEY,
+    owner text NOT NULL,
+    seen_by text[] NOT NULL,
+    split boolean NOT NULL DEFAULT false,
+    touched timestamptz NOT NULL,
+    finished timestamptz
+);
 ",
     );
     sql
@@ -41,7 +51,7 @@ CREATE TABLE IF NOT EXISTS audit_head (
 
 /// Tables the gateway needs; when all exist, no DDL is run (so a role
 /// without CREATE works on a schema set up by its owner).
-pub(super) const TABLES: [&str; 8] = [
+pub(super) const TABLES: [&str; 9] = [
     "patients",
     "uids",
     "accessions",
@@ -50,6 +60,7 @@ pub(super) const TABLES: [&str; 8] = [
     "audit_records",
     "audit_head",
     "users",
+    "series_claims",
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock` around the DDL.

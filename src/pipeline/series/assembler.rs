@@ -1,11 +1,14 @@
 //! The gateway's series thread: it watches the holding area, claims each
 //! complete series, runs it through the series route (head MR) and hands the outputs to
 //! the router; only when they are durable is the series dropped. Held
-//! series survive restarts; claimed ones are redone first.
+//! series survive restarts; claimed ones are redone first. With a shared
+//! key store, a series that arrived split across replicas is quarantined
+//! whole instead (see [`super::split`]).
 
 use super::complete::is_complete;
 use super::holding::Holding;
 use super::process::process_series;
+use super::split::{key_of_claimed, Split};
 use crate::keystore::KeyStore;
 use crate::pipeline::instance::{FileOutcome, Stage};
 use crate::pipeline::quarantine::Quarantine;
@@ -108,6 +111,15 @@ impl State {
             durable: false,
             claims: &self.rt.claims,
         };
+        if let Some(reason) = self.split_reason(dir)? {
+            for m in &members {
+                stage.quarantined(&m.bytes, &reason, &m.origin)?;
+                crate::metrics::inc(&crate::metrics::METRICS.instances_quarantined);
+            }
+            self.holding.finish(dir)?;
+            tracing::warn!(instances = members.len(), %reason, "head MR series quarantined");
+            return Ok(());
+        }
         let (mut written, mut quarantined) = (0, 0);
         let mut placed = std::collections::HashSet::new();
         for (_, outcome) in process_series(&members, route, hook, &stage)? {
@@ -138,5 +150,17 @@ impl State {
         self.holding.finish(dir)?;
         tracing::info!(written, quarantined, "head MR series done");
         Ok(())
+    }
+
+    /// With a shared key store: closes this replica's claim on the series
+    /// in `dir`; `Some(reason)` when it arrived split across replicas.
+    fn split_reason(&self, dir: &Path) -> Result<Option<String>> {
+        let Some(split) = Split::of(&self.rt) else {
+            return Ok(None);
+        };
+        let Some(key) = key_of_claimed(dir) else {
+            return Ok(None);
+        };
+        split.complete(&key)
     }
 }
