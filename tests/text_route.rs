@@ -407,6 +407,15 @@ fn lines_are_read_kept_by_the_allow_list_and_identifiers_always_filled() {
         "the leak is not reported: {log}"
     );
     assert!(!log.contains("1951"), "the log holds the birth date: {log}");
+    // The finding is in the audit chain under the new instance UID.
+    let audit = cli(&config, &["audit", "export"]);
+    assert!(audit.status.success(), "{}", text(&audit));
+    let audit = text(&audit);
+    assert!(
+        audit.contains("pixels.identifiers_burned_in") && audit.contains("birth date"),
+        "no audit record of the burned-in identifiers: {audit}"
+    );
+    assert!(!audit.contains("1951") && !audit.contains("19510829"));
     let out = files_under(&out_dir).pop().expect("an output");
     assert_cleaned_marks(&dicom_object::open_file(&out).unwrap(), "GREYSCALE_IMAGE");
     let band = (0, 0, 1024, 22);

@@ -82,6 +82,16 @@ pub trait KeyStore: Send + Sync {
     fn get_pixels(&self, sop_uid: &str) -> anyhow::Result<Option<Vec<u8>>>;
     /// Makes every previous `put_*` durable.
     fn flush(&self) -> anyhow::Result<()>;
+    /// Appends an event of the gateway itself (actor "gateway") to the
+    /// audit chain, durably: `subject` is pseudonymous (a new UID), and
+    /// `reason` names kinds of data, never values.
+    fn audit_event(
+        &self,
+        action: &str,
+        subject: &str,
+        reason: &str,
+        outcome: &str,
+    ) -> anyhow::Result<()>;
 }
 
 /// Default bound of [`KnownKeys`]; ~100k short keys is a few MiB at most.

@@ -474,6 +474,12 @@ impl KeyStore for SledKeyStore {
         self.get_opened(Kind::Pixels, sop_uid)
     }
 
+    fn audit_event(&self, action: &str, subject: &str, reason: &str, outcome: &str) -> Result<()> {
+        self.audit()
+            .append("gateway", action, subject, reason, None, outcome)
+            .map(|_| ())
+    }
+
     fn flush(&self) -> Result<()> {
         if let Some(shared) = self.reverse_map() {
             shared.flush()?;

@@ -100,6 +100,11 @@ fn merge(into: &mut Cleaned, c: Cleaned) {
         (Some(a), Some(b)) => Some(crate::routes::sealed::chain(a, b)),
         (a, b) => a.or(b),
     };
+    for leak in c.leaks {
+        if !into.leaks.contains(&leak) {
+            into.leaks.push(leak);
+        }
+    }
     into.method_note = match (into.method_note.take(), c.method_note) {
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
         (a, b) => a.or(b),
@@ -216,6 +221,26 @@ impl Stage<'_> {
             store.put_pixels(&d.sop_instance_uid, sealed).map_err(|e| {
                 Stop::Storage(e.context("pixel route: cannot store the replaced pixels"))
             })?;
+        }
+        if !cleaned.leaks.is_empty() {
+            // A source that burns identifiers into its pixels is a finding
+            // for the data manager, kept with the other audited events.
+            let store = self
+                .deid
+                .store()
+                .ok_or("text route: no key store to audit the burned-in identifiers in")?;
+            let reason = format!(
+                "burned-in text of the source held {}; the lines were filled",
+                cleaned.leaks.join(", ")
+            );
+            store
+                .audit_event(
+                    "pixels.identifiers_burned_in",
+                    &d.sop_instance_uid,
+                    &reason,
+                    "filled",
+                )
+                .map_err(|e| Stop::Storage(e.context("cannot audit burned-in identifiers")))?;
         }
         let mut object = d.object;
         if let Some(note) = &cleaned.method_note {

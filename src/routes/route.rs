@@ -34,6 +34,10 @@ pub struct Cleaned {
     /// Appended to DeidentificationMethod (0012,0063), when the method
     /// needs more words than its code (e.g. the MR face mode).
     pub method_note: Option<String>,
+    /// The kinds of the object's own identifiers the route found burned
+    /// into its pixels (words, never values): the pipeline records them in
+    /// the audit chain under the new instance UID, a sign the source leaks.
+    pub leaks: Vec<&'static str>,
 }
 
 /// A pixel route. Implementations hold their loaded model, or why it cannot

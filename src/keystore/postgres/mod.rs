@@ -472,4 +472,9 @@ impl KeyStore for PgKeyStore {
     fn flush(&self) -> Result<()> {
         self.flush_batch().map(|_| ())
     }
+
+    fn audit_event(&self, action: &str, subject: &str, reason: &str, outcome: &str) -> Result<()> {
+        self.audit_append("gateway", action, subject, reason, None, outcome)
+            .map(|_| ())
+    }
 }

@@ -95,6 +95,7 @@ fn same(c: &Cleaned) -> Cleaned {
         sealed: None,
         note: c.note.clone(),
         method_note: c.method_note.clone(),
+        leaks: c.leaks.clone(),
     }
 }
 

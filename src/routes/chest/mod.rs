@@ -187,6 +187,7 @@ impl PixelRoute for ChestRoute {
                 sealed: None,
                 note: "chest route: deformation applied".into(),
                 method_note: None,
+                leaks: Vec::new(),
             }),
             Ok(Outcome::Disabled) => RouteOutcome::Untouched(
                 "chest route disabled by configuration: pixels passed unchanged".into(),

@@ -34,6 +34,7 @@ pub fn remodel(
         sealed: None,
         method_note: Some(format!("MR face {}: {}", cfg.mode.name(), r.note)),
         note: r.note,
+        leaks: Vec::new(),
     };
     Ok((objs, cleaned))
 }

@@ -211,6 +211,7 @@ impl PixelRoute for PhotoRoute {
                 applied.faces, applied.annotation_boxes
             ),
             method_note: None,
+            leaks: Vec::new(),
         })
     }
 

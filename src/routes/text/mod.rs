@@ -256,6 +256,7 @@ impl PixelRoute for TextRoute {
                 leak_note(&r.leaks)
             ),
             method_note: None,
+            leaks: r.leaks.iter().map(|k| k.describe()).collect(),
         })
     }
 
