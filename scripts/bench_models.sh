@@ -4,21 +4,35 @@
 # upsample + warp at a native radiograph size, in ms per image. On the CPU
 # also: the shared NHWC convolution path against candle's own convolutions in
 # the same process (chest U-Net and text detector), and the text detector per
-# 640×480 frame. Photo detection + replacement: scripts/eval_photo_detect.sh
-# --timing.
-# Goals: < 50 ms/image on CPU for the 256² field, < 5 ms/image on an H100.
-#   DEVICE=cpu|cuda  NATIVE=2048x2500  REPS=20  MODEL=models/chest
+# 640×480 frame; the photo route's detection + replacement per 1024×768
+# photo (the 64 deepface photos, examples/eval_photo_detect.rs --timing); and
+# the head MR route from "series complete" to the last slice forwarded, for
+# the 35-slice volunteer series with the template remodeler
+# (scripts/bench_mri.sh, MRI_RUNS times). The load average is printed before
+# and after: other jobs on a shared machine slow every row.
+# Goals: < 50 ms/image on CPU for the 256² field, < 5 ms/image on an H100;
+# photo median < 100 ms; MRI series < 1 s.
+#   DEVICE=cpu|cuda  NATIVE=2048x2500  REPS=20  MODEL=models/chest  MRI_RUNS=3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEVICE=${DEVICE:-cpu}
 NATIVE=${NATIVE:-2048x2500}
 REPS=${REPS:-20}
 MODEL=${MODEL:-models/chest}
+MRI_RUNS=${MRI_RUNS:-3}
 features=()
 if [ "$DEVICE" != cpu ]; then features=(--features cuda); fi
 cargo build --release "${features[@]}"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
 ./target/release/deidgate eval chest --bench --model "$MODEL" --native "$NATIVE" --reps "$REPS" --device "$DEVICE"
 if [ "$DEVICE" = cpu ]; then
   cargo test --release --test conv_path -- --ignored timing --nocapture 2>&1 | grep -E ' ms'
   cargo test --release --test text_detect -- --ignored frame_time --nocapture 2>&1 | grep -E ' ms'
 fi
+if [ "$DEVICE" = cpu ]; then
+  cargo run --release --quiet --example eval_photo_detect -- --timing
+  for _ in $(seq 1 "$MRI_RUNS"); do
+    MODEL=remodeler bash scripts/bench_mri.sh | grep -E 'series complete'
+  done
+fi
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

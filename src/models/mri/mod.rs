@@ -14,6 +14,7 @@ pub mod mask;
 pub mod nifti;
 pub mod reface;
 pub mod register;
+pub mod register_cpu;
 pub mod resample;
 pub mod shape;
 pub mod surface;

@@ -17,6 +17,7 @@ use super::template::Template;
 use super::volume::{quantiles, spacing};
 use super::warp::FaceRegion;
 use super::Volume;
+use rayon::prelude::*;
 
 pub const FEATHER_MM: f64 = 3.0;
 
@@ -51,8 +52,7 @@ pub fn reface_best(
 ) -> (Vec<f32>, Shape, f64) {
     let m = Matcher::new(vol, w);
     let ramp = shape::ramp(vol, &w.face, w.bbox, m.thr);
-    let mut best: Option<(Vec<f32>, Shape, f64)> = None;
-    for s in shapes {
+    let candidate = |s: &Shape| -> Vec<f32> {
         let tpl = if *s == Shape::IDENTITY {
             None
         } else {
@@ -66,16 +66,29 @@ pub fn reface_best(
                 s,
             ))
         };
-        let out = m.fill(vol, w, tpl.as_deref().unwrap_or(&w.template));
-        let d = shape::front_depth_diff(vol, &vol.data, &out, &w.face, w.bbox, m.thr);
-        if best.as_ref().is_none_or(|b| d > b.2) {
-            best = Some((out, *s, d));
+        m.fill(vol, w, tpl.as_deref().unwrap_or(&w.template))
+    };
+    // The candidates are scored in parallel, keeping only their scores (a
+    // whole output volume each would be 8 volumes in memory at once); the
+    // winner is filled in again. The choice is made in candidate order, so
+    // it does not depend on which thread finished first.
+    let scores: Vec<f64> = shapes
+        .par_iter()
+        .map(|s| {
+            let out = candidate(s);
+            shape::front_depth_diff(vol, &vol.data, &out, &w.face, w.bbox, m.thr)
+        })
+        .collect();
+    let mut best: Option<(usize, f64)> = None;
+    for (i, &d) in scores.iter().enumerate() {
+        if best.is_none_or(|b| d > b.1) {
+            best = Some((i, d));
         }
     }
-    best.unwrap_or_else(|| {
-        let out = m.fill(vol, w, &w.template);
-        (out, Shape::IDENTITY, 0.0)
-    })
+    match best {
+        Some((i, d)) => (candidate(&shapes[i]), shapes[i], d),
+        None => (m.fill(vol, w, &w.template), Shape::IDENTITY, 0.0),
+    }
 }
 
 /// Quantile map from the (unshaped) warped template to the subject over the
@@ -101,10 +114,16 @@ impl Matcher {
             }
         }
         let qs: Vec<f64> = (0..=200).map(|q| q as f64 / 200.0).collect();
+        // Two sorts and the feather's distance passes: independent, so run
+        // side by side.
+        let ((qsrc, qdst), weight) = rayon::join(
+            || rayon::join(|| quantiles(&t, &qs), || quantiles(&s, &qs)),
+            || mask::feather(&w.face, vol.dims, spacing(&vol.affine), FEATHER_MM),
+        );
         Self {
-            qsrc: quantiles(&t, &qs),
-            qdst: quantiles(&s, &qs),
-            weight: mask::feather(&w.face, vol.dims, spacing(&vol.affine), FEATHER_MM),
+            qsrc,
+            qdst,
+            weight,
             thr: mask::air_threshold(&s),
         }
     }

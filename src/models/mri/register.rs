@@ -8,19 +8,18 @@
 //! needs no search: both volumes carry their patient orientation in the
 //! affine, so identity in world space is already the right way up.
 //! Similarity is normalized cross-correlation over the subject grid, at 8, 4
-//! and 2 mm, optimized with candle autograd and Adam.
+//! and 2 mm, optimized with Adam: on the CPU with the analytic gradient of
+//! [`super::register_cpu`], on other devices with candle autograd.
 
 #![allow(clippy::needless_range_loop)] // index math on 3x3/4x4 matrices and axes
 
+use super::register_cpu::{CpuLevel, LIN_SCALE};
 use super::resample::GridTensor;
 use super::volume::{apply, invert, Mat4};
 use super::{mask, Volume};
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 
-/// Scale of the linear-part parameters (see module docs).
-const LIN_SCALE: f64 = 0.01;
 /// Most subject points used per level (strided subsample beyond that).
 const MAX_POINTS: usize = 30_000;
 
@@ -67,8 +66,17 @@ struct Level {
     minv_o: Tensor,
 }
 
-impl Level {
-    fn new(fixed: &Volume, moving: &Volume, mm: f64, cs: [f64; 3], dev: &Device) -> Result<Self> {
+/// One level's subject points, intensities and template level on the host,
+/// from which either objective is built.
+struct LevelData {
+    pts: Vec<f32>,
+    vals: Vec<f32>,
+    moving: Volume,
+    inv: Mat4,
+}
+
+impl LevelData {
+    fn new(fixed: &Volume, moving: &Volume, mm: f64, cs: [f64; 3]) -> Self {
         let fl = fixed.downsample(fixed.factors_for(mm));
         let ml = moving.downsample(moving.factors_for(mm));
         let n = fl.len();
@@ -88,8 +96,25 @@ impl Level {
             ]);
             vals.push(fl.data[p]);
         }
-        let m = vals.len();
         let inv = invert(&ml.affine);
+        Self {
+            pts,
+            vals,
+            moving: ml,
+            inv,
+        }
+    }
+}
+
+impl Level {
+    fn new(d: LevelData, dev: &Device) -> Result<Self> {
+        let LevelData {
+            pts,
+            vals,
+            moving: ml,
+            inv,
+        } = d;
+        let m = vals.len();
         let mut lt = Vec::with_capacity(9);
         for r in 0..3 {
             for c in 0..3 {
@@ -131,26 +156,102 @@ impl Level {
     }
 }
 
+/// The loss at one level: analytic on the CPU ([`super::register_cpu`]),
+/// candle autograd elsewhere.
+enum Objective {
+    Cpu(CpuLevel, [f32; 3]),
+    Candle(Level, Tensor),
+}
+
+impl Objective {
+    fn new(d: LevelData, ct: [f64; 3], dev: &Device) -> Result<Self> {
+        let ct32 = ct.map(|c| c as f32);
+        Ok(if dev.is_cpu() {
+            Objective::Cpu(CpuLevel::new(&d.pts, d.vals, &d.moving, &d.inv), ct32)
+        } else {
+            let ct = Tensor::from_vec(ct32.to_vec(), (1, 3), dev)?;
+            Objective::Candle(Level::new(d, dev)?, ct)
+        })
+    }
+
+    /// The loss at `p`, and its gradient when `grad` is set.
+    fn eval(&self, p: &[f32; 12], grad: bool) -> Result<(f64, Option<[f32; 12]>)> {
+        match self {
+            Objective::Cpu(level, ct) => Ok(level.loss(p, *ct, grad)),
+            Objective::Candle(level, ct) => {
+                let dev = ct.device();
+                let var = Var::from_vec(p.to_vec(), 12, dev)?;
+                let loss = level.loss(var.as_tensor(), ct)?;
+                let l = loss.to_scalar::<f32>()? as f64;
+                if !grad {
+                    return Ok((l, None));
+                }
+                let grads = loss.backward()?;
+                let g = match grads.get(&var) {
+                    Some(g) => g.to_vec1::<f32>()?,
+                    None => vec![0.0; 12],
+                };
+                let mut out = [0f32; 12];
+                out.copy_from_slice(&g);
+                Ok((l, Some(out)))
+            }
+        }
+    }
+}
+
+/// Adam as candle's `AdamW` with no weight decay (the optimizer the
+/// registration was tuned with), on the 12 host parameters.
+struct Adam {
+    m: [f64; 12],
+    v: [f64; 12],
+    t: i32,
+}
+
+impl Adam {
+    const BETA1: f64 = 0.9;
+    const BETA2: f64 = 0.999;
+    const EPS: f64 = 1e-8;
+
+    fn new() -> Self {
+        Self {
+            m: [0.0; 12],
+            v: [0.0; 12],
+            t: 0,
+        }
+    }
+
+    fn step(&mut self, p: &mut [f32; 12], g: &[f32; 12], lr: f64) {
+        self.t += 1;
+        let scale_m = 1.0 / (1.0 - Self::BETA1.powi(self.t));
+        let scale_v = 1.0 / (1.0 - Self::BETA2.powi(self.t));
+        for i in 0..12 {
+            let g = g[i] as f64;
+            self.m[i] = self.m[i] * Self::BETA1 + g * (1.0 - Self::BETA1);
+            self.v[i] = self.v[i] * Self::BETA2 + g * g * (1.0 - Self::BETA2);
+            let step = self.m[i] * scale_m / ((self.v[i] * scale_v).sqrt() + Self::EPS);
+            p[i] = (p[i] as f64 - lr * step) as f32;
+        }
+    }
+}
+
 /// Register `moving` (template) to `fixed` (subject).
 pub fn register(fixed: &Volume, moving: &Volume, dev: &Device) -> Result<Registration> {
     let cs = centroid(fixed);
-    let ct_v = centroid(moving);
-    let ct = Tensor::from_vec(ct_v.map(|c| c as f32).to_vec(), (1, 3), dev)?;
-    let mut params = vec![0f32; 12];
+    let ct = centroid(moving);
+    let mut params = [0f32; 12];
     let mut ncc = 0.0;
     for (li, &(mm, iters, lr)) in LEVELS.iter().enumerate() {
-        let level = Level::new(fixed, moving, mm, cs, dev)?;
+        let level = Objective::new(LevelData::new(fixed, moving, mm, cs), ct, dev)?;
         if li == 0 {
             // Coarse translation search: head centroids differ when the field of
             // view includes more or less neck, so try shifts along S-I and A-P.
-            let mut best = (f64::INFINITY, params.clone());
+            let mut best = (f64::INFINITY, params);
             for dz in [-30.0f32, -20.0, -10.0, 0.0, 10.0, 20.0, 30.0] {
                 for dy in [-20.0f32, -10.0, 0.0, 10.0, 20.0] {
-                    let mut p = params.clone();
+                    let mut p = params;
                     p[1] += dy;
                     p[2] += dz;
-                    let pt = Tensor::from_vec(p.clone(), 12, dev)?;
-                    let l = level.loss(&pt, &ct)?.to_scalar::<f32>()? as f64;
+                    let l = level.eval(&p, false)?.0;
                     if l < best.0 {
                         best = (l, p);
                     }
@@ -158,39 +259,29 @@ pub fn register(fixed: &Volume, moving: &Volume, dev: &Device) -> Result<Registr
             }
             params = best.1;
         }
-        let var = Var::from_vec(params.clone(), 12, dev)?;
-        let mut opt = AdamW::new(
-            vec![var.clone()],
-            ParamsAdamW {
-                lr,
-                weight_decay: 0.0,
-                ..Default::default()
-            },
-        )?;
-        let mut best = (f64::INFINITY, params.clone());
+        let mut opt = Adam::new();
+        let mut best = (f64::INFINITY, params);
         for it in 0..iters {
             // cosine decay: large steps first, fine convergence at the end
-            opt.set_learning_rate(
-                lr * (0.1
-                    + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * it as f64 / iters as f64).cos())),
-            );
-            let loss = level.loss(var.as_tensor(), &ct)?;
-            let l = loss.to_scalar::<f32>()? as f64;
+            let rate = lr
+                * (0.1
+                    + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * it as f64 / iters as f64).cos()));
+            let (l, g) = level.eval(&params, true)?;
             if l < best.0 {
-                best = (l, var.as_tensor().to_vec1::<f32>()?);
+                best = (l, params);
             }
-            opt.backward_step(&loss)?;
+            opt.step(&mut params, &g.expect("gradient requested"), rate);
         }
-        let l = level.loss(var.as_tensor(), &ct)?.to_scalar::<f32>()? as f64;
+        let l = level.eval(&params, false)?.0;
         if l < best.0 {
-            best = (l, var.as_tensor().to_vec1::<f32>()?);
+            best = (l, params);
         }
         params = best.1;
         ncc = -best.0;
         tracing::debug!(mm, ncc, "registration level done");
     }
     Ok(Registration {
-        subject_to_template: to_matrix(&params, cs, ct_v),
+        subject_to_template: to_matrix(&params, cs, ct),
         ncc,
     })
 }
@@ -227,6 +318,46 @@ mod tests {
             [t * x * y + s * z, t * y * y + c, t * y * z - s * x],
             [t * x * z - s * y, t * y * z + s * x, t * z * z + c],
         ]
+    }
+
+    /// The CPU objective's loss and analytic gradient match candle's
+    /// autograd of the same loss, at parameters away from the optimum.
+    #[test]
+    fn cpu_objective_matches_candle_autograd() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mri");
+        let t = Template::load(&dir).unwrap();
+        let tv = &t.intensity;
+        let (cs, ct) = (centroid(tv), centroid(tv));
+        let dev = Device::Cpu;
+        for mm in [8.0, 4.0] {
+            let cpu = match Objective::new(LevelData::new(tv, tv, mm, cs), ct, &dev).unwrap() {
+                Objective::Cpu(l, c) => (l, c),
+                Objective::Candle(..) => unreachable!("the CPU gets the analytic objective"),
+            };
+            let cpu = Objective::Cpu(cpu.0, cpu.1);
+            let ctt = Tensor::from_vec(ct.map(|c| c as f32).to_vec(), (1, 3), &dev).unwrap();
+            let candle = Objective::Candle(
+                Level::new(LevelData::new(tv, tv, mm, cs), &dev).unwrap(),
+                ctt,
+            );
+            let p: [f32; 12] = [
+                2.0, -3.0, 4.0, 1.5, -0.5, 0.8, 0.3, -1.2, 0.4, -0.7, 0.9, 1.1,
+            ];
+            let (la, ga) = cpu.eval(&p, true).unwrap();
+            let (lb, gb) = candle.eval(&p, true).unwrap();
+            let (ga, gb) = (ga.unwrap(), gb.unwrap());
+            eprintln!("{mm} mm: loss {la:.5} / {lb:.5}, gradient {ga:?} / {gb:?}");
+            assert!((la - lb).abs() < 1e-4, "{mm} mm: loss {la} vs {lb}");
+            let scale = gb.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for i in 0..12 {
+                assert!(
+                    (ga[i] - gb[i]).abs() <= 0.02 * scale,
+                    "{mm} mm: gradient {i}: {} vs {} ({ga:?} vs {gb:?})",
+                    ga[i],
+                    gb[i]
+                );
+            }
+        }
     }
 
     /// A template moved by a known rigid transform (3, -4, 5 mm; 4 degrees)

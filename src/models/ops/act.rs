@@ -37,11 +37,7 @@ impl Act {
         match self {
             Act::None => {}
             Act::Relu => row.iter_mut().for_each(|v| *v = v.max(0.0)),
-            Act::PRelu(a) => row.iter_mut().zip(a).for_each(|(v, a)| {
-                if *v < 0.0 {
-                    *v *= a
-                }
-            }),
+            Act::PRelu(a) => row.iter_mut().zip(a).for_each(|(v, a)| *v = prelu(*v, *a)),
             Act::HardSwish { scale, shift } => row
                 .iter_mut()
                 .for_each(|v| *v = scale * (*v * (*v + 3.0).clamp(0.0, 6.0) / 6.0) + shift),
@@ -69,12 +65,42 @@ impl Act {
     }
 }
 
+/// PReLU as a select rather than a branch: the sign of a conv output is
+/// noise to the branch predictor (perf put the branchy per-pixel pass at 12 %
+/// of MTCNN's time). Same bits as the branch.
+#[inline(always)]
+pub(super) fn prelu(v: f32, a: f32) -> f32 {
+    let neg = v * a;
+    if v < 0.0 {
+        neg
+    } else {
+        v
+    }
+}
+
 /// Add a per-channel bias and activate, in place, over rows of `bias.len()`
-/// channels (NHWC pixels).
+/// channels (NHWC pixels). The activation is matched once, outside the pixel
+/// loop, so the common cases compile to straight vector code.
 pub fn bias_act(data: &mut [f32], bias: &[f32], act: &Act) {
-    for row in data.chunks_exact_mut(bias.len()) {
-        row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-        act.apply_row(row);
+    let c = bias.len();
+    match act {
+        Act::None => data
+            .chunks_exact_mut(c)
+            .for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b)),
+        Act::Relu => data.chunks_exact_mut(c).for_each(|row| {
+            row.iter_mut()
+                .zip(bias)
+                .for_each(|(v, b)| *v = (*v + b).max(0.0))
+        }),
+        Act::PRelu(a) => data.chunks_exact_mut(c).for_each(|row| {
+            row.iter_mut()
+                .zip(bias.iter().zip(a))
+                .for_each(|(v, (b, a))| *v = prelu(*v + b, *a))
+        }),
+        _ => data.chunks_exact_mut(c).for_each(|row| {
+            row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+            act.apply_row(row);
+        }),
     }
 }
 

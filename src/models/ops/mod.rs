@@ -22,6 +22,7 @@ pub mod bn;
 pub mod conv;
 pub mod conv2d;
 pub mod conv_direct;
+mod conv_direct_avx2;
 pub mod conv_layout;
 pub mod conv_transpose;
 pub mod dense_rows;

@@ -3,6 +3,7 @@
 //! 48×48 crops and places the five landmarks.
 
 use anyhow::Result;
+use rayon::prelude::*;
 
 use super::boxes::{crops, proposals, regress, regress_proposal, square, BBox, Candidate};
 use super::image::{area_resize_normalized, RgbImage, Window};
@@ -84,20 +85,33 @@ impl Mtcnn {
             x1: img.width as usize,
             y1: img.height as usize,
         };
-        let mut all: Vec<Candidate> = Vec::new();
-        for scale in scales(img.width, img.height, min_face, cfg.factor) {
+        let level = |scale: f64| -> Result<Vec<Candidate>> {
             let (w, h) = level_size(img.width, img.height, scale);
             let mut data = vec![0f32; 3 * w * h];
             area_resize_normalized(img, full, w, h, &mut data);
             let out = self.run_pnet(Nhwc::new(1, h, w, 3, data))?;
             let level = proposals(&out.reg, &out.prob, out.w, out.h, scale, cfg.thresholds[0]);
             let level_boxes: Vec<BBox> = level.iter().map(|c| c.bbox).collect();
-            all.extend(
-                nms(&level_boxes, 0.5, Overlap::Union)
-                    .into_iter()
-                    .map(|i| level[i]),
-            );
-        }
+            Ok(nms(&level_boxes, 0.5, Overlap::Union)
+                .into_iter()
+                .map(|i| level[i])
+                .collect())
+        };
+        let scales = scales(img.width, img.height, min_face, cfg.factor);
+        // On the CPU the levels run as parallel tasks: the small ones are
+        // too little work to keep two cores busy inside each layer, so they
+        // fill the gaps of the large ones. Each level is computed the same
+        // way on whichever thread runs it, and the results are joined in
+        // level order, so the output does not depend on scheduling.
+        let levels: Vec<Vec<Candidate>> = if self.device.is_cpu() {
+            scales
+                .par_iter()
+                .map(|&s| level(s))
+                .collect::<Result<_>>()?
+        } else {
+            scales.iter().map(|&s| level(s)).collect::<Result<_>>()?
+        };
+        let all: Vec<Candidate> = levels.into_iter().flatten().collect();
         let all_boxes: Vec<BBox> = all.iter().map(|c| c.bbox).collect();
         Ok(nms(&all_boxes, 0.7, Overlap::Union)
             .into_iter()
