@@ -9,6 +9,9 @@
 //!   outputs written by scripts/text-parity.py (`TEXT_PARITY_DIR`).
 //! - `frame_time_640x480`: prints ms per 640×480 frame; run it in release.
 
+mod common;
+
+use common::text_lines::{fixture, Line};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -75,39 +78,6 @@ fn us_frame() -> Rgb {
     let (w, h) = (d.columns() as usize, d.rows() as usize);
     let data = d.data()[..w * h].iter().flat_map(|&v| [v, v, v]).collect();
     Rgb { w, h, data }
-}
-
-/// One rendered line: its ink box in the mask and its text.
-struct Line {
-    x0: usize,
-    y0: usize,
-    x1: usize,
-    y1: usize,
-    text: String,
-}
-
-/// The coverage mask and line list written by scripts/text-fixtures.py.
-fn fixture() -> (image::GrayImage, Vec<Line>) {
-    let mask = image::open(root().join("tests/fixtures/text_lines.png"))
-        .expect("decode text_lines.png")
-        .to_luma8();
-    let txt = std::fs::read_to_string(root().join("tests/fixtures/text_lines.txt")).unwrap();
-    let lines = txt
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.splitn(7, ' ').collect();
-            let n = |i: usize| f[i].parse::<usize>().unwrap();
-            Line {
-                x0: n(0),
-                y0: n(1),
-                x1: n(2),
-                y1: n(3),
-                text: f[6].to_string(),
-            }
-        })
-        .collect();
-    (mask, lines)
 }
 
 /// Blends `line`'s ink from the mask into `img` at `(px, py)` in colour

@@ -7,6 +7,9 @@
 //! Ignored by default: `rec_parity_with_onnxruntime` (outputs written by
 //! scripts/text-parity.py, `TEXT_PARITY_DIR`) and `line_time` (ms per line).
 
+mod common;
+
+use common::text_lines::{fixture, Line};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -33,38 +36,6 @@ fn models() -> PathBuf {
 fn reader() -> &'static TextReader {
     static R: OnceLock<TextReader> = OnceLock::new();
     R.get_or_init(|| TextReader::load(&models()).expect("load text recogniser"))
-}
-
-struct Line {
-    x0: usize,
-    y0: usize,
-    x1: usize,
-    y1: usize,
-    text: String,
-}
-
-/// The ink mask and the lines of tests/fixtures/text_lines.{png,txt}.
-fn fixture() -> (image::GrayImage, Vec<Line>) {
-    let mask = image::open(root().join("tests/fixtures/text_lines.png"))
-        .expect("decode text_lines.png")
-        .to_luma8();
-    let txt = std::fs::read_to_string(root().join("tests/fixtures/text_lines.txt")).unwrap();
-    let lines = txt
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.splitn(7, ' ').collect();
-            let n = |i: usize| f[i].parse::<usize>().unwrap();
-            Line {
-                x0: n(0),
-                y0: n(1),
-                x1: n(2),
-                y1: n(3),
-                text: f[6].to_string(),
-            }
-        })
-        .collect();
-    (mask, lines)
 }
 
 /// `line`'s ink in `fg` on `bg`, with a margin of `m` pixels: an RGB image.

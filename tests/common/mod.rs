@@ -6,6 +6,7 @@ pub mod gateway;
 pub mod http;
 pub mod peers;
 pub mod pg;
+pub mod text_lines;
 pub mod webdriver;
 
 use dicom_core::header::Header;
