@@ -171,9 +171,10 @@ impl Shared {
             return Ok(());
         };
         pg.flush()?;
-        while let Some(s) = staged.last() {
+        // In the order they were made (a batch is at most SETTLE_EVERY).
+        while let Some(s) = staged.first() {
             self.route(&s.path, &s.info, s.calling_ae.as_deref())?;
-            staged.pop();
+            staged.remove(0);
         }
         Ok(())
     }
