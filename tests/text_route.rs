@@ -437,3 +437,41 @@ fn lines_are_read_kept_by_the_allow_list_and_identifiers_always_filled() {
     let out = out.unwrap_or_else(|| panic!("quarantined: {reasons}"));
     assert!(legible(&ocr(&out, 0, line2, &dir), &["Breast"]).is_empty());
 }
+
+/// Without the recogniser's weights the route still runs: every line found
+/// is filled, none is read, and the log says so.
+#[test]
+fn without_the_recogniser_every_line_is_filled_unread() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("text-models");
+    std::fs::create_dir_all(&models).unwrap();
+    let det = deidgate::models::text::DET_WEIGHTS;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/text");
+    std::fs::copy(repo.join(det), models.join(det)).unwrap();
+    let input = us("GREYSCALE_IMAGE.dcm");
+    let dir = tmp.path().join("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = format!("[text]\nweights = \"{}\"\n", models.display());
+    let config = write_config(&dir, &toml);
+    let out_dir = dir.join("out");
+    let o = cli(
+        &config,
+        &[
+            "anonymize",
+            input.to_str().unwrap(),
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let log = text(&o);
+    assert!(log.contains("no text recogniser"), "{log}");
+    assert!(log.contains("0 lines read"), "{log}");
+    let out = files_under(&out_dir).pop().expect("an output");
+    assert_cleaned_marks(&dicom_object::open_file(&out).unwrap(), "GREYSCALE_IMAGE");
+    assert!(legible(
+        &ocr(&out, 0, (0, 0, 1024, 22), &dir),
+        &["1951", "00079241539"]
+    )
+    .is_empty());
+    assert!(legible(&ocr(&out, 0, (0, 22, 400, 22), &dir), &["Breast"]).is_empty());
+}
