@@ -48,6 +48,17 @@ fn planted_patient() -> PatientRecord {
     }
 }
 
+/// `POST /api/reid/patient` on `port` for `pseudonym`, with `reason`.
+fn reid_patient(port: u16, token: &str, pseudonym: &str, reason: &str) -> common::http::Response {
+    request(
+        port,
+        "POST",
+        "/api/reid/patient",
+        Some(token),
+        Some(&json!({"pseudonym": pseudonym, "reason": reason})),
+    )
+}
+
 #[test]
 fn postgres_store_holds_only_sealed_values_in_files_and_dump() {
     let Some(pg) = PgCluster::start("sealed") else {
@@ -636,13 +647,7 @@ fn two_replicas_behind_haproxy_share_one_key_store() {
     let tok_b = common::gateway::add_user(&r.a.config, "rita", &["reid", "auditor"]);
     let tok_a = common::gateway::add_user(&r.a.config, "ada", &["reid"]);
     let why = "incidental finding follow-up";
-    let res = request(
-        r.b.http_port(),
-        "POST",
-        "/api/reid/patient",
-        Some(&tok_b),
-        Some(&json!({"pseudonym": bravo, "reason": why})),
-    );
+    let res = reid_patient(r.b.http_port(), &tok_b, &bravo, why);
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(
         res.json()["revealed"]["patient_id"],
@@ -650,13 +655,7 @@ fn two_replicas_behind_haproxy_share_one_key_store() {
         "{}",
         res.body
     );
-    let res = request(
-        r.a.http_port(),
-        "POST",
-        "/api/reid/patient",
-        Some(&tok_a),
-        Some(&json!({"pseudonym": alpha, "reason": why})),
-    );
+    let res = reid_patient(r.a.http_port(), &tok_a, &alpha, why);
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(
         res.json()["revealed"]["patient_id"],
@@ -688,13 +687,7 @@ fn two_replicas_behind_haproxy_share_one_key_store() {
     // A revocation on one replica holds on the other.
     let o = cli(&r.b.config, &["users", "revoke", "ada"]);
     assert!(o.status.success(), "{}", text(&o));
-    let res = request(
-        r.a.http_port(),
-        "POST",
-        "/api/reid/patient",
-        Some(&tok_a),
-        Some(&json!({"pseudonym": alpha, "reason": why})),
-    );
+    let res = reid_patient(r.a.http_port(), &tok_a, &alpha, why);
     assert_eq!(res.status, 401, "{}", res.body);
 
     // 3. PostgreSQL down for ~10 s mid-stream: acknowledged, held, healthz

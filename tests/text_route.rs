@@ -93,6 +93,20 @@ fn changed(a: &(usize, usize, usize, Vec<u8>), b: &[u8], r: (usize, usize, usize
 
 /// The one output of `deidgate anonymize` on `input` with `toml`.
 fn anonymize(dir: &Path, input: &Path, toml: &str) -> (Option<PathBuf>, String) {
+    let run = anonymize_logged(dir, input, toml);
+    (run.output, run.reasons)
+}
+
+/// One `deidgate anonymize` run: its output, quarantine reasons, log and
+/// config (for later commands on the same data).
+struct Run {
+    output: Option<PathBuf>,
+    reasons: String,
+    log: String,
+    config: PathBuf,
+}
+
+fn anonymize_logged(dir: &Path, input: &Path, toml: &str) -> Run {
     std::fs::create_dir_all(dir).unwrap();
     let config = write_config(dir, toml);
     let out = dir.join("out");
@@ -108,7 +122,12 @@ fn anonymize(dir: &Path, input: &Path, toml: &str) -> (Option<PathBuf>, String) 
         .filter(|p| p.ends_with("reason.txt"))
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
-    (files.into_iter().next(), reasons)
+    Run {
+        output: files.into_iter().next(),
+        reasons,
+        log: text(&o),
+        config,
+    }
 }
 
 /// Checks the text route's marks on an output.
@@ -389,26 +408,15 @@ fn lines_are_read_kept_by_the_allow_list_and_identifiers_always_filled() {
     // Both lines are allow-listed; only the one without an identifier stays.
     let toml = "[text]\nkeep = [\"DOB: ?[0-9/]+\", \"Adv Breast\"]\n";
     let dir = tmp.path().join("keep");
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = write_config(&dir, toml);
-    let out_dir = dir.join("out");
-    let o = cli(
-        &config,
-        &[
-            "anonymize",
-            input.to_str().unwrap(),
-            out_dir.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let log = text(&o);
+    let run = anonymize_logged(&dir, &input, toml);
+    let (log, config) = (&run.log, &run.config);
     assert!(
         log.contains("identifiers burned in: the patient's birth date"),
         "the leak is not reported: {log}"
     );
     assert!(!log.contains("1951"), "the log holds the birth date: {log}");
     // The finding is in the audit chain under the new instance UID.
-    let audit = cli(&config, &["audit", "export"]);
+    let audit = cli(config, &["audit", "export"]);
     assert!(audit.status.success(), "{}", text(&audit));
     let audit = text(&audit);
     assert!(
@@ -416,7 +424,9 @@ fn lines_are_read_kept_by_the_allow_list_and_identifiers_always_filled() {
         "no audit record of the burned-in identifiers: {audit}"
     );
     assert!(!audit.contains("1951") && !audit.contains("19510829"));
-    let out = files_under(&out_dir).pop().expect("an output");
+    let out = run
+        .output
+        .unwrap_or_else(|| panic!("quarantined: {}", run.reasons));
     assert_cleaned_marks(&dicom_object::open_file(&out).unwrap(), "GREYSCALE_IMAGE");
     let band = (0, 0, 1024, 22);
     let line2 = (0, 22, 400, 22);
@@ -450,23 +460,14 @@ fn without_the_recogniser_every_line_is_filled_unread() {
     std::fs::copy(repo.join(det), models.join(det)).unwrap();
     let input = us("GREYSCALE_IMAGE.dcm");
     let dir = tmp.path().join("run");
-    std::fs::create_dir_all(&dir).unwrap();
     let toml = format!("[text]\nweights = \"{}\"\n", models.display());
-    let config = write_config(&dir, &toml);
-    let out_dir = dir.join("out");
-    let o = cli(
-        &config,
-        &[
-            "anonymize",
-            input.to_str().unwrap(),
-            out_dir.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let log = text(&o);
+    let run = anonymize_logged(&dir, &input, &toml);
+    let log = &run.log;
     assert!(log.contains("no text recogniser"), "{log}");
     assert!(log.contains("0 lines read"), "{log}");
-    let out = files_under(&out_dir).pop().expect("an output");
+    let out = run
+        .output
+        .unwrap_or_else(|| panic!("quarantined: {}", run.reasons));
     assert_cleaned_marks(&dicom_object::open_file(&out).unwrap(), "GREYSCALE_IMAGE");
     assert!(legible(
         &ocr(&out, 0, (0, 0, 1024, 22), &dir),
