@@ -57,12 +57,8 @@ impl TextReader {
         let (x1, y1) = (x1.min(width), y1.min(height));
         ensure!(x0 < x1 && y0 < y1, "empty text box");
         ensure!(rgb.len() == width * height * 3, "RGB buffer size");
-        let (cw, ch) = (x1 - x0, y1 - y0);
-        let mut crop = Vec::with_capacity(cw * ch * 3);
-        for y in y0..y1 {
-            crop.extend_from_slice(&rgb[(y * width + x0) * 3..(y * width + x1) * 3]);
-        }
-        self.read_line(&crop, cw, ch)
+        let crop = crop_rgb(rgb, width, (x0, y0, x1, y1));
+        self.read_line(&crop, x1 - x0, y1 - y0)
     }
 
     /// The text of an RGB image that is one line.
@@ -121,6 +117,19 @@ impl TextReader {
     pub fn net(&self) -> &SvtrRec {
         &self.net
     }
+}
+
+/// The RGB bytes of `[x0, x1) × [y0, y1)` in an image `width` pixels wide.
+pub fn crop_rgb(
+    rgb: &[u8],
+    width: usize,
+    (x0, y0, x1, y1): (usize, usize, usize, usize),
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity((x1 - x0) * (y1 - y0) * 3);
+    for y in y0..y1 {
+        out.extend_from_slice(&rgb[(y * width + x0) * 3..(y * width + x1) * 3]);
+    }
+    out
 }
 
 /// The network input for a line image: 48 px high, the line's own width

@@ -12,6 +12,7 @@ use super::frames::Rect;
 use super::search::Search;
 use crate::config::text_keep::KeepList;
 use crate::deid::phi::{Kind, Matcher};
+use crate::models::text::reader::crop_rgb;
 use crate::models::text::TextReader;
 
 /// What reading the lines decided.
@@ -51,7 +52,11 @@ impl Policy<'_> {
         let keys: Vec<(Rect, Vec<u8>)> = search
             .lines
             .iter()
-            .map(|l| (l.found, crop(&search.images[l.image], width, l.found)))
+            .map(|l| {
+                let r = l.found;
+                let px = crop_rgb(&search.images[l.image], width, (r.x0, r.y0, r.x1, r.y1));
+                (r, px)
+            })
             .collect();
         let mut first: HashMap<&(Rect, Vec<u8>), usize> = HashMap::new();
         let mut distinct = Vec::new();
@@ -94,13 +99,4 @@ impl Policy<'_> {
         }
         Ok(d)
     }
-}
-
-/// The RGB bytes of `r` in an image `width` wide.
-fn crop(rgb: &[u8], width: usize, r: Rect) -> Vec<u8> {
-    let mut out = Vec::with_capacity(r.area() * 3);
-    for y in r.y0..r.y1 {
-        out.extend_from_slice(&rgb[(y * width + r.x0) * 3..(y * width + r.x1) * 3]);
-    }
-    out
 }
