@@ -292,8 +292,12 @@ fn tls_forwarder_refuses_a_wrong_server_name_and_retries() {
     let inputs = make_instances(&tmp.path().join("in"), 3);
     let o = storescu(tmp.path(), g.port, &[], &inputs);
     assert_eq!(stored_files(&text(&o)).len(), 3, "{}", text(&o));
-    poll("a retried TLS failure", &g, || {
-        g.log().lines().filter(|l| l.contains("will retry")).count() >= 2
+    // All three are queued (the worker may still be settling the last when
+    // the first two have failed), and the failure has been retried.
+    let outbox = g.data.join("outbox/pacs");
+    poll("three queued and a retried TLS failure", &g, || {
+        files_under(&outbox).len() == 3
+            && g.log().lines().filter(|l| l.contains("will retry")).count() >= 2
     });
     let log = g.log();
     let retry = log.lines().find(|l| l.contains("will retry")).unwrap();
@@ -306,7 +310,7 @@ fn tls_forwarder_refuses_a_wrong_server_name_and_retries() {
         files_under(&scp_dir).is_empty(),
         "nothing reaches the archive"
     );
-    assert_eq!(files_under(&g.data.join("outbox/pacs")).len(), 3);
+    assert_eq!(files_under(&outbox).len(), 3);
 
     // A destination whose name matches (127.0.0.1 is in the certificate)
     // delivers them: the same queue, after a restart with the fix.
