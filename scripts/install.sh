@@ -52,6 +52,7 @@ fi
 # ---------------------------------------------------------------- binary
 case "$MODE" in
     cargo)
+        bash "$ROOT/scripts/build-deps.sh"
         log "cargo install --path $ROOT --root $PREFIX"
         cargo install --locked --path "$ROOT" --root "$PREFIX"
         ;;

@@ -18,5 +18,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Idempotent: does nothing (no network) when the weights are present and
 # match the checksums recorded next to them.
 bash "$ROOT/scripts/fetch-weights.sh"
+# cmake and a C++ compiler for the codecs (installed when missing).
+bash "$ROOT/scripts/build-deps.sh"
 
 exec cargo run --release --manifest-path "$ROOT/Cargo.toml" -- serve "$@"

@@ -5,6 +5,7 @@
 #   bash scripts/test.sh [extra cargo test args...]
 #
 # Tools: dcmdump/storescu/storescp/echoscu (dcmtk), dciodvfy (dicom3tools),
+# cmake (builds CharLS, the JPEG-LS codec),
 # tesseract (tesseract-ocr: reads the text route's outputs back),
 # Orthanc (orthanc, /usr/sbin/Orthanc), headless Chromium and chromedriver
 # (chromium, chromium-driver) for the browser test. Test data is read in place from
@@ -42,6 +43,8 @@ declare -A PKG_FOR=(
     [openssl]=openssl
     [curl]=curl
     [tesseract]=tesseract-ocr
+    # Builds CharLS (the JPEG-LS codec, C++) for dicom-pixeldata.
+    [cmake]=cmake
 )
 
 have_orthanc() { [ -x /usr/sbin/Orthanc ] || command -v Orthanc >/dev/null 2>&1; }
@@ -63,7 +66,7 @@ add_pkg() {
     done
     missing_pkgs+=("$1")
 }
-for cmd in dcmdump storescu storescp echoscu dciodvfy openssl curl tesseract; do
+for cmd in dcmdump storescu storescp echoscu dciodvfy openssl curl tesseract cmake; do
     if ! command -v "$cmd" >/dev/null 2>&1; then
         log "missing: $cmd"
         add_pkg "${PKG_FOR[$cmd]}"
@@ -118,7 +121,7 @@ fi
 
 # Verify everything is present now.
 fail=0
-for cmd in dcmdump storescu storescp echoscu dciodvfy openssl curl tesseract; do
+for cmd in dcmdump storescu storescp echoscu dciodvfy openssl curl tesseract cmake; do
     command -v "$cmd" >/dev/null 2>&1 || { log "still missing: $cmd"; fail=1; }
 done
 have_orthanc || { log "still missing: Orthanc"; fail=1; }
