@@ -402,6 +402,7 @@ fn a_chest_header_without_pixel_data_has_nothing_to_deform() {
         enabled: true,
         weights: "/nonexistent/chest".into(),
         missing_weights: deidgate::config::MissingWeights::Quarantine,
+        mu: None,
     })
     .unwrap();
     assert_eq!(unavailable.apply(&mut obj), Ok(Outcome::NoPixelData));
@@ -570,4 +571,27 @@ fn a_chest_cr_through_the_gateway_is_deformed_by_the_trained_model() {
 fn send(g: &Gateway, dir: &Path, inputs: &[PathBuf]) {
     send_all(g, dir, "MODALITY", inputs);
     poll("the spool to drain", g, || g.spool_drained());
+}
+
+/// `[chest] mu` picks the model trained at that bound; a bound with no
+/// trained model is refused with the bounds that exist, never served by a
+/// rescaled field.
+#[test]
+fn chest_mu_selects_a_trained_model_or_refuses_to_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    for d in ["bad", "good"] {
+        std::fs::create_dir_all(tmp.path().join(d)).unwrap();
+    }
+    let bad = write_config(&tmp.path().join("bad"), "[chest]\nmu = 0.04\n");
+    let o = cli(&bad, &["check"]);
+    let said = text(&o);
+    assert!(!o.status.success(), "{said}");
+    assert!(
+        said.contains("[chest] mu = 0.04: no model trained at that bound")
+            && said.contains("(trained: 0.01)"),
+        "{said}"
+    );
+    let good = write_config(&tmp.path().join("good"), "[chest]\nmu = 0.01\n");
+    let said = text(&cli(&good, &["check"]));
+    assert!(said.contains("route chest: ready"), "{said}");
 }

@@ -16,6 +16,11 @@ pub struct ChestConfig {
     pub weights: PathBuf,
     /// What happens while no usable weights are installed.
     pub missing_weights: MissingWeights,
+    /// The displacement bound (normalised grid units): selects the model
+    /// trained at this μ, `weights` itself or its `mu_<μ>/` subfolder
+    /// (never a rescaled field). Absent: the model in `weights`, at its μ.
+    #[serde(default)]
+    pub mu: Option<f32>,
 }
 
 /// `[chest] missing_weights`: never "pass"; `enabled = false` is the opt-out.
@@ -49,6 +54,14 @@ impl ChestConfig {
                         generator.safetensors, got an empty path (or set enabled = false)"
                     .into(),
             );
+        }
+        if let Some(mu) = self.mu {
+            if !(mu > 0.0 && mu <= 0.5) {
+                return Err(format!(
+                    "[chest] mu: expected a bound in (0, 0.5] (0.01 moves a pixel by at most \
+                     1 % of the half image), got {mu}"
+                ));
+            }
         }
         Ok(())
     }

@@ -11,6 +11,7 @@
 
 pub mod deformer;
 pub mod geometry;
+pub mod mu;
 pub mod pixels;
 pub mod select;
 
@@ -80,7 +81,11 @@ impl ChestRoute {
             );
             return Ok(ChestRoute::new(State::Disabled, &cfg.weights));
         }
-        let dir = &cfg.weights;
+        // A μ with no model trained at it is a configuration error.
+        let dir = &match cfg.mu {
+            Some(m) => mu::model_for(&cfg.weights, m)?,
+            None => cfg.weights.clone(),
+        };
         if !dir.join("generator.safetensors").is_file() {
             let reason = format!(
                 "chest route: no trained weights at {} (generator.safetensors missing); chest \
