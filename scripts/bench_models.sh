@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Inference timing of the pixel models. Chest: displacement at the model size
-# (the committed model and the paper's 256², width 32) and the field
+# (the default model, distilled-64, and the paper's 256², width 32) and the field
 # upsample + warp at a native radiograph size, in ms per image. On the CPU
 # also: the shared NHWC convolution path against candle's own convolutions in
 # the same process (chest U-Net and text detector), and the text detector per
@@ -12,13 +12,13 @@
 # and after: other jobs on a shared machine slow every row.
 # Goals: < 50 ms/image on CPU for the 256² field, < 5 ms/image on an H100;
 # photo median < 100 ms; MRI series < 1 s.
-#   DEVICE=cpu|cuda  NATIVE=2048x2500  REPS=20  MODEL=models/chest  MRI_RUNS=3
+#   DEVICE=cpu|cuda  NATIVE=2048x2500  REPS=20  MODEL=models/chest/distilled-64  MRI_RUNS=3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEVICE=${DEVICE:-cpu}
 NATIVE=${NATIVE:-2048x2500}
 REPS=${REPS:-20}
-MODEL=${MODEL:-models/chest}
+MODEL=${MODEL:-models/chest/distilled-64}
 MRI_RUNS=${MRI_RUNS:-3}
 features=()
 if [ "$DEVICE" != cpu ]; then features=(--features cuda); fi

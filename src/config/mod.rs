@@ -605,7 +605,7 @@ mod tests {
             "{}",
             c.chest.weights.display()
         );
-        assert!(c.chest.weights.ends_with("models/chest"));
+        assert!(c.chest.weights.ends_with("models/chest/distilled-64"));
         assert_eq!(c.chest.missing_weights, MissingWeights::Quarantine);
         let e = Config::parse("[chest]\nmissing_weights = \"pass\"\n", "site.toml").unwrap_err();
         let m = e.to_string();
