@@ -272,6 +272,19 @@ stow_delivered() {
 ROUNDS="${ROUNDS:-3}"
 # Each timed phase starts with no dirty pages left by the previous one.
 settle_io() { sync; sleep 1; }
+# Two senders to PORT, from an empty archive folder until N files arrived:
+# prints the wall seconds and the CPU seconds per file of both PostgreSQL
+# gateways. timed_two PORT N [send_two's set]
+timed_two() {
+    local c0 c1 t0 t1
+    find "$TMP/f" -type f -delete
+    settle_io
+    c0=$(cpu_ticks "$GW_PG" "$GW_PG2"); t0=$(date +%s.%N)
+    send_two "$1" ${3:+"$3"} >&2
+    wait_count "$TMP/f" "$2" >&2
+    t1=$(date +%s.%N); c1=$(cpu_ticks "$GW_PG" "$GW_PG2")
+    echo "$(echo "$t1 - $t0" | bc -l) $(echo "($c1 - $c0) / $HZ / $2" | bc -l)"
+}
 G_ALL=(); H_ALL=(); I_ALL=(); J_ALL=(); ICPU_ALL=(); JCPU_ALL=(); F_ALL=(); FACK_ALL=(); A_ALL=(); B_ALL=(); ACK_ALL=(); C_ALL=(); D_ALL=(); DACK_ALL=(); E_ALL=(); EACK_ALL=()
 for r in $(seq 1 "$ROUNDS"); do
     # A) DCMTK -> DCMTK
@@ -310,39 +323,19 @@ for r in $(seq 1 "$ROUNDS"); do
     fi
     if [ "$MODE" = replicas ]; then
         # G) two senders -> one postgres gateway; H) two senders -> HAProxy -> two
-        find "$TMP/f" -type f -delete
-        settle_io
-        t0=$(date +%s.%N)
-        send_two "$P15"
-        wait_count "$TMP/f" "$N"
-        t1=$(date +%s.%N)
-        G_ALL+=("$(echo "$t1 - $t0" | bc -l)")
-        find "$TMP/f" -type f -delete
-        settle_io
-        t0=$(date +%s.%N)
-        send_two "$P19"
-        wait_count "$TMP/f" "$N"
-        t1=$(date +%s.%N)
-        H_ALL+=("$(echo "$t1 - $t0" | bc -l)")
+        read -r wall _ < <(timed_two "$P15" "$N")
+        G_ALL+=("$wall")
+        read -r wall _ < <(timed_two "$P19" "$N")
+        H_ALL+=("$wall")
         printf 'round %s replicas: one gateway %.2f s, two behind HAProxy %.2f s, ratio %.2f\n' "$r" \
             "${G_ALL[-1]}" "${H_ALL[-1]}" "$(echo "${G_ALL[-1]} / ${H_ALL[-1]}" | bc -l)"
     fi
     if [ "$MODE" = replicas ] && [ "$CHEST_N" -gt 0 ]; then
         # I) chest CRs: two senders -> one gateway; J) -> HAProxy -> two.
-        find "$TMP/f" -type f -delete
-        settle_io
-        c0=$(cpu_ticks "$GW_PG" "$GW_PG2"); t0=$(date +%s.%N)
-        send_two "$P15" chest
-        wait_count "$TMP/f" "$CHEST_N"
-        t1=$(date +%s.%N); c1=$(cpu_ticks "$GW_PG" "$GW_PG2")
-        I_ALL+=("$(echo "$t1 - $t0" | bc -l)"); ICPU_ALL+=("$(echo "($c1 - $c0) / $HZ / $CHEST_N" | bc -l)")
-        find "$TMP/f" -type f -delete
-        settle_io
-        c0=$(cpu_ticks "$GW_PG" "$GW_PG2"); t0=$(date +%s.%N)
-        send_two "$P19" chest
-        wait_count "$TMP/f" "$CHEST_N"
-        t1=$(date +%s.%N); c1=$(cpu_ticks "$GW_PG" "$GW_PG2")
-        J_ALL+=("$(echo "$t1 - $t0" | bc -l)"); JCPU_ALL+=("$(echo "($c1 - $c0) / $HZ / $CHEST_N" | bc -l)")
+        read -r wall cpu < <(timed_two "$P15" "$CHEST_N" chest)
+        I_ALL+=("$wall"); ICPU_ALL+=("$cpu")
+        read -r wall cpu < <(timed_two "$P19" "$CHEST_N" chest)
+        J_ALL+=("$wall"); JCPU_ALL+=("$cpu")
         printf 'round %s chest replicas: one gateway %.2f s (%.2f CPU s/CR), two behind HAProxy %.2f s (%.2f CPU s/CR), ratio %.2f\n' "$r" \
             "${I_ALL[-1]}" "${ICPU_ALL[-1]}" "${J_ALL[-1]}" "${JCPU_ALL[-1]}" "$(echo "${I_ALL[-1]} / ${J_ALL[-1]}" | bc -l)"
     fi
