@@ -67,10 +67,19 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
     }
     let mut lines = Vec::new();
     for (n, rgb) in images.iter().enumerate() {
-        let (found, implausible): (Vec<Rect>, Vec<Rect>) =
-            detect(det, rgb, f.width, f.height, enlarge)?
-                .into_iter()
-                .partition(|r| is_line(r, f.height, cfg.max_line_height));
+        let mut boxes = detect(det, rgb, f.width, f.height, enlarge)?;
+        if cfg.second_pass {
+            boxes.extend(detect(
+                det,
+                &highlights_inverted(rgb),
+                f.width,
+                f.height,
+                enlarge,
+            )?);
+        }
+        let (found, implausible): (Vec<Rect>, Vec<Rect>) = boxes
+            .into_iter()
+            .partition(|r| is_line(r, f.height, cfg.max_line_height));
         tracing::debug!(image = n, boxes = ?found, ?implausible, "text boxes");
         lines.extend(found.into_iter().map(|r| Line {
             found: r.clip(f.width, f.height),
@@ -127,6 +136,17 @@ fn detect(
             y1: (b.y1 as usize).div_ceil(s),
         })
         .collect())
+}
+
+/// The rendering searched by the second pass: each sample darkened by a
+/// power of 2.5 (spreading out the bright end, where white text sits over
+/// bright content) and then inverted (the detector finds dark text on a
+/// light ground more surely than light text on speckle).
+fn highlights_inverted(rgb: &[u8]) -> Vec<u8> {
+    let lut: Vec<u8> = (0..=255u32)
+        .map(|v| 255 - (255.0 * (v as f64 / 255.0).powf(2.5)).round() as u8)
+        .collect();
+    rgb.iter().map(|&v| lut[v as usize]).collect()
 }
 
 /// Nearest-neighbour enlargement by `s` (keeps glyph edges sharp).
@@ -193,6 +213,17 @@ mod tests {
 
     fn r(x0: usize, y0: usize, x1: usize, y1: usize) -> Rect {
         Rect { x0, y0, x1, y1 }
+    }
+
+    #[test]
+    fn the_second_pass_inverts_and_spreads_the_highlights() {
+        let out = highlights_inverted(&[0, 128, 230, 255]);
+        assert_eq!(out[0], 255);
+        assert_eq!(out[3], 0);
+        // 230 and 255 are 25 levels apart before, about 57 after.
+        assert!(out[2] - out[3] > 50, "{out:?}");
+        // The dark half is squeezed: 0 and 128 end up 46 levels apart.
+        assert_eq!(out[0] - out[1], 46, "{out:?}");
     }
 
     #[test]
