@@ -51,6 +51,10 @@ pub struct TextConfig {
     /// plain after this (on the evaluation corpus it finds about half of
     /// the lines the first pass misses). Doubles the detector's time.
     pub second_pass: bool,
+    /// The second pass shrinks larger images to this longest side (by a
+    /// whole factor): on a 2k radiograph it costs a quarter of the first
+    /// pass instead of as much again, and light labels there are large.
+    pub second_pass_max_side: usize,
     /// More frames than this: quarantine (the cost would stall a worker;
     /// more than 1 GiB of decoded pixels is refused whatever the count).
     pub max_frames: usize,
@@ -107,6 +111,7 @@ impl Default for TextConfig {
             max_line_height: 0.06,
             scan_frames: 8,
             second_pass: true,
+            second_pass_max_side: 1024,
             max_frames: 1000,
             blank_outside_us_regions: false,
             after: ["chest", "photo", "mri"].map(String::from).to_vec(),

@@ -69,13 +69,14 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
     for (n, rgb) in images.iter().enumerate() {
         let mut boxes = detect(det, rgb, f.width, f.height, enlarge)?;
         if cfg.second_pass {
-            boxes.extend(detect(
-                det,
-                &highlights_inverted(rgb),
-                f.width,
-                f.height,
-                enlarge,
-            )?);
+            let inverted = highlights_inverted(rgb);
+            let s = long.div_ceil(cfg.second_pass_max_side.max(1));
+            let more = if s > 1 {
+                detect_shrunk(det, &inverted, f.width, f.height, s)?
+            } else {
+                detect(det, &inverted, f.width, f.height, enlarge)?
+            };
+            boxes = add_new_lines(boxes, more, margin);
         }
         let (found, implausible): (Vec<Rect>, Vec<Rect>) = boxes
             .into_iter()
@@ -88,6 +89,20 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
         }));
     }
     Ok(Search { images, lines })
+}
+
+/// The first pass's boxes and those of the second that are new: a box that
+/// lies wholly inside what one of the first pass's lines fills is that line
+/// found again (read once, so an allow-listed line is not filled because
+/// its second box read a little differently).
+fn add_new_lines(mut first: Vec<Rect>, second: Vec<Rect>, margin: usize) -> Vec<Rect> {
+    let fills: Vec<Rect> = first.iter().map(|&r| grow_line(r, margin)).collect();
+    first.extend(second.into_iter().filter(|b| {
+        !fills
+            .iter()
+            .any(|f| f.x0 <= b.x0 && f.y0 <= b.y0 && b.x1 <= f.x1 && b.y1 <= f.y1)
+    }));
+    first
 }
 
 /// Whether a detected box can be a line of text: no taller than
@@ -147,6 +162,47 @@ fn highlights_inverted(rgb: &[u8]) -> Vec<u8> {
         .map(|v| 255 - (255.0 * (v as f64 / 255.0).powf(2.5)).round() as u8)
         .collect();
     rgb.iter().map(|&v| lut[v as usize]).collect()
+}
+
+/// The detector's boxes in image pixels, the image shrunk `s` times (the
+/// mean of each `s` × `s` block).
+fn detect_shrunk(
+    det: &TextDetector,
+    rgb: &[u8],
+    w: usize,
+    h: usize,
+    s: usize,
+) -> anyhow::Result<Vec<Rect>> {
+    let (sw, sh) = (w / s, h / s);
+    let small = shrink(rgb, w, s, sw, sh);
+    Ok(det
+        .detect(&small, sw, sh)?
+        .into_iter()
+        .map(|b| Rect {
+            x0: b.x0 as usize * s,
+            y0: b.y0 as usize * s,
+            x1: (b.x1 as usize * s).min(w),
+            y1: (b.y1 as usize * s).min(h),
+        })
+        .collect())
+}
+
+/// `rgb` (rows `w` pixels long) shrunk to `sw` × `sh`: the mean of each
+/// `s` × `s` block.
+fn shrink(rgb: &[u8], w: usize, s: usize, sw: usize, sh: usize) -> Vec<u8> {
+    let mut small = Vec::with_capacity(sw * sh * 3);
+    for y in 0..sh {
+        for x in 0..sw {
+            for c in 0..3 {
+                let sum: usize = (y * s..(y + 1) * s)
+                    .flat_map(|yy| (x * s..(x + 1) * s).map(move |xx| (yy * w + xx) * 3 + c))
+                    .map(|i| rgb[i] as usize)
+                    .sum();
+                small.push((sum / (s * s)) as u8);
+            }
+        }
+    }
+    small
 }
 
 /// Nearest-neighbour enlargement by `s` (keeps glyph edges sharp).
@@ -224,6 +280,26 @@ mod tests {
         assert!(out[2] - out[3] > 50, "{out:?}");
         // The dark half is squeezed: 0 and 128 end up 46 levels apart.
         assert_eq!(out[0] - out[1], 46, "{out:?}");
+    }
+
+    #[test]
+    fn a_line_found_again_by_the_second_pass_is_kept_once() {
+        let first = vec![r(100, 10, 200, 22)]; // fills 94..206 x 7..25
+        let second = vec![r(98, 9, 203, 23), r(90, 9, 203, 23), r(300, 50, 340, 60)];
+        assert_eq!(
+            add_new_lines(first, second, 3),
+            vec![r(100, 10, 200, 22), r(90, 9, 203, 23), r(300, 50, 340, 60)]
+        );
+    }
+
+    #[test]
+    fn shrinking_averages_blocks() {
+        // 5 x 2 pixels, grey ramps; shrunk by 2 the odd last column goes.
+        let rgb: Vec<u8> = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]
+            .iter()
+            .flat_map(|&v| [v, v, 255 - v])
+            .collect();
+        assert_eq!(shrink(&rgb, 5, 2, 2, 1), vec![30, 30, 225, 50, 50, 205]);
     }
 
     #[test]
