@@ -509,3 +509,41 @@ fn without_the_recogniser_every_line_is_filled_unread() {
     .is_empty());
     assert!(legible(&ocr(&out, 0, (0, 22, 400, 22), &dir), &["Breast"]).is_empty());
 }
+
+/// "N lines read" in the route's log line.
+fn lines_read(log: &str) -> usize {
+    let at = log
+        .find(" lines read")
+        .expect("no text-route note in the log");
+    log[..at]
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// With nothing to keep, a label in the same place in several searched
+/// frames of a cine is read (and counted) once, although JPEG noise and
+/// the detector's one-pixel jitter make each frame's crop a little
+/// different. With a keep list every distinct crop is read, as a kept line
+/// must be judged on what each frame shows.
+#[test]
+fn a_cine_label_is_read_once_not_once_per_frame() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cine = us("examples_ybr_color.dcm"); // 30 frames, 9 images searched
+    let default = anonymize_logged(&tmp.path().join("default"), &cine, "");
+    let keeping = anonymize_logged(
+        &tmp.path().join("keep"),
+        &cine,
+        "[text]\nkeep = [\"NEVER-MATCHES-A-LINE\"]\n",
+    );
+    let (once, each) = (lines_read(&default.log), lines_read(&keeping.log));
+    // One searched image holds 16 boxes (labels, scale marks, the bottom row).
+    assert!(once <= 16, "{once} lines read: {}", default.log);
+    assert!(
+        once < each,
+        "{once} lines read without a keep list, {each} with one"
+    );
+    assert!(default.output.is_some() && keeping.output.is_some());
+}

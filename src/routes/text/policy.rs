@@ -29,6 +29,18 @@ pub struct Decision {
     pub leaks: Vec<Kind>,
 }
 
+/// Whether two boxes cover the same line: their overlap is at least 70 %
+/// of their union.
+fn same_place(a: &Rect, b: &Rect) -> bool {
+    let (x0, y0) = (a.x0.max(b.x0), a.y0.max(b.y0));
+    let (x1, y1) = (a.x1.min(b.x1), a.y1.min(b.y1));
+    if x1 <= x0 || y1 <= y0 {
+        return false;
+    }
+    let inter = (x1 - x0) * (y1 - y0);
+    inter * 10 >= (a.area() + b.area() - inter) * 7
+}
+
 /// The reader and what it compares against.
 pub struct Policy<'a> {
     pub reader: Option<&'a TextReader>,
@@ -58,13 +70,29 @@ impl Policy<'_> {
                 (r, px)
             })
             .collect();
-        let mut first: HashMap<&(Rect, Vec<u8>), usize> = HashMap::new();
-        let mut distinct = Vec::new();
+        // Which earlier line each line repeats (itself when none).
+        let mut first: Vec<usize> = Vec::with_capacity(keys.len());
+        let mut distinct: Vec<usize> = Vec::new();
+        let mut seen: HashMap<&(Rect, Vec<u8>), usize> = HashMap::new();
         for (i, k) in keys.iter().enumerate() {
-            first.entry(k).or_insert_with(|| {
+            // With nothing to keep, a reading only reports identifiers: a
+            // line in the same place in another frame of a cine (the box
+            // moved by a pixel, the ground under it changed) is the same
+            // line, read once and counted once. Every line is filled anyway.
+            let again = match seen.get(k) {
+                Some(&j) => Some(j),
+                None if self.keep.is_empty() => distinct
+                    .iter()
+                    .copied()
+                    .find(|&j| same_place(&keys[j].0, &k.0)),
+                None => None,
+            };
+            let j = again.unwrap_or_else(|| {
                 distinct.push(i);
                 i
             });
+            seen.entry(k).or_insert(j);
+            first.push(j);
         }
         let crops: Vec<(&[u8], usize, usize)> = distinct
             .iter()
@@ -92,11 +120,30 @@ impl Policy<'_> {
             d.kept += k as usize;
             keep_line.insert(i, k);
         }
-        for (line, key) in search.lines.iter().zip(&keys) {
-            if !keep_line[&first[key]] {
+        for (line, j) in search.lines.iter().zip(&first) {
+            if !keep_line[j] {
                 d.fill.push(line.fill);
             }
         }
         Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(x0: usize, y0: usize, x1: usize, y1: usize) -> Rect {
+        Rect { x0, y0, x1, y1 }
+    }
+
+    #[test]
+    fn a_box_moved_by_a_pixel_is_the_same_line() {
+        assert!(same_place(&r(460, 5, 639, 25), &r(459, 5, 639, 25)));
+        assert!(same_place(&r(16, 69, 85, 93), &r(16, 69, 92, 94)));
+        // Next line down, a word of the line, elsewhere: not the same.
+        assert!(!same_place(&r(460, 5, 639, 25), &r(429, 23, 639, 48)));
+        assert!(!same_place(&r(460, 5, 639, 25), &r(460, 5, 520, 25)));
+        assert!(!same_place(&r(0, 0, 10, 10), &r(20, 20, 30, 30)));
     }
 }
