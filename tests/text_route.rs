@@ -97,39 +97,6 @@ fn anonymize(dir: &Path, input: &Path, toml: &str) -> (Option<PathBuf>, String) 
     (run.output, run.reasons)
 }
 
-/// One `deidgate anonymize` run: its output, quarantine reasons, log and
-/// config (for later commands on the same data).
-struct Run {
-    output: Option<PathBuf>,
-    reasons: String,
-    log: String,
-    config: PathBuf,
-}
-
-fn anonymize_logged(dir: &Path, input: &Path, toml: &str) -> Run {
-    std::fs::create_dir_all(dir).unwrap();
-    let config = write_config(dir, toml);
-    let out = dir.join("out");
-    let o = cli(
-        &config,
-        &["anonymize", input.to_str().unwrap(), out.to_str().unwrap()],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let files = files_under(&out);
-    assert!(files.len() <= 1);
-    let reasons: String = files_under(&dir.join("data/quarantine"))
-        .iter()
-        .filter(|p| p.ends_with("reason.txt"))
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect();
-    Run {
-        output: files.into_iter().next(),
-        reasons,
-        log: text(&o),
-        config,
-    }
-}
-
 /// Checks the text route's marks on an output.
 fn assert_cleaned_marks(obj: &DefaultDicomObject, name: &str) {
     assert_eq!(

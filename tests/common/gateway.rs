@@ -42,6 +42,39 @@ pub fn cli(config: &Path, args: &[&str]) -> Output {
         .expect("run deidgate")
 }
 
+/// One `deidgate anonymize` run: its output, quarantine reasons, log and
+/// config (for later commands on the same data).
+pub struct Run {
+    pub output: Option<PathBuf>,
+    pub reasons: String,
+    pub log: String,
+    pub config: PathBuf,
+}
+
+pub fn anonymize_logged(dir: &Path, input: &Path, toml: &str) -> Run {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = write_config(dir, toml);
+    let out = dir.join("out");
+    let o = cli(
+        &config,
+        &["anonymize", input.to_str().unwrap(), out.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let files = files_under(&out);
+    assert!(files.len() <= 1);
+    let reasons: String = files_under(&dir.join("data/quarantine"))
+        .iter()
+        .filter(|p| p.ends_with("reason.txt"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    Run {
+        output: files.into_iter().next(),
+        reasons,
+        log: text(&o),
+        config,
+    }
+}
+
 /// Creates a user with `roles` and returns its token.
 pub fn add_user(config: &Path, name: &str, roles: &[&str]) -> String {
     let mut args = vec!["users", "add", name];

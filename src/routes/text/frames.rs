@@ -236,6 +236,12 @@ impl Rect {
         self.x0 < o.x1 && o.x0 < self.x1 && self.y0 < o.y1 && o.y0 < self.y1
     }
 
+    /// A rectangle from its corners (tests write many).
+    #[cfg(test)]
+    pub const fn at(x0: usize, y0: usize, x1: usize, y1: usize) -> Rect {
+        Rect { x0, y0, x1, y1 }
+    }
+
     pub fn union(&self, o: &Rect) -> Rect {
         Rect {
             x0: self.x0.min(o.x0),

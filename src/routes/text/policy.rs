@@ -133,17 +133,28 @@ impl Policy<'_> {
 mod tests {
     use super::*;
 
-    fn r(x0: usize, y0: usize, x1: usize, y1: usize) -> Rect {
-        Rect { x0, y0, x1, y1 }
-    }
-
     #[test]
     fn a_box_moved_by_a_pixel_is_the_same_line() {
-        assert!(same_place(&r(460, 5, 639, 25), &r(459, 5, 639, 25)));
-        assert!(same_place(&r(16, 69, 85, 93), &r(16, 69, 92, 94)));
+        assert!(same_place(
+            &Rect::at(460, 5, 639, 25),
+            &Rect::at(459, 5, 639, 25)
+        ));
+        assert!(same_place(
+            &Rect::at(16, 69, 85, 93),
+            &Rect::at(16, 69, 92, 94)
+        ));
         // Next line down, a word of the line, elsewhere: not the same.
-        assert!(!same_place(&r(460, 5, 639, 25), &r(429, 23, 639, 48)));
-        assert!(!same_place(&r(460, 5, 639, 25), &r(460, 5, 520, 25)));
-        assert!(!same_place(&r(0, 0, 10, 10), &r(20, 20, 30, 30)));
+        assert!(!same_place(
+            &Rect::at(460, 5, 639, 25),
+            &Rect::at(429, 23, 639, 48)
+        ));
+        assert!(!same_place(
+            &Rect::at(460, 5, 639, 25),
+            &Rect::at(460, 5, 520, 25)
+        ));
+        assert!(!same_place(
+            &Rect::at(0, 0, 10, 10),
+            &Rect::at(20, 20, 30, 30)
+        ));
     }
 }

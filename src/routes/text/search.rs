@@ -67,15 +67,16 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
     }
     let mut lines = Vec::new();
     for (n, rgb) in images.iter().enumerate() {
-        let mut boxes = detect(det, rgb, f.width, f.height, enlarge)?;
+        let mut boxes = detect(det, rgb, f.width, f.height, Resize::Enlarge(enlarge))?;
         if cfg.second_pass {
             let inverted = highlights_inverted(rgb);
             let s = long.div_ceil(cfg.second_pass_max_side.max(1));
-            let more = if s > 1 {
-                detect_shrunk(det, &inverted, f.width, f.height, s)?
+            let resize = if s > 1 {
+                Resize::Shrink(s)
             } else {
-                detect(det, &inverted, f.width, f.height, enlarge)?
+                Resize::Enlarge(enlarge)
             };
+            let more = detect(det, &inverted, f.width, f.height, resize)?;
             boxes = add_new_lines(boxes, more, margin);
         }
         let (found, implausible): (Vec<Rect>, Vec<Rect>) = boxes
@@ -128,27 +129,46 @@ fn grow_line(r: Rect, margin: usize) -> Rect {
     }
 }
 
-/// The detector's boxes in image pixels, the image enlarged `s` times.
+/// How an image is resized for the detector, by a whole factor.
+#[derive(Clone, Copy)]
+enum Resize {
+    Enlarge(usize),
+    Shrink(usize),
+}
+
+/// The detector's boxes in image pixels, the image resized first.
 fn detect(
     det: &TextDetector,
     rgb: &[u8],
     w: usize,
     h: usize,
-    s: usize,
+    resize: Resize,
 ) -> anyhow::Result<Vec<Rect>> {
-    let (big, bw, bh) = if s == 1 {
-        (std::borrow::Cow::Borrowed(rgb), w, h)
-    } else {
-        (std::borrow::Cow::Owned(enlarge(rgb, w, h, s)), w * s, h * s)
+    use std::borrow::Cow;
+    let (img, iw, ih) = match resize {
+        Resize::Enlarge(1) | Resize::Shrink(1) => (Cow::Borrowed(rgb), w, h),
+        Resize::Enlarge(s) => (Cow::Owned(enlarge(rgb, w, h, s)), w * s, h * s),
+        Resize::Shrink(s) => (Cow::Owned(shrink(rgb, w, s, w / s, h / s)), w / s, h / s),
     };
     Ok(det
-        .detect(&big, bw, bh)?
+        .detect(&img, iw, ih)?
         .into_iter()
-        .map(|b| Rect {
-            x0: b.x0 as usize / s,
-            y0: b.y0 as usize / s,
-            x1: (b.x1 as usize).div_ceil(s),
-            y1: (b.y1 as usize).div_ceil(s),
+        .map(|b| {
+            let [x0, y0, x1, y1] = [b.x0, b.y0, b.x1, b.y1].map(|v| v as usize);
+            match resize {
+                Resize::Enlarge(s) => Rect {
+                    x0: x0 / s,
+                    y0: y0 / s,
+                    x1: x1.div_ceil(s),
+                    y1: y1.div_ceil(s),
+                },
+                Resize::Shrink(s) => Rect {
+                    x0: x0 * s,
+                    y0: y0 * s,
+                    x1: (x1 * s).min(w),
+                    y1: (y1 * s).min(h),
+                },
+            }
         })
         .collect())
 }
@@ -162,29 +182,6 @@ fn highlights_inverted(rgb: &[u8]) -> Vec<u8> {
         .map(|v| 255 - (255.0 * (v as f64 / 255.0).powf(2.5)).round() as u8)
         .collect();
     rgb.iter().map(|&v| lut[v as usize]).collect()
-}
-
-/// The detector's boxes in image pixels, the image shrunk `s` times (the
-/// mean of each `s` × `s` block).
-fn detect_shrunk(
-    det: &TextDetector,
-    rgb: &[u8],
-    w: usize,
-    h: usize,
-    s: usize,
-) -> anyhow::Result<Vec<Rect>> {
-    let (sw, sh) = (w / s, h / s);
-    let small = shrink(rgb, w, s, sw, sh);
-    Ok(det
-        .detect(&small, sw, sh)?
-        .into_iter()
-        .map(|b| Rect {
-            x0: b.x0 as usize * s,
-            y0: b.y0 as usize * s,
-            x1: (b.x1 as usize * s).min(w),
-            y1: (b.y1 as usize * s).min(h),
-        })
-        .collect())
 }
 
 /// `rgb` (rows `w` pixels long) shrunk to `sw` × `sh`: the mean of each
@@ -267,10 +264,6 @@ pub fn merge(mut rects: Vec<Rect>) -> Vec<Rect> {
 mod tests {
     use super::*;
 
-    fn r(x0: usize, y0: usize, x1: usize, y1: usize) -> Rect {
-        Rect { x0, y0, x1, y1 }
-    }
-
     #[test]
     fn the_second_pass_inverts_and_spreads_the_highlights() {
         let out = highlights_inverted(&[0, 128, 230, 255]);
@@ -284,11 +277,19 @@ mod tests {
 
     #[test]
     fn a_line_found_again_by_the_second_pass_is_kept_once() {
-        let first = vec![r(100, 10, 200, 22)]; // fills 94..206 x 7..25
-        let second = vec![r(98, 9, 203, 23), r(90, 9, 203, 23), r(300, 50, 340, 60)];
+        let first = vec![Rect::at(100, 10, 200, 22)]; // fills 94..206 x 7..25
+        let second = vec![
+            Rect::at(98, 9, 203, 23),
+            Rect::at(90, 9, 203, 23),
+            Rect::at(300, 50, 340, 60),
+        ];
         assert_eq!(
             add_new_lines(first, second, 3),
-            vec![r(100, 10, 200, 22), r(90, 9, 203, 23), r(300, 50, 340, 60)]
+            vec![
+                Rect::at(100, 10, 200, 22),
+                Rect::at(90, 9, 203, 23),
+                Rect::at(300, 50, 340, 60)
+            ]
         );
     }
 
@@ -313,26 +314,29 @@ mod tests {
     #[test]
     fn squarish_boxes_taller_than_a_line_are_not_text() {
         // A chest radiograph's false hit (548 x 783 px of 1841 rows).
-        assert!(!is_line(&r(985, 152, 1533, 935), 1841, 0.06));
+        assert!(!is_line(&Rect::at(985, 152, 1533, 935), 1841, 0.06));
         // A lead marker letter, a label line, a tall but long title.
-        assert!(is_line(&r(1141, 1380, 1228, 1483), 1760, 0.06));
-        assert!(is_line(&r(0, 0, 300, 14), 240, 0.06));
-        assert!(is_line(&r(0, 0, 900, 150), 1841, 0.06));
+        assert!(is_line(&Rect::at(1141, 1380, 1228, 1483), 1760, 0.06));
+        assert!(is_line(&Rect::at(0, 0, 300, 14), 240, 0.06));
+        assert!(is_line(&Rect::at(0, 0, 900, 150), 1841, 0.06));
         // Small images: at least 48 px.
-        assert!(is_line(&r(0, 0, 40, 40), 240, 0.06));
+        assert!(is_line(&Rect::at(0, 0, 40, 40), 240, 0.06));
     }
 
     #[test]
     fn touching_boxes_merge_in_any_order() {
         let a = vec![
-            r(0, 0, 10, 10),
-            r(20, 0, 30, 10),
-            r(5, 5, 25, 8),
-            r(50, 50, 60, 60),
+            Rect::at(0, 0, 10, 10),
+            Rect::at(20, 0, 30, 10),
+            Rect::at(5, 5, 25, 8),
+            Rect::at(50, 50, 60, 60),
         ];
         let mut b = a.clone();
         b.reverse();
-        assert_eq!(merge(a.clone()), vec![r(0, 0, 30, 10), r(50, 50, 60, 60)]);
+        assert_eq!(
+            merge(a.clone()),
+            vec![Rect::at(0, 0, 30, 10), Rect::at(50, 50, 60, 60)]
+        );
         assert_eq!(merge(a), merge(b));
     }
 }
