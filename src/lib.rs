@@ -2,6 +2,7 @@
 //! and forwards it to a research archive. See DESIGN.md for the data flow.
 
 pub mod admin;
+pub mod allocator;
 pub mod api;
 pub mod auth;
 pub mod cli;
