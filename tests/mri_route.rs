@@ -183,16 +183,10 @@ fn a_series_too_short_for_the_model_is_quarantined_with_the_reason() {
         .take(5)
         .collect();
     send(&g, tmp.path(), &inputs);
-    let q = g.data.join("quarantine");
     poll("the short series in quarantine", &g, || {
-        files_under(&q)
-            .iter()
-            .filter(|p| p.ends_with("reason.txt"))
-            .count()
-            == 5
+        quarantine_reasons(&g.data).len() == 5
     });
-    for r in files_under(&q).iter().filter(|p| p.ends_with("reason.txt")) {
-        let reason = std::fs::read_to_string(r).unwrap();
+    for reason in quarantine_reasons(&g.data) {
         assert!(
             reason.contains("head MR series: too few slices: 5"),
             "{reason}"

@@ -794,11 +794,7 @@ fn two_replicas_behind_haproxy_share_one_key_store() {
 
 /// Quarantine reasons of one replica.
 fn quarantine_reasons(g: &Gateway) -> Vec<String> {
-    files_under(&g.data.join("quarantine"))
-        .iter()
-        .filter(|p| p.ends_with("reason.txt"))
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect()
+    common::quarantine_reasons(&g.data)
 }
 
 fn head_series(name: &str) -> Vec<PathBuf> {

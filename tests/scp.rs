@@ -507,19 +507,11 @@ fn an_acknowledged_instance_that_is_quarantined_leaves_the_spool() {
     assert_eq!(stored_files(&text(&out)).len(), 1, "{}", text(&out));
     // The spool log and ready/ are empty once the instance is done.
     poll("the spool to drain", &g, || {
-        g.spool_drained()
-            && files_under(&g.data.join("quarantine"))
-                .iter()
-                .any(|p| p.ends_with("reason.txt"))
+        g.spool_drained() && !quarantine_reasons(&g.data).is_empty()
     });
-    let reasons: Vec<_> = files_under(&g.data.join("quarantine"))
-        .into_iter()
-        .filter(|p| p.ends_with("reason.txt"))
-        .collect();
+    let reasons = quarantine_reasons(&g.data);
     assert_eq!(reasons.len(), 1);
-    assert!(std::fs::read_to_string(&reasons[0])
-        .unwrap()
-        .contains("BurnedInAnnotation=YES"));
+    assert!(reasons[0].contains("BurnedInAnnotation=YES"));
     assert!(outputs(&g).is_empty());
 }
 

@@ -62,11 +62,7 @@ pub fn anonymize_logged(dir: &Path, input: &Path, toml: &str) -> Run {
     assert!(o.status.success(), "{}", text(&o));
     let files = files_under(&out);
     assert!(files.len() <= 1);
-    let reasons: String = files_under(&dir.join("data/quarantine"))
-        .iter()
-        .filter(|p| p.ends_with("reason.txt"))
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect();
+    let reasons: String = quarantine_reasons(&dir.join("data")).concat();
     Run {
         output: files.into_iter().next(),
         reasons,

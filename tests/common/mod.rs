@@ -43,6 +43,23 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     deidgate::pipeline::batch::collect_files(dir).expect("list files")
 }
 
+/// The reasons of every quarantined object under `data` (a data dir). An
+/// entry is written into a hidden temp folder and renamed into place, so a
+/// live gateway's temp folders are skipped, and a file gone between the
+/// listing and the read was one of them.
+pub fn quarantine_reasons(data: &Path) -> Vec<String> {
+    files_under(&data.join("quarantine"))
+        .iter()
+        .filter(|p| p.ends_with("reason.txt"))
+        .filter(|p| {
+            !p.parent()
+                .and_then(|d| d.file_name())
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
+}
+
 /// dcmdump's exit status and output for a file.
 pub fn dcmdump(path: &Path) -> (bool, String) {
     let o = Command::new(tool("dcmdump"))
