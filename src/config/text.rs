@@ -51,9 +51,9 @@ pub struct TextConfig {
     /// plain after this (on the evaluation corpus it finds about half of
     /// the lines the first pass misses). Doubles the detector's time.
     pub second_pass: bool,
-    /// The second pass shrinks larger images to this longest side (by a
-    /// whole factor): on a 2k radiograph it costs a quarter of the first
-    /// pass instead of as much again, and light labels there are large.
+    /// The second pass shrinks larger images to this longest side (the
+    /// detector's own resize): on a 2k radiograph it costs a quarter of the
+    /// first pass instead of as much again, and light labels there are large.
     pub second_pass_max_side: usize,
     /// More frames than this: quarantine (the cost would stall a worker;
     /// more than 1 GiB of decoded pixels is refused whatever the count).

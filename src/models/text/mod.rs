@@ -82,7 +82,20 @@ impl TextDetector {
 
     /// Text boxes in an interleaved 8-bit RGB image of `width × height`.
     pub fn detect(&self, rgb: &[u8], width: usize, height: usize) -> Result<Vec<TextBox>> {
-        let (prob, pw, ph) = self.probability_map(rgb, width, height)?;
+        self.detect_within(rgb, width, height, self.config.max_side)
+    }
+
+    /// [`Self::detect`] with the network input's longer side capped at
+    /// `max_side` instead of the configured one (a cheaper look at a large
+    /// image).
+    pub fn detect_within(
+        &self,
+        rgb: &[u8],
+        width: usize,
+        height: usize,
+        max_side: usize,
+    ) -> Result<Vec<TextBox>> {
+        let (prob, pw, ph) = self.map_within(rgb, width, height, max_side)?;
         Ok(boxes::boxes_from_prob(
             &prob,
             pw,
@@ -101,6 +114,16 @@ impl TextDetector {
         width: usize,
         height: usize,
     ) -> Result<(Vec<f32>, usize, usize)> {
+        self.map_within(rgb, width, height, self.config.max_side)
+    }
+
+    fn map_within(
+        &self,
+        rgb: &[u8],
+        width: usize,
+        height: usize,
+        max_side: usize,
+    ) -> Result<(Vec<f32>, usize, usize)> {
         ensure!(width > 0 && height > 0, "empty image");
         ensure!(
             rgb.len() == width * height * 3,
@@ -108,7 +131,7 @@ impl TextDetector {
             rgb.len(),
             width * height * 3
         );
-        let (pw, ph) = network_size(width, height, self.config.scale, self.config.max_side);
+        let (pw, ph) = network_size(width, height, self.config.scale, max_side);
         let input = preprocess(rgb, width, height, pw, ph);
         let prob = self.net.forward(&input)?;
         Ok((prob.data, pw, ph))

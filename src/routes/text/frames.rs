@@ -236,6 +236,22 @@ impl Rect {
         self.x0 < o.x1 && o.x0 < self.x1 && self.y0 < o.y1 && o.y0 < self.y1
     }
 
+    /// Whether `o` lies wholly inside.
+    pub fn contains(&self, o: &Rect) -> bool {
+        self.x0 <= o.x0 && self.y0 <= o.y0 && o.x1 <= self.x1 && o.y1 <= self.y1
+    }
+
+    /// The common part, if any.
+    pub fn intersection(&self, o: &Rect) -> Option<Rect> {
+        let r = Rect {
+            x0: self.x0.max(o.x0),
+            y0: self.y0.max(o.y0),
+            x1: self.x1.min(o.x1),
+            y1: self.y1.min(o.y1),
+        };
+        (r.x0 < r.x1 && r.y0 < r.y1).then_some(r)
+    }
+
     /// A rectangle from its corners (tests write many).
     #[cfg(test)]
     pub const fn at(x0: usize, y0: usize, x1: usize, y1: usize) -> Rect {

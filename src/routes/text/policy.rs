@@ -32,13 +32,10 @@ pub struct Decision {
 /// Whether two boxes cover the same line: their overlap is at least 70 %
 /// of their union.
 fn same_place(a: &Rect, b: &Rect) -> bool {
-    let (x0, y0) = (a.x0.max(b.x0), a.y0.max(b.y0));
-    let (x1, y1) = (a.x1.min(b.x1), a.y1.min(b.y1));
-    if x1 <= x0 || y1 <= y0 {
-        return false;
-    }
-    let inter = (x1 - x0) * (y1 - y0);
-    inter * 10 >= (a.area() + b.area() - inter) * 7
+    a.intersection(b).is_some_and(|i| {
+        let inter = i.area();
+        inter * 10 >= (a.area() + b.area() - inter) * 7
+    })
 }
 
 /// The reader and what it compares against.

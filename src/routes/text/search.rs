@@ -67,16 +67,18 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
     }
     let mut lines = Vec::new();
     for (n, rgb) in images.iter().enumerate() {
-        let mut boxes = detect(det, rgb, f.width, f.height, Resize::Enlarge(enlarge))?;
+        let full = det.config.max_side;
+        let mut boxes = detect(det, rgb, f.width, f.height, enlarge, full)?;
         if cfg.second_pass {
-            let inverted = highlights_inverted(rgb);
-            let s = long.div_ceil(cfg.second_pass_max_side.max(1));
-            let resize = if s > 1 {
-                Resize::Shrink(s)
+            // Images larger than `second_pass_max_side` are shrunk to it by
+            // the detector's own resize; others searched as in the first pass.
+            let cap = if long > cfg.second_pass_max_side {
+                full.min(cfg.second_pass_max_side.max(32))
             } else {
-                Resize::Enlarge(enlarge)
+                full
             };
-            let more = detect(det, &inverted, f.width, f.height, resize)?;
+            let inverted = highlights_inverted(rgb);
+            let more = detect(det, &inverted, f.width, f.height, enlarge, cap)?;
             boxes = add_new_lines(boxes, more, margin);
         }
         let (found, implausible): (Vec<Rect>, Vec<Rect>) = boxes
@@ -98,11 +100,11 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
 /// its second box read a little differently).
 fn add_new_lines(mut first: Vec<Rect>, second: Vec<Rect>, margin: usize) -> Vec<Rect> {
     let fills: Vec<Rect> = first.iter().map(|&r| grow_line(r, margin)).collect();
-    first.extend(second.into_iter().filter(|b| {
-        !fills
-            .iter()
-            .any(|f| f.x0 <= b.x0 && f.y0 <= b.y0 && b.x1 <= f.x1 && b.y1 <= f.y1)
-    }));
+    first.extend(
+        second
+            .into_iter()
+            .filter(|b| !fills.iter().any(|f| f.contains(b))),
+    );
     first
 }
 
@@ -129,46 +131,29 @@ fn grow_line(r: Rect, margin: usize) -> Rect {
     }
 }
 
-/// How an image is resized for the detector, by a whole factor.
-#[derive(Clone, Copy)]
-enum Resize {
-    Enlarge(usize),
-    Shrink(usize),
-}
-
-/// The detector's boxes in image pixels, the image resized first.
+/// The detector's boxes in image pixels, the image enlarged `s` times and
+/// the network input's longer side capped at `max_side`.
 fn detect(
     det: &TextDetector,
     rgb: &[u8],
     w: usize,
     h: usize,
-    resize: Resize,
+    s: usize,
+    max_side: usize,
 ) -> anyhow::Result<Vec<Rect>> {
-    use std::borrow::Cow;
-    let (img, iw, ih) = match resize {
-        Resize::Enlarge(1) | Resize::Shrink(1) => (Cow::Borrowed(rgb), w, h),
-        Resize::Enlarge(s) => (Cow::Owned(enlarge(rgb, w, h, s)), w * s, h * s),
-        Resize::Shrink(s) => (Cow::Owned(shrink(rgb, w, s, w / s, h / s)), w / s, h / s),
+    let (big, bw, bh) = if s == 1 {
+        (std::borrow::Cow::Borrowed(rgb), w, h)
+    } else {
+        (std::borrow::Cow::Owned(enlarge(rgb, w, h, s)), w * s, h * s)
     };
     Ok(det
-        .detect(&img, iw, ih)?
+        .detect_within(&big, bw, bh, max_side)?
         .into_iter()
-        .map(|b| {
-            let [x0, y0, x1, y1] = [b.x0, b.y0, b.x1, b.y1].map(|v| v as usize);
-            match resize {
-                Resize::Enlarge(s) => Rect {
-                    x0: x0 / s,
-                    y0: y0 / s,
-                    x1: x1.div_ceil(s),
-                    y1: y1.div_ceil(s),
-                },
-                Resize::Shrink(s) => Rect {
-                    x0: x0 * s,
-                    y0: y0 * s,
-                    x1: (x1 * s).min(w),
-                    y1: (y1 * s).min(h),
-                },
-            }
+        .map(|b| Rect {
+            x0: b.x0 as usize / s,
+            y0: b.y0 as usize / s,
+            x1: (b.x1 as usize).div_ceil(s),
+            y1: (b.y1 as usize).div_ceil(s),
         })
         .collect())
 }
@@ -182,24 +167,6 @@ fn highlights_inverted(rgb: &[u8]) -> Vec<u8> {
         .map(|v| 255 - (255.0 * (v as f64 / 255.0).powf(2.5)).round() as u8)
         .collect();
     rgb.iter().map(|&v| lut[v as usize]).collect()
-}
-
-/// `rgb` (rows `w` pixels long) shrunk to `sw` × `sh`: the mean of each
-/// `s` × `s` block.
-fn shrink(rgb: &[u8], w: usize, s: usize, sw: usize, sh: usize) -> Vec<u8> {
-    let mut small = Vec::with_capacity(sw * sh * 3);
-    for y in 0..sh {
-        for x in 0..sw {
-            for c in 0..3 {
-                let sum: usize = (y * s..(y + 1) * s)
-                    .flat_map(|yy| (x * s..(x + 1) * s).map(move |xx| (yy * w + xx) * 3 + c))
-                    .map(|i| rgb[i] as usize)
-                    .sum();
-                small.push((sum / (s * s)) as u8);
-            }
-        }
-    }
-    small
 }
 
 /// Nearest-neighbour enlargement by `s` (keeps glyph edges sharp).
@@ -294,13 +261,10 @@ mod tests {
     }
 
     #[test]
-    fn shrinking_averages_blocks() {
-        // 5 x 2 pixels, grey ramps; shrunk by 2 the odd last column goes.
-        let rgb: Vec<u8> = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]
-            .iter()
-            .flat_map(|&v| [v, v, 255 - v])
-            .collect();
-        assert_eq!(shrink(&rgb, 5, 2, 2, 1), vec![30, 30, 225, 50, 50, 205]);
+    fn the_second_pass_sees_a_radiograph_at_half_size() {
+        // 1955 x 1841 under a 1024 cap: the detector's own resize.
+        let (w, h) = crate::models::text::network_size(1955, 1841, 1.0, 1024);
+        assert_eq!((w, h), (1024, 960));
     }
 
     #[test]
