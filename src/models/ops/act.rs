@@ -32,7 +32,7 @@ impl Act {
     }
 
     /// Apply to one pixel's channel vector.
-    #[inline]
+    #[inline(always)]
     pub(super) fn apply_row(&self, row: &mut [f32]) {
         match self {
             Act::None => {}
@@ -80,8 +80,27 @@ pub(super) fn prelu(v: f32, a: f32) -> f32 {
 
 /// Add a per-channel bias and activate, in place, over rows of `bias.len()`
 /// channels (NHWC pixels). The activation is matched once, outside the pixel
-/// loop, so the common cases compile to straight vector code.
+/// loop, so the common cases compile to straight vector code: AVX2 code
+/// where the CPU has it (the same operations, so the same bits; perf put
+/// the SSE2 version at 7 % of the text route).
 pub fn bias_act(data: &mut [f32], bias: &[f32], act: &Act) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        unsafe { bias_act_avx2(data, bias, act) };
+        return;
+    }
+    bias_act_portable(data, bias, act)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn bias_act_avx2(data: &mut [f32], bias: &[f32], act: &Act) {
+    bias_act_portable(data, bias, act)
+}
+
+#[inline(always)]
+fn bias_act_portable(data: &mut [f32], bias: &[f32], act: &Act) {
     let c = bias.len();
     match act {
         Act::None => data

@@ -11,6 +11,7 @@
 //! too many frames, a detector error) -> quarantine with the reason. Unsure
 //! never means pass-through.
 
+pub mod bright;
 pub mod frames;
 pub mod policy;
 pub mod sealed;

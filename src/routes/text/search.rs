@@ -5,6 +5,7 @@
 //! Small images are enlarged first: the detector sees text best when it is
 //! at least about 10 px high.
 
+use super::bright;
 use super::frames::{Frames, Rect};
 use crate::config::TextConfig;
 use crate::models::text::TextDetector;
@@ -70,15 +71,7 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
         let full = det.config.max_side;
         let mut boxes = detect(det, rgb, f.width, f.height, enlarge, full)?;
         if cfg.second_pass {
-            // Images larger than `second_pass_max_side` are shrunk to it by
-            // the detector's own resize; others searched as in the first pass.
-            let cap = if long > cfg.second_pass_max_side {
-                full.min(cfg.second_pass_max_side.max(32))
-            } else {
-                full
-            };
-            let inverted = highlights_inverted(rgb);
-            let more = detect(det, &inverted, f.width, f.height, enlarge, cap)?;
+            let more = second_pass(det, rgb, f.width, f.height, enlarge, cfg)?;
             boxes = add_new_lines(boxes, more, margin);
         }
         let (found, implausible): (Vec<Rect>, Vec<Rect>) = boxes
@@ -92,6 +85,59 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
         }));
     }
     Ok(Search { images, lines })
+}
+
+/// The second pass: the parts of `rgb` with bright ground
+/// ([`bright::regions`]) searched again with the highlights inverted, at the
+/// first pass's scale, except that images larger than
+/// `second_pass_max_side` are searched shrunk to it (the detector's own
+/// resize; a crop at the same scale).
+fn second_pass(
+    det: &TextDetector,
+    rgb: &[u8],
+    w: usize,
+    h: usize,
+    enlarge: usize,
+    cfg: &TextConfig,
+) -> anyhow::Result<Vec<Rect>> {
+    let long = w.max(h);
+    let full = det.config.max_side;
+    let cap = if long > cfg.second_pass_max_side {
+        full.min(cfg.second_pass_max_side.max(32))
+    } else {
+        full
+    };
+    // The scale the whole (enlarged) image would be searched at.
+    let ratio = (cap as f64 / (long * enlarge) as f64).min(1.0);
+    let inverted = highlights_inverted(rgb);
+    let mut boxes = Vec::new();
+    for mut r in merge(bright::regions(rgb, w, h)) {
+        // A line cut by the region's edge runs on outside it (often into
+        // darker ground, where the first pass may have found only a part):
+        // widen the region on that side and search again.
+        for tries in 0.. {
+            let (cw, ch) = (r.x1 - r.x0, r.y1 - r.y0);
+            let max_side = ((cw.max(ch) * enlarge) as f64 * ratio).ceil() as usize;
+            let crop = bright::crop(&inverted, w, r);
+            let found: Vec<Rect> = detect(det, &crop, cw, ch, enlarge, max_side.max(32))?
+                .into_iter()
+                .map(|b| Rect {
+                    x0: b.x0 + r.x0,
+                    y0: b.y0 + r.y0,
+                    x1: b.x1 + r.x0,
+                    y1: b.y1 + r.y0,
+                })
+                .collect();
+            match bright::widened(r, &found, w, h) {
+                Some(wider) if tries < bright::MAX_WIDENINGS => r = wider,
+                _ => {
+                    boxes.extend(found);
+                    break;
+                }
+            }
+        }
+    }
+    Ok(boxes)
 }
 
 /// The first pass's boxes and those of the second that are new: a box that

@@ -1,0 +1,248 @@
+//! Where the second detector pass needs to look. That pass (highlights
+//! spread out, then inverted) is for light text over *bright* ground: speckle,
+//! colour Doppler, bone. Over dark ground the same text is high-contrast
+//! light-on-dark, which the first pass finds; after the mapping a dark
+//! region is a flat light field with nothing for the detector. So the second
+//! pass searches only the parts of the image with bright ground, and skips
+//! the rest (on ultrasound, the black margins and the darker speckle).
+
+use super::frames::Rect;
+
+/// Side of the square cells the image is judged in, px.
+const CELL: usize = 32;
+/// A sample at or above this (in any channel) is bright.
+const BRIGHT: u8 = 128;
+/// A cell with at least this share of bright pixels has bright ground.
+/// Light text on a dark band covers well under this (strokes fill about a
+/// fifth of a line's box), so a dark band with text is not searched again.
+const SHARE: f32 = 0.25;
+/// Cells a region reaches beyond its bright cells. The network's
+/// squeeze-excite layers pool over its whole input, so a crop does not see
+/// quite what the whole image shows; with one cell of context a light line
+/// over MR tissue was found 30 px shorter than in the whole image (and
+/// 5 px of it stayed legible), with two it is found as in the whole image.
+const GROW: usize = 2;
+/// Regions covering more than this share of the image: search it whole
+/// (one network run costs less than several overlapping ones).
+const WHOLE: f32 = 0.7;
+
+/// The rectangles of `rgb` (`w × h`) the second pass searches: the cells
+/// with bright ground, grown by [`GROW`] cells on every side (a line that
+/// runs out of a bright region keeps its context), as the bounding boxes of
+/// their 4-connected groups (these may overlap; merge them). The whole
+/// image when they would cover most of it; nothing when no cell is bright.
+pub fn regions(rgb: &[u8], w: usize, h: usize) -> Vec<Rect> {
+    let (gw, gh) = (w.div_ceil(CELL), h.div_ceil(CELL));
+    let mut count = vec![0u32; gw * gh];
+    for (y, row) in rgb.chunks_exact(w * 3).enumerate() {
+        for (x, px) in row.chunks_exact(3).enumerate() {
+            if px[0].max(px[1]).max(px[2]) >= BRIGHT {
+                count[(y / CELL) * gw + x / CELL] += 1;
+            }
+        }
+    }
+    let cell_area = |i: usize| {
+        let (cx, cy) = (i % gw, i / gw);
+        ((CELL.min(w - cx * CELL)) * (CELL.min(h - cy * CELL))) as f32
+    };
+    let bright: Vec<bool> = (0..gw * gh)
+        .map(|i| count[i] as f32 >= SHARE * cell_area(i))
+        .collect();
+    // Grown by `GROW` cells every way.
+    let mut grown = vec![false; gw * gh];
+    for cy in 0..gh {
+        for cx in 0..gw {
+            let near = |dx: isize, dy: isize| {
+                let (x, y) = (cx as isize + dx, cy as isize + dy);
+                x >= 0
+                    && y >= 0
+                    && (x as usize) < gw
+                    && (y as usize) < gh
+                    && bright[y as usize * gw + x as usize]
+            };
+            let g = GROW as isize;
+            grown[cy * gw + cx] = (-g..=g).any(|dy| (-g..=g).any(|dx| near(dx, dy)));
+        }
+    }
+    let searched = grown.iter().filter(|&&g| g).count();
+    if searched as f32 > WHOLE * (gw * gh) as f32 {
+        return vec![Rect {
+            x0: 0,
+            y0: 0,
+            x1: w,
+            y1: h,
+        }];
+    }
+    groups(&grown, gw, gh)
+        .into_iter()
+        .map(|(x0, y0, x1, y1)| {
+            Rect {
+                x0: x0 * CELL,
+                y0: y0 * CELL,
+                x1: x1 * CELL,
+                y1: y1 * CELL,
+            }
+            .clip(w, h)
+        })
+        .collect()
+}
+
+/// Bounding boxes (cells, exclusive ends) of the 4-connected groups of set
+/// cells, in scan order of their first cell.
+fn groups(set: &[bool], gw: usize, gh: usize) -> Vec<(usize, usize, usize, usize)> {
+    let mut seen = vec![false; set.len()];
+    let mut out = Vec::new();
+    for start in 0..set.len() {
+        if !set[start] || seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        let mut stack = vec![start];
+        let (mut x0, mut y0, mut x1, mut y1) = (gw, gh, 0, 0);
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % gw, i / gw);
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
+            let mut visit = |j: usize| {
+                if set[j] && !seen[j] {
+                    seen[j] = true;
+                    stack.push(j);
+                }
+            };
+            if x > 0 {
+                visit(i - 1);
+            }
+            if x + 1 < gw {
+                visit(i + 1);
+            }
+            if y > 0 {
+                visit(i - gw);
+            }
+            if y + 1 < gh {
+                visit(i + gw);
+            }
+        }
+        out.push((x0, y0, x1, y1));
+    }
+    out
+}
+
+/// How many times a region is widened for lines cut by its edge.
+pub const MAX_WIDENINGS: usize = 3;
+/// How far a region is widened at a time, px (four cells).
+const WIDEN: usize = 4 * CELL;
+
+/// `r` widened on each side where one of the boxes `found` in it touches
+/// an edge that is not the image's (a line cut there): by [`WIDEN`]
+/// sideways, one cell up or down. `None` when no box is cut.
+pub fn widened(r: Rect, found: &[Rect], w: usize, h: usize) -> Option<Rect> {
+    let mut out = r;
+    for b in found {
+        if r.x0 > 0 && b.x0 <= r.x0 + 1 {
+            out.x0 = r.x0.saturating_sub(WIDEN);
+        }
+        if r.x1 < w && b.x1 + 1 >= r.x1 {
+            out.x1 = (r.x1 + WIDEN).min(w);
+        }
+        if r.y0 > 0 && b.y0 <= r.y0 + 1 {
+            out.y0 = r.y0.saturating_sub(CELL);
+        }
+        if r.y1 < h && b.y1 + 1 >= r.y1 {
+            out.y1 = (r.y1 + CELL).min(h);
+        }
+    }
+    (out != r).then_some(out)
+}
+
+/// The pixels of `r` cut out of `rgb` (`w` wide).
+pub fn crop(rgb: &[u8], w: usize, r: Rect) -> Vec<u8> {
+    (r.y0..r.y1)
+        .flat_map(|y| &rgb[(y * w + r.x0) * 3..(y * w + r.x1) * 3])
+        .copied()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(w: usize, h: usize, bright: &[Rect]) -> Vec<u8> {
+        let mut rgb = vec![20u8; w * h * 3];
+        for r in bright {
+            for y in r.y0..r.y1 {
+                for x in r.x0..r.x1 {
+                    rgb[(y * w + x) * 3 + 1] = 200;
+                }
+            }
+        }
+        rgb
+    }
+
+    #[test]
+    fn a_dark_image_is_not_searched_again() {
+        // Light "text" strokes: thin lines covering under a quarter of a cell.
+        let strokes: Vec<Rect> = (0..6)
+            .map(|i| Rect::at(40 + 10 * i, 40, 42 + 10 * i, 52))
+            .collect();
+        assert!(regions(&image(640, 480, &strokes), 640, 480).is_empty());
+    }
+
+    #[test]
+    fn a_bright_patch_is_searched_with_two_cells_around_it() {
+        let rgb = image(640, 480, &[Rect::at(300, 200, 380, 250)]);
+        // Cells 9..=11 x 6..=7 are bright enough, grown by two cells.
+        assert_eq!(regions(&rgb, 640, 480), vec![Rect::at(224, 128, 448, 320)]);
+    }
+
+    #[test]
+    fn a_mostly_bright_image_is_searched_whole() {
+        let rgb = image(400, 300, &[Rect::at(0, 0, 250, 300)]);
+        assert_eq!(regions(&rgb, 400, 300), vec![Rect::at(0, 0, 400, 300)]);
+    }
+
+    #[test]
+    fn separate_patches_give_separate_regions_clipped_to_the_image() {
+        let rgb = image(
+            640,
+            480,
+            &[Rect::at(0, 0, 40, 40), Rect::at(600, 440, 640, 480)],
+        );
+        assert_eq!(
+            regions(&rgb, 640, 480),
+            vec![Rect::at(0, 0, 128, 128), Rect::at(512, 352, 640, 480)]
+        );
+    }
+
+    #[test]
+    fn a_region_is_widened_where_a_line_runs_out_of_it() {
+        let r = Rect::at(128, 256, 288, 352);
+        // Inside: nothing to do.
+        assert_eq!(widened(r, &[Rect::at(140, 300, 250, 313)], 512, 512), None);
+        // Cut on the right: four cells further right.
+        assert_eq!(
+            widened(r, &[Rect::at(172, 300, 288, 313)], 512, 512),
+            Some(Rect::at(128, 256, 416, 352))
+        );
+        // At the image's own edge there is nothing further.
+        let edge = Rect::at(0, 0, 512, 64);
+        assert_eq!(widened(edge, &[Rect::at(0, 10, 512, 30)], 512, 512), None);
+        // Cut at the bottom and the left: one cell down, four cells left.
+        assert_eq!(
+            widened(r, &[Rect::at(129, 340, 200, 352)], 512, 512),
+            Some(Rect::at(0, 256, 288, 384))
+        );
+    }
+
+    #[test]
+    fn a_crop_is_the_rectangle_s_pixels() {
+        let rgb: Vec<u8> = (0..4 * 3 * 3).map(|v| v as u8).collect();
+        assert_eq!(crop(&rgb, 4, Rect::at(1, 1, 3, 3)), {
+            let mut v = Vec::new();
+            for y in 1..3 {
+                for x in 1..3 {
+                    v.extend_from_slice(&rgb[(y * 4 + x) * 3..(y * 4 + x) * 3 + 3]);
+                }
+            }
+            v
+        });
+    }
+}
