@@ -40,7 +40,7 @@ impl Act {
             Act::PRelu(a) => row.iter_mut().zip(a).for_each(|(v, a)| *v = prelu(*v, *a)),
             Act::HardSwish { scale, shift } => row
                 .iter_mut()
-                .for_each(|v| *v = scale * (*v * (*v + 3.0).clamp(0.0, 6.0) / 6.0) + shift),
+                .for_each(|v| *v = hard_swish(*v, *scale, *shift)),
             Act::Sigmoid => row.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp())),
             Act::Tanh => row.iter_mut().for_each(|v| *v = v.tanh()),
         }
@@ -101,26 +101,38 @@ unsafe fn bias_act_avx2(data: &mut [f32], bias: &[f32], act: &Act) {
 
 #[inline(always)]
 fn bias_act_portable(data: &mut [f32], bias: &[f32], act: &Act) {
+    // Index loops, not iterator adaptors: `for_each` over chunks compiles to
+    // a separate `fold` that is not inlined, so it kept SSE2 code inside the
+    // AVX2 caller (perf: 4.6 % of the detector).
     let c = bias.len();
+    let pixels = data.len() / c;
+    macro_rules! each {
+        (|$v:ident, $i:ident| $body:expr) => {
+            for p in 0..pixels {
+                let row = &mut data[p * c..(p + 1) * c];
+                for $i in 0..c {
+                    let $v = row[$i] + bias[$i];
+                    row[$i] = $body;
+                }
+            }
+        };
+    }
     match act {
-        Act::None => data
-            .chunks_exact_mut(c)
-            .for_each(|row| row.iter_mut().zip(bias).for_each(|(v, b)| *v += b)),
-        Act::Relu => data.chunks_exact_mut(c).for_each(|row| {
-            row.iter_mut()
-                .zip(bias)
-                .for_each(|(v, b)| *v = (*v + b).max(0.0))
-        }),
-        Act::PRelu(a) => data.chunks_exact_mut(c).for_each(|row| {
-            row.iter_mut()
-                .zip(bias.iter().zip(a))
-                .for_each(|(v, (b, a))| *v = prelu(*v + b, *a))
-        }),
+        Act::None => each!(|v, _i| v),
+        Act::Relu => each!(|v, _i| v.max(0.0)),
+        Act::PRelu(a) => each!(|v, i| prelu(v, a[i])),
+        Act::HardSwish { scale, shift } => each!(|v, _i| hard_swish(v, *scale, *shift)),
         _ => data.chunks_exact_mut(c).for_each(|row| {
             row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
             act.apply_row(row);
         }),
     }
+}
+
+/// Hard-swish then the scalar affine (see [`Act::HardSwish`]).
+#[inline(always)]
+fn hard_swish(v: f32, scale: f32, shift: f32) -> f32 {
+    scale * (v * (v + 3.0).clamp(0.0, 6.0) / 6.0) + shift
 }
 
 /// As [`bias_act`], for rows of `ld` floats of which the `bias.len()` at
