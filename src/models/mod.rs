@@ -3,6 +3,7 @@
 //! works, CUDA comes with the `cuda` cargo feature.
 
 pub mod chest;
+pub mod components;
 pub mod mri;
 pub mod ops;
 pub mod photo;

@@ -5,6 +5,8 @@
 
 #![allow(clippy::needless_range_loop)] // index math on 3x3/4x4 matrices and axes
 
+use crate::models::components::Components;
+
 /// Otsu threshold over a 256-bin histogram of values in [lo, p99.5].
 pub fn otsu(data: &[f32]) -> f32 {
     let q = super::volume::quantiles(data, &[0.0, 0.995]);
@@ -116,54 +118,20 @@ pub fn radii_mm(spacing: [f64; 3], mm: f64) -> [usize; 3] {
     spacing.map(|s| (mm / s.max(1e-6)).ceil() as usize)
 }
 
-/// Keep the largest 6-connected component.
+/// Keep the largest 6-connected component (the first of equals).
 pub fn largest_component(m: &[bool], dims: [usize; 3]) -> Vec<bool> {
-    let [nx, ny, nz] = dims;
-    let mut label = vec![0u32; m.len()];
-    let (mut best, mut best_size, mut next) = (0u32, 0usize, 0u32);
-    let mut stack = Vec::new();
-    for s in 0..m.len() {
-        if !m[s] || label[s] != 0 {
-            continue;
-        }
-        next += 1;
-        label[s] = next;
-        stack.push(s);
-        let mut size = 0;
-        while let Some(p) = stack.pop() {
-            size += 1;
-            let (i, j, k) = (p % nx, (p / nx) % ny, p / (nx * ny));
-            let mut push = |q: usize| {
-                if m[q] && label[q] == 0 {
-                    label[q] = next;
-                    stack.push(q);
-                }
-            };
-            if i > 0 {
-                push(p - 1);
-            }
-            if i + 1 < nx {
-                push(p + 1);
-            }
-            if j > 0 {
-                push(p - nx);
-            }
-            if j + 1 < ny {
-                push(p + nx);
-            }
-            if k > 0 {
-                push(p - nx * ny);
-            }
-            if k + 1 < nz {
-                push(p + nx * ny);
-            }
-        }
-        if size > best_size {
-            best_size = size;
-            best = next;
+    let c = Components::of(m, dims);
+    let sizes = c.sizes();
+    let mut best = 0;
+    for l in 1..sizes.len() {
+        if sizes[l] > sizes[best] || best == 0 {
+            best = l;
         }
     }
-    label.iter().map(|&l| l == best && best != 0).collect()
+    c.label
+        .iter()
+        .map(|&l| best != 0 && l as usize == best)
+        .collect()
 }
 
 /// Separable box blur of a float field (radius per axis, clamped edges).

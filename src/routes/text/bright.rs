@@ -7,6 +7,7 @@
 //! the rest (on ultrasound, the black margins and the darker speckle).
 
 use super::frames::Rect;
+use crate::models::components::Components;
 
 /// Side of the square cells the image is judged in, px.
 const CELL: usize = 32;
@@ -90,38 +91,14 @@ pub fn regions(rgb: &[u8], w: usize, h: usize) -> Vec<Rect> {
 /// Bounding boxes (cells, exclusive ends) of the 4-connected groups of set
 /// cells, in scan order of their first cell.
 fn groups(set: &[bool], gw: usize, gh: usize) -> Vec<(usize, usize, usize, usize)> {
-    let mut seen = vec![false; set.len()];
-    let mut out = Vec::new();
-    for start in 0..set.len() {
-        if !set[start] || seen[start] {
-            continue;
-        }
-        seen[start] = true;
-        let mut stack = vec![start];
-        let (mut x0, mut y0, mut x1, mut y1) = (gw, gh, 0, 0);
-        while let Some(i) = stack.pop() {
+    let c = Components::of(set, [gw, gh, 1]);
+    let mut out = vec![(gw, gh, 0, 0); c.count as usize];
+    for (i, &l) in c.label.iter().enumerate() {
+        if l > 0 {
             let (x, y) = (i % gw, i / gw);
-            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
-            let mut visit = |j: usize| {
-                if set[j] && !seen[j] {
-                    seen[j] = true;
-                    stack.push(j);
-                }
-            };
-            if x > 0 {
-                visit(i - 1);
-            }
-            if x + 1 < gw {
-                visit(i + 1);
-            }
-            if y > 0 {
-                visit(i - gw);
-            }
-            if y + 1 < gh {
-                visit(i + gw);
-            }
+            let b = &mut out[l as usize - 1];
+            *b = (b.0.min(x), b.1.min(y), b.2.max(x + 1), b.3.max(y + 1));
         }
-        out.push((x0, y0, x1, y1));
     }
     out
 }
