@@ -1,19 +1,46 @@
-//! Where the second detector pass needs to look. That pass (highlights
-//! spread out, then inverted) is for light text over *bright* ground: speckle,
-//! colour Doppler, bone. Over dark ground the same text is high-contrast
-//! light-on-dark, which the first pass finds; after the mapping a dark
-//! region is a flat light field with nothing for the detector. So the second
-//! pass searches only the parts of the image with bright ground, and skips
-//! the rest (on ultrasound, the black margins and the darker speckle).
+//! Where the extra detector looks need to search. The second look
+//! (highlights spread out, then inverted) is for light text over *bright*
+//! ground: speckle, colour Doppler, bone. Over dark ground the same text is
+//! high-contrast light-on-dark, which the first look finds; after the
+//! mapping a dark region is a flat light field with nothing for the
+//! detector. The colour look (the least of the three channels, mapped the
+//! same way) is for white text over *saturated colour*: over Doppler's reds
+//! and yellows white differs from the ground in one channel only, while its
+//! least channel is high and theirs is near zero. So each look searches only
+//! the parts of the image with its kind of ground, and skips the rest (on
+//! ultrasound, the black margins and the darker speckle; on grey images the
+//! colour look has nothing to do).
 
 use super::frames::Rect;
 use crate::models::components::Components;
+
+/// The kind of ground an extra look is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ground {
+    /// A sample at or above [`BRIGHT`] in any channel.
+    Bright,
+    /// Channels at least [`SATURATED`] apart.
+    Colour,
+}
+
+impl Ground {
+    fn holds(self, px: &[u8]) -> bool {
+        let (lo, hi) = (px[0].min(px[1]).min(px[2]), px[0].max(px[1]).max(px[2]));
+        match self {
+            Ground::Bright => hi >= BRIGHT,
+            Ground::Colour => hi - lo >= SATURATED,
+        }
+    }
+}
 
 /// Side of the square cells the image is judged in, px.
 const CELL: usize = 32;
 /// A sample at or above this (in any channel) is bright.
 const BRIGHT: u8 = 128;
-/// A cell with at least this share of bright pixels has bright ground.
+/// Channels this far apart are a saturated colour (Doppler, colour maps),
+/// not grey with JPEG or chroma noise.
+const SATURATED: u8 = 64;
+/// A cell with at least this share of such pixels has that ground.
 /// Light text on a dark band covers well under this (strokes fill about a
 /// fifth of a line's box), so a dark band with text is not searched again.
 const SHARE: f32 = 0.25;
@@ -27,17 +54,17 @@ const GROW: usize = 2;
 /// (one network run costs less than several overlapping ones).
 const WHOLE: f32 = 0.7;
 
-/// The rectangles of `rgb` (`w × h`) the second pass searches: the cells
-/// with bright ground, grown by [`GROW`] cells on every side (a line that
+/// The rectangles of `rgb` (`w × h`) a look for `ground` searches: the
+/// cells with that ground, grown by [`GROW`] cells on every side (a line that
 /// runs out of a bright region keeps its context), as the bounding boxes of
 /// their 4-connected groups (these may overlap; merge them). The whole
 /// image when they would cover most of it; nothing when no cell is bright.
-pub fn regions(rgb: &[u8], w: usize, h: usize) -> Vec<Rect> {
+pub fn regions(rgb: &[u8], w: usize, h: usize, ground: Ground) -> Vec<Rect> {
     let (gw, gh) = (w.div_ceil(CELL), h.div_ceil(CELL));
     let mut count = vec![0u32; gw * gh];
     for (y, row) in rgb.chunks_exact(w * 3).enumerate() {
         for (x, px) in row.chunks_exact(3).enumerate() {
-            if px[0].max(px[1]).max(px[2]) >= BRIGHT {
+            if ground.holds(px) {
                 count[(y / CELL) * gw + x / CELL] += 1;
             }
         }
@@ -66,6 +93,9 @@ pub fn regions(rgb: &[u8], w: usize, h: usize) -> Vec<Rect> {
         }
     }
     let searched = grown.iter().filter(|&&g| g).count();
+    if searched == 0 {
+        return Vec::new();
+    }
     if searched as f32 > WHOLE * (gw * gh) as f32 {
         return vec![Rect {
             x0: 0,
@@ -160,20 +190,26 @@ mod tests {
         let strokes: Vec<Rect> = (0..6)
             .map(|i| Rect::at(40 + 10 * i, 40, 42 + 10 * i, 52))
             .collect();
-        assert!(regions(&image(640, 480, &strokes), 640, 480).is_empty());
+        assert!(regions(&image(640, 480, &strokes), 640, 480, Ground::Bright).is_empty());
     }
 
     #[test]
     fn a_bright_patch_is_searched_with_two_cells_around_it() {
         let rgb = image(640, 480, &[Rect::at(300, 200, 380, 250)]);
         // Cells 9..=11 x 6..=7 are bright enough, grown by two cells.
-        assert_eq!(regions(&rgb, 640, 480), vec![Rect::at(224, 128, 448, 320)]);
+        assert_eq!(
+            regions(&rgb, 640, 480, Ground::Bright),
+            vec![Rect::at(224, 128, 448, 320)]
+        );
     }
 
     #[test]
     fn a_mostly_bright_image_is_searched_whole() {
         let rgb = image(400, 300, &[Rect::at(0, 0, 250, 300)]);
-        assert_eq!(regions(&rgb, 400, 300), vec![Rect::at(0, 0, 400, 300)]);
+        assert_eq!(
+            regions(&rgb, 400, 300, Ground::Bright),
+            vec![Rect::at(0, 0, 400, 300)]
+        );
     }
 
     #[test]
@@ -184,9 +220,25 @@ mod tests {
             &[Rect::at(0, 0, 40, 40), Rect::at(600, 440, 640, 480)],
         );
         assert_eq!(
-            regions(&rgb, 640, 480),
+            regions(&rgb, 640, 480, Ground::Bright),
             vec![Rect::at(0, 0, 128, 128), Rect::at(512, 352, 640, 480)]
         );
+    }
+
+    #[test]
+    fn the_colour_look_sees_saturated_colour_not_bright_grey() {
+        // `image` paints (20, 200, 20): saturated green.
+        let mut rgb = image(640, 480, &[Rect::at(300, 200, 380, 250)]);
+        assert_eq!(
+            regions(&rgb, 640, 480, Ground::Colour),
+            vec![Rect::at(224, 128, 448, 320)]
+        );
+        // The same patch in grey is bright but not colour.
+        for px in rgb.chunks_exact_mut(3) {
+            px.fill(px[1]);
+        }
+        assert!(regions(&rgb, 640, 480, Ground::Colour).is_empty());
+        assert_eq!(regions(&rgb, 640, 480, Ground::Bright).len(), 1);
     }
 
     #[test]

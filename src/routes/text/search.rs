@@ -87,8 +87,9 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
     Ok(Search { images, lines })
 }
 
-/// The second pass: the parts of `rgb` with bright ground
-/// ([`bright::regions`]) searched again with the highlights inverted, at the
+/// The second pass: the parts of `rgb` with bright ground searched again
+/// with the highlights inverted, and the parts with saturated colour with
+/// the least channel inverted the same way ([`bright::regions`]), at the
 /// first pass's scale, except that images larger than
 /// `second_pass_max_side` are searched shrunk to it (the detector's own
 /// resize; a crop at the same scale).
@@ -109,30 +110,39 @@ fn second_pass(
     };
     // The scale the whole (enlarged) image would be searched at.
     let ratio = (cap as f64 / (long * enlarge) as f64).min(1.0);
-    let inverted = highlights_inverted(rgb);
     let mut boxes = Vec::new();
-    for mut r in merge(bright::regions(rgb, w, h)) {
-        // A line cut by the region's edge runs on outside it (often into
-        // darker ground, where the first pass may have found only a part):
-        // widen the region on that side and search again.
-        for tries in 0.. {
-            let (cw, ch) = (r.x1 - r.x0, r.y1 - r.y0);
-            let max_side = ((cw.max(ch) * enlarge) as f64 * ratio).ceil() as usize;
-            let crop = bright::crop(&inverted, w, r);
-            let found: Vec<Rect> = detect(det, &crop, cw, ch, enlarge, max_side.max(32))?
-                .into_iter()
-                .map(|b| Rect {
-                    x0: b.x0 + r.x0,
-                    y0: b.y0 + r.y0,
-                    x1: b.x1 + r.x0,
-                    y1: b.y1 + r.y0,
-                })
-                .collect();
-            match bright::widened(r, &found, w, h) {
-                Some(wider) if tries < bright::MAX_WIDENINGS => r = wider,
-                _ => {
-                    boxes.extend(found);
-                    break;
+    for ground in [bright::Ground::Bright, bright::Ground::Colour] {
+        let regions = merge(bright::regions(rgb, w, h, ground));
+        if regions.is_empty() {
+            continue;
+        }
+        let mapped = match ground {
+            bright::Ground::Bright => highlights_inverted(rgb),
+            bright::Ground::Colour => least_channel_inverted(rgb),
+        };
+        for mut r in regions {
+            // A line cut by the region's edge runs on outside it (often
+            // into darker ground, where the first pass may have found only
+            // a part): widen the region on that side and search again.
+            for tries in 0.. {
+                let (cw, ch) = (r.x1 - r.x0, r.y1 - r.y0);
+                let max_side = ((cw.max(ch) * enlarge) as f64 * ratio).ceil() as usize;
+                let crop = bright::crop(&mapped, w, r);
+                let found: Vec<Rect> = detect(det, &crop, cw, ch, enlarge, max_side.max(32))?
+                    .into_iter()
+                    .map(|b| Rect {
+                        x0: b.x0 + r.x0,
+                        y0: b.y0 + r.y0,
+                        x1: b.x1 + r.x0,
+                        y1: b.y1 + r.y0,
+                    })
+                    .collect();
+                match bright::widened(r, &found, w, h) {
+                    Some(wider) if tries < bright::MAX_WIDENINGS => r = wider,
+                    _ => {
+                        boxes.extend(found);
+                        break;
+                    }
                 }
             }
         }
@@ -215,6 +225,17 @@ fn highlights_inverted(rgb: &[u8]) -> Vec<u8> {
     rgb.iter().map(|&v| lut[v as usize]).collect()
 }
 
+/// The rendering the colour look searches: each pixel's least channel
+/// through [`highlights_inverted`]'s mapping, as grey. White text keeps a
+/// high least channel over saturated colour, whose least channel is low.
+fn least_channel_inverted(rgb: &[u8]) -> Vec<u8> {
+    let least: Vec<u8> = rgb
+        .chunks_exact(3)
+        .flat_map(|p| [p[0].min(p[1]).min(p[2]); 3])
+        .collect();
+    highlights_inverted(&least)
+}
+
 /// Nearest-neighbour enlargement by `s` (keeps glyph edges sharp).
 fn enlarge(rgb: &[u8], w: usize, h: usize, s: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(rgb.len() * s * s);
@@ -286,6 +307,15 @@ mod tests {
         assert!(out[2] - out[3] > 50, "{out:?}");
         // The dark half is squeezed: 0 and 128 end up 46 levels apart.
         assert_eq!(out[0] - out[1], 46, "{out:?}");
+    }
+
+    #[test]
+    fn the_colour_look_sets_white_apart_from_saturated_colour() {
+        // White text, Doppler yellow and red, mid grey.
+        let out = least_channel_inverted(&[255, 255, 255, 255, 230, 0, 200, 0, 0, 128, 128, 128]);
+        assert_eq!(&out[..3], &[0, 0, 0]);
+        assert_eq!(&out[3..9], &[255; 6]);
+        assert_eq!(&out[9..], &[209, 209, 209]);
     }
 
     #[test]
