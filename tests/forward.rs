@@ -425,3 +425,14 @@ fn compressed_instances_are_decoded_for_a_peer_that_accepts_only_uncompressed() 
         .lines()
         .any(|l| l.contains("dead-lettered") && l.contains("could not be decoded")));
 }
+
+/// The leak scan does not take a chance run of digits in a new
+/// pseudonymous UID for a surviving ID, and still finds the ID elsewhere.
+#[test]
+fn a_new_uid_is_not_read_as_a_leaked_id() {
+    let uid = b"\x00(0008,0018)2.25.318116423410963284\x00";
+    assert!(find(uid, b"642341").is_some());
+    assert!(find(&blank_new_uids(uid.to_vec()), b"642341").is_none());
+    let elsewhere = b"2.25.11\x00ID 642341\x00";
+    assert!(find(&blank_new_uids(elsewhere.to_vec()), b"642341").is_some());
+}
