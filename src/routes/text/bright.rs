@@ -160,14 +160,6 @@ pub fn widened(r: Rect, found: &[Rect], w: usize, h: usize) -> Option<Rect> {
     (out != r).then_some(out)
 }
 
-/// The pixels of `r` cut out of `rgb` (`w` wide).
-pub fn crop(rgb: &[u8], w: usize, r: Rect) -> Vec<u8> {
-    (r.y0..r.y1)
-        .flat_map(|y| &rgb[(y * w + r.x0) * 3..(y * w + r.x1) * 3])
-        .copied()
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,19 +251,5 @@ mod tests {
             widened(r, &[Rect::at(129, 340, 200, 352)], 512, 512),
             Some(Rect::at(0, 256, 288, 384))
         );
-    }
-
-    #[test]
-    fn a_crop_is_the_rectangle_s_pixels() {
-        let rgb: Vec<u8> = (0..4 * 3 * 3).map(|v| v as u8).collect();
-        assert_eq!(crop(&rgb, 4, Rect::at(1, 1, 3, 3)), {
-            let mut v = Vec::new();
-            for y in 1..3 {
-                for x in 1..3 {
-                    v.extend_from_slice(&rgb[(y * 4 + x) * 3..(y * 4 + x) * 3 + 3]);
-                }
-            }
-            v
-        });
     }
 }

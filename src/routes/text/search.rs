@@ -8,6 +8,7 @@
 use super::bright;
 use super::frames::{Frames, Rect};
 use crate::config::TextConfig;
+use crate::models::text::reader::crop_rgb;
 use crate::models::text::TextDetector;
 
 /// The frames searched one by one: `n` evenly spaced, first and last
@@ -120,34 +121,48 @@ fn second_pass(
             bright::Ground::Bright => highlights_inverted(rgb),
             bright::Ground::Colour => least_channel_inverted(rgb),
         };
-        for mut r in regions {
-            // A line cut by the region's edge runs on outside it (often
-            // into darker ground, where the first pass may have found only
-            // a part): widen the region on that side and search again.
-            for tries in 0.. {
-                let (cw, ch) = (r.x1 - r.x0, r.y1 - r.y0);
-                let max_side = ((cw.max(ch) * enlarge) as f64 * ratio).ceil() as usize;
-                let crop = bright::crop(&mapped, w, r);
-                let found: Vec<Rect> = detect(det, &crop, cw, ch, enlarge, max_side.max(32))?
-                    .into_iter()
-                    .map(|b| Rect {
-                        x0: b.x0 + r.x0,
-                        y0: b.y0 + r.y0,
-                        x1: b.x1 + r.x0,
-                        y1: b.y1 + r.y0,
-                    })
-                    .collect();
-                match bright::widened(r, &found, w, h) {
-                    Some(wider) if tries < bright::MAX_WIDENINGS => r = wider,
-                    _ => {
-                        boxes.extend(found);
-                        break;
-                    }
-                }
-            }
+        for r in regions {
+            boxes.extend(search_region(det, &mapped, w, h, r, enlarge, ratio)?);
         }
     }
     Ok(boxes)
+}
+
+/// The boxes in region `r` of `mapped` (`w × h`), searched at `ratio` of
+/// the enlarged size. A line cut by the region's edge runs on outside it
+/// (often into darker ground, where the first pass may have found only a
+/// part): the region is widened on that side and searched again.
+fn search_region(
+    det: &TextDetector,
+    mapped: &[u8],
+    w: usize,
+    h: usize,
+    mut r: Rect,
+    enlarge: usize,
+    ratio: f64,
+) -> anyhow::Result<Vec<Rect>> {
+    let mut tries = 0;
+    loop {
+        let (cw, ch) = (r.x1 - r.x0, r.y1 - r.y0);
+        let max_side = ((cw.max(ch) * enlarge) as f64 * ratio).ceil() as usize;
+        let crop = crop_rgb(mapped, w, (r.x0, r.y0, r.x1, r.y1));
+        let found: Vec<Rect> = detect(det, &crop, cw, ch, enlarge, max_side.max(32))?
+            .into_iter()
+            .map(|b| Rect {
+                x0: b.x0 + r.x0,
+                y0: b.y0 + r.y0,
+                x1: b.x1 + r.x0,
+                y1: b.y1 + r.y0,
+            })
+            .collect();
+        match bright::widened(r, &found, w, h) {
+            Some(wider) if tries < bright::MAX_WIDENINGS => {
+                r = wider;
+                tries += 1;
+            }
+            _ => return Ok(found),
+        }
+    }
 }
 
 /// The first pass's boxes and those of the second that are new: a box that
@@ -219,21 +234,23 @@ fn detect(
 /// bright content) and then inverted (the detector finds dark text on a
 /// light ground more surely than light text on speckle).
 fn highlights_inverted(rgb: &[u8]) -> Vec<u8> {
-    let lut: Vec<u8> = (0..=255u32)
-        .map(|v| 255 - (255.0 * (v as f64 / 255.0).powf(2.5)).round() as u8)
-        .collect();
+    let lut = highlights_lut();
     rgb.iter().map(|&v| lut[v as usize]).collect()
+}
+
+/// `255 − 255·(v/255)^2.5` for every 8-bit `v`.
+fn highlights_lut() -> [u8; 256] {
+    std::array::from_fn(|v| 255 - (255.0 * (v as f64 / 255.0).powf(2.5)).round() as u8)
 }
 
 /// The rendering the colour look searches: each pixel's least channel
 /// through [`highlights_inverted`]'s mapping, as grey. White text keeps a
 /// high least channel over saturated colour, whose least channel is low.
 fn least_channel_inverted(rgb: &[u8]) -> Vec<u8> {
-    let least: Vec<u8> = rgb
-        .chunks_exact(3)
-        .flat_map(|p| [p[0].min(p[1]).min(p[2]); 3])
-        .collect();
-    highlights_inverted(&least)
+    let lut = highlights_lut();
+    rgb.chunks_exact(3)
+        .flat_map(|p| [lut[p[0].min(p[1]).min(p[2]) as usize]; 3])
+        .collect()
 }
 
 /// Nearest-neighbour enlargement by `s` (keeps glyph edges sharp).
