@@ -143,6 +143,13 @@ impl Queue {
         Ok(done)
     }
 
+    /// Make the queue's changes so far durable. Called before an outbox
+    /// file is deleted: a job restored by a crash must still find its file.
+    pub fn flush(&self) -> Result<()> {
+        self.pending.flush()?;
+        Ok(())
+    }
+
     pub fn depth(&self) -> usize {
         self.index().len()
     }

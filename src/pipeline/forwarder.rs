@@ -118,13 +118,49 @@ pub fn run_worker_via(
     }
 }
 
-/// Send one batch and record each outcome durably.
+/// Send one batch and record each outcome durably. Delivered files are
+/// deleted only after the queue is flushed, so a crash never restores a job
+/// whose file is gone.
 fn deliver(
     dest: &DicomDestination,
     stow: Option<&Stow>,
     queue: &Queue,
     batch: Vec<Job>,
 ) -> Result<()> {
+    let mut delivered = Vec::new();
+    let recorded = send_readable(dest, stow, queue, batch, &mut delivered);
+    if !delivered.is_empty() {
+        queue.flush()?;
+        for f in delivered {
+            std::fs::remove_file(f).ok();
+        }
+    }
+    recorded
+}
+
+/// Record the jobs whose file cannot be opened on their own, so that one
+/// of them never holds back the rest of its study's batch, and send the
+/// others in one association. Delivered files are added to `delivered`.
+fn send_readable(
+    dest: &DicomDestination,
+    stow: Option<&Stow>,
+    queue: &Queue,
+    batch: Vec<Job>,
+    delivered: &mut Vec<std::path::PathBuf>,
+) -> Result<()> {
+    let mut batch_ok = Vec::with_capacity(batch.len());
+    for job in batch {
+        match unreadable(&job.path) {
+            None => batch_ok.push(job),
+            Some(outcome) => {
+                delivered.extend(record(dest, queue, job, outcome)?);
+            }
+        }
+    }
+    let batch = batch_ok;
+    if batch.is_empty() {
+        return Ok(());
+    }
     let items: Vec<Outgoing> = batch
         .iter()
         .map(|j| Outgoing {
@@ -137,8 +173,11 @@ fn deliver(
     let mut failure: Option<anyhow::Error> = None;
     let mut report = |i: usize, outcome: Outcome| {
         reported[i] = true;
-        if let Err(e) = record(dest, queue, batch[i].clone(), outcome) {
-            failure.get_or_insert(e);
+        match record(dest, queue, batch[i].clone(), outcome) {
+            Ok(file) => delivered.extend(file),
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
         }
     };
     let sent = match stow {
@@ -153,10 +192,31 @@ fn deliver(
     failure.map_or(Ok(()), Err)
 }
 
+/// Why a queued file cannot be sent, if it cannot. A missing file cannot
+/// come back (the gateway deletes one only after its job is gone for
+/// good), so it is dead-lettered; any other error is retried.
+fn unreadable(path: &std::path::Path) -> Option<Outcome> {
+    match std::fs::File::open(path) {
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Outcome::DeadLetter(
+            "outbox file missing: deleted outside the gateway, or delivered just before a crash \
+             by an earlier version"
+                .into(),
+        )),
+        Err(e) => Some(Outcome::Retry(format!("outbox file unreadable: {e}"))),
+    }
+}
+
 /// Record one outcome durably: delivered, rescheduled or dead-lettered.
 /// If a newer copy of the instance was enqueued meanwhile, the queue keeps
-/// that one and this outcome only counts.
-fn record(dest: &DicomDestination, queue: &Queue, original: Job, outcome: Outcome) -> Result<()> {
+/// that one and this outcome only counts. Returns the file of a completed
+/// job, for the caller to delete once the queue is flushed.
+fn record(
+    dest: &DicomDestination,
+    queue: &Queue,
+    original: Job,
+    outcome: Outcome,
+) -> Result<Option<std::path::PathBuf>> {
     let c = &queue.counters;
     let mut job = original.clone();
     let too_old = now().saturating_sub(job.enqueued_at) > dest.max_age_secs;
@@ -173,9 +233,7 @@ fn record(dest: &DicomDestination, queue: &Queue, original: Job, outcome: Outcom
     };
     match outcome {
         Outcome::Delivered { status } => {
-            if queue.complete(&job)? {
-                std::fs::remove_file(&job.path).ok();
-            }
+            let completed = queue.complete(&job)?;
             c.delivered.fetch_add(1, Ordering::Relaxed);
             if status != 0 {
                 c.warnings.fetch_add(1, Ordering::Relaxed);
@@ -183,6 +241,7 @@ fn record(dest: &DicomDestination, queue: &Queue, original: Job, outcome: Outcom
             } else {
                 tracing::debug!(sop = %job.sop_instance, "delivered");
             }
+            return Ok(completed.then_some(job.path));
         }
         Outcome::Retry(why) if !too_old => {
             job.attempts += 1;
@@ -190,7 +249,7 @@ fn record(dest: &DicomDestination, queue: &Queue, original: Job, outcome: Outcom
                 now() + backoff(job.attempts, dest.retry_initial_secs, dest.retry_max_secs);
             job.last_error = Some(why.clone());
             if !queue.reschedule(&original, &job)? {
-                return Ok(()); // a newer copy replaced it: that one will be sent
+                return Ok(None); // a newer copy replaced it: that one will be sent
             }
             c.retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(sop = %job.sop_instance, attempts = job.attempts, reason = %why, "will retry");
@@ -202,11 +261,11 @@ fn record(dest: &DicomDestination, queue: &Queue, original: Job, outcome: Outcom
                 why
             };
             if !super::dead_letter::bury(dest, queue, &original, &why).context("dead-letter")? {
-                return Ok(()); // a newer copy replaced it: that one will be sent
+                return Ok(None); // a newer copy replaced it: that one will be sent
             }
             c.dead_lettered.fetch_add(1, Ordering::Relaxed);
             tracing::error!(sop = %job.sop_instance, reason = %why, "dead-lettered");
         }
     }
-    Ok(())
+    Ok(None)
 }

@@ -202,6 +202,9 @@ impl Router {
                 last_error: None,
             })?;
             if let Some(old) = replaced {
+                // Durable first: a crash must not restore the old job
+                // without its file (it would hold back its whole study).
+                d.queue.flush()?;
                 std::fs::remove_file(old).ok();
             }
             let (lock, cv) = &*d.wake;
