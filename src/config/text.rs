@@ -82,6 +82,12 @@ pub struct TextConfig {
     /// A line is kept only when the recogniser is at least this sure of
     /// its reading (mean character probability); below, it is filled.
     pub keep_min_confidence: f32,
+    /// In a cine, leave a detected box unfilled when none of its pixels
+    /// stays fixed over the frames and the recogniser reads no letter or
+    /// digit in it: a detector false alarm over moving content such as
+    /// colour Doppler (burned-in text keeps its place while the image moves).
+    /// Needs `read`. Off: every box is filled.
+    pub skip_unread_moving: bool,
 }
 
 impl Default for TextConfig {
@@ -119,6 +125,7 @@ impl Default for TextConfig {
             read: true,
             keep: Vec::new(),
             keep_min_confidence: 0.9,
+            skip_unread_moving: true,
         }
     }
 }

@@ -58,7 +58,7 @@ impl Frames {
     }
 
     /// One sample's stored value (sign-extended, bits above BitsStored off).
-    fn value(&self, b: &[u8]) -> i64 {
+    pub(super) fn value(&self, b: &[u8]) -> i64 {
         let raw = if self.bytes == 1 {
             b[0] as u32
         } else {

@@ -13,6 +13,7 @@
 
 pub mod bright;
 pub mod frames;
+pub mod motion;
 pub mod policy;
 pub mod sealed;
 pub mod search;
@@ -52,7 +53,8 @@ pub struct TextRoute {
 
 /// What the route did to one object.
 pub struct Redacted {
-    /// Boxes filled (after merging), per frame.
+    /// Boxes filled (joined where that adds little; they may overlap), per
+    /// frame.
     pub boxes: Vec<frames::Rect>,
     pub frames: usize,
     /// Share of the image the boxes cover, in percent.
@@ -62,6 +64,8 @@ pub struct Redacted {
     /// Distinct lines read, and left in place under `[text] keep`.
     pub read: usize,
     pub kept: usize,
+    /// A cine's boxes over moving content read as nothing, left unfilled.
+    pub unread_moving: usize,
     /// The kind of identifier each leaking line held.
     pub leaks: Vec<Kind>,
 }
@@ -137,26 +141,35 @@ impl TextRoute {
             .reader
             .as_ref()
             .map(|_| Matcher::new(Identifiers::collect(obj, &self.profile)));
+        // The grey range once, and only if a box needs the check.
+        let range = std::cell::OnceCell::new();
+        let grey = matches!(f.colour, frames::Colour::Grey { .. });
+        let moving = |r: frames::Rect| {
+            let range = grey.then(|| *range.get_or_init(|| f.grey_range()));
+            motion::moving(&f, r, range)
+        };
         let policy = policy::Policy {
             reader: self.reader.as_ref(),
             keep: &self.keep,
             min_confidence: self.cfg.keep_min_confidence,
             matcher: matcher.as_ref(),
+            moving: self.cfg.skip_unread_moving.then_some(&moving),
         };
         let decision = policy
             .decide(&found, f.width)
             .map_err(|e| format!("text route: the text recogniser failed: {e:#}"))?;
-        let mut boxes = search::merge(decision.fill);
+        let mut boxes = search::join_fills(decision.fill);
         if self.cfg.blank_outside_us_regions {
             if let Some(inside) = us_regions::regions(obj) {
                 boxes.extend(us_regions::outside(&inside, f.width, f.height));
-                boxes = search::merge(boxes);
+                boxes = search::join_fills(boxes);
             }
         }
         let frames = f.frames;
-        let area: usize = boxes.iter().map(|b| b.area()).sum();
+        let area = search::covered(&boxes, f.width, f.height);
         let share = area as f64 / (f.width * f.height) as f64 * 100.0;
         let (read, kept, leaks) = (decision.read, decision.kept, decision.leaks);
+        let unread_moving = decision.unread_moving;
         if boxes.is_empty() {
             return Ok(Redacted {
                 boxes,
@@ -165,6 +178,7 @@ impl TextRoute {
                 sealed: None,
                 read,
                 kept,
+                unread_moving,
                 leaks,
             });
         }
@@ -183,6 +197,7 @@ impl TextRoute {
             sealed: Some(sealed),
             read,
             kept,
+            unread_moving,
             leaks,
         })
     }
@@ -248,12 +263,13 @@ impl PixelRoute for TextRoute {
             sealed: r.sealed,
             note: format!(
                 "text route: {} text boxes filled in {} frames ({:.1} % of the image); {} lines \
-                 read, {} kept{}",
+                 read, {} kept, {} unread boxes over moving content left{}",
                 r.boxes.len(),
                 r.frames,
                 r.share,
                 r.read,
                 r.kept,
+                r.unread_moving,
                 leak_note(&r.leaks)
             ),
             method_note: None,

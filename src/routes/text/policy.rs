@@ -4,7 +4,9 @@
 //! object's own identifiers; a line is left in place only when it matches
 //! `[text] keep`, the recogniser is sure of its reading and it holds no
 //! identifier. An identifier found is counted (a source that burns PHI
-//! in) and its line is always filled.
+//! in) and its line is always filled. In a cine, a box over moving content
+//! in which the recogniser reads no letter or digit is a detector false
+//! alarm and is not filled (see [`super::motion`]).
 
 use std::collections::HashMap;
 
@@ -24,6 +26,8 @@ pub struct Decision {
     pub read: usize,
     /// Lines left in place under `[text] keep`.
     pub kept: usize,
+    /// Boxes over moving content read as nothing, left unfilled.
+    pub unread_moving: usize,
     /// One entry per distinct line that held one of the object's
     /// identifiers: the kind found (never the value).
     pub leaks: Vec<Kind>,
@@ -44,6 +48,11 @@ pub struct Policy<'a> {
     pub keep: &'a KeepList,
     pub min_confidence: f32,
     pub matcher: Option<&'a Matcher>,
+    /// Whether nothing in a box stays fixed over a cine's frames
+    /// ([`super::motion`]); such a box is left unfilled when the recogniser
+    /// reads no letter or digit there. `None`: every box is filled
+    /// (`[text] skip_unread_moving = false`).
+    pub moving: Option<&'a dyn Fn(Rect) -> bool>,
 }
 
 impl Policy<'_> {
@@ -106,7 +115,9 @@ impl Policy<'_> {
             ..Decision::default()
         };
         let mut keep_line: HashMap<usize, bool> = HashMap::new();
+        let mut unread: HashMap<usize, bool> = HashMap::new();
         for (&i, reading) in distinct.iter().zip(&readings) {
+            unread.insert(i, !reading.text.chars().any(char::is_alphanumeric));
             let leak = self.matcher.and_then(|m| m.find_in_text(&reading.text));
             if let Some(kind) = leak {
                 d.leaks.push(kind);
@@ -118,7 +129,10 @@ impl Policy<'_> {
             keep_line.insert(i, k);
         }
         for (line, j) in search.lines.iter().zip(&first) {
-            if !keep_line[j] {
+            // Asked only of unread lines: the check reads every frame.
+            if unread[j] && self.moving.is_some_and(|moving| moving(line.found)) {
+                d.unread_moving += 1;
+            } else if !keep_line[j] {
                 d.fill.push(line.fill);
             }
         }
