@@ -1,6 +1,7 @@
 //! The text route's check for detector false alarms over moving content
 //! (`[text] skip_unread_moving`), with the real recogniser: a box over
-//! real colour Doppler (US1_UNCR.dcm) reads as nothing, so in a cine, where
+//! real colour Doppler (US1_UNCR.dcm) reads as nothing (and a single letter
+//! as one sign, which names no one), so in a cine, where
 //! none of its pixels stays fixed, it is left unfilled. A Doppler box where
 //! something stays fixed, and a line of real text even where nothing does
 //! (text shown in only some frames), are filled.
@@ -73,12 +74,15 @@ fn an_unread_box_over_moving_doppler_is_left_and_text_is_filled() {
     let (text, text_box) = text_image();
     let moving_doppler = rect(120, 170, 300, 240);
     let fixed_doppler = rect(130, 200, 290, 260);
+    // The line's first letter alone: one sign names no one.
+    let letter = rect(text_box.x0, text_box.y0, text_box.x0 + 10, text_box.y1);
     let search = Search {
         images: vec![ultrasound(), text],
         lines: vec![
             line(moving_doppler, 0),
             line(fixed_doppler, 0),
             line(text_box, 1),
+            line(letter, 1),
         ],
     };
     // What the route measures on the frames, given here.
@@ -99,7 +103,10 @@ fn an_unread_box_over_moving_doppler_is_left_and_text_is_filled() {
     let d = policy(&reader, &keep, Some(&moving))
         .decide(&search, W)
         .unwrap();
-    assert_eq!(d.unread_moving, 1, "the moving Doppler box is left");
+    assert_eq!(
+        d.unread_moving, 2,
+        "the moving Doppler box and letter are left"
+    );
     assert_eq!(
         d.fill,
         vec![fixed_doppler.grow(3), text_box.grow(3)],
@@ -107,5 +114,5 @@ fn an_unread_box_over_moving_doppler_is_left_and_text_is_filled() {
     );
     // Off: every box is filled.
     let d = policy(&reader, &keep, None).decide(&search, W).unwrap();
-    assert_eq!((d.unread_moving, d.fill.len()), (0, 3));
+    assert_eq!((d.unread_moving, d.fill.len()), (0, 4));
 }

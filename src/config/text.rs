@@ -83,8 +83,8 @@ pub struct TextConfig {
     /// its reading (mean character probability); below, it is filled.
     pub keep_min_confidence: f32,
     /// In a cine, leave a detected box unfilled when none of its pixels
-    /// stays fixed over the frames and the recogniser reads no letter or
-    /// digit in it: a detector false alarm over moving content such as
+    /// stays fixed over the frames and the recogniser reads at most one
+    /// letter or digit in it: a detector false alarm over moving content such as
     /// colour Doppler (burned-in text keeps its place while the image moves).
     /// Needs `read`. Off: every box is filled.
     pub skip_unread_moving: bool,

@@ -3,8 +3,8 @@
 //! their value in every frame (the strokes, and the ground of a label or a
 //! dark band). A box in which every pixel changes holds moving content
 //! only: where the detector fires on colour Doppler, for example. Such a box
-//! is left unfilled only when the recogniser, too, reads nothing there
-//! (see [`super::policy`]).
+//! is left unfilled only when the recogniser, too, reads nothing there (at
+//! most one letter or digit; see [`super::policy`]).
 
 use super::frames::{Colour, Frames, Rect};
 

@@ -5,8 +5,8 @@
 //! `[text] keep`, the recogniser is sure of its reading and it holds no
 //! identifier. An identifier found is counted (a source that burns PHI
 //! in) and its line is always filled. In a cine, a box over moving content
-//! in which the recogniser reads no letter or digit is a detector false
-//! alarm and is not filled (see [`super::motion`]).
+//! in which the recogniser reads at most one letter or digit is a detector
+//! false alarm and is not filled (see [`super::motion`]).
 
 use std::collections::HashMap;
 
@@ -50,7 +50,7 @@ pub struct Policy<'a> {
     pub matcher: Option<&'a Matcher>,
     /// Whether nothing in a box stays fixed over a cine's frames
     /// ([`super::motion`]); such a box is left unfilled when the recogniser
-    /// reads no letter or digit there. `None`: every box is filled
+    /// reads at most one letter or digit there. `None`: every box is filled
     /// (`[text] skip_unread_moving = false`).
     pub moving: Option<&'a dyn Fn(Rect) -> bool>,
 }
@@ -117,7 +117,10 @@ impl Policy<'_> {
         let mut keep_line: HashMap<usize, bool> = HashMap::new();
         let mut unread: HashMap<usize, bool> = HashMap::new();
         for (&i, reading) in distinct.iter().zip(&readings) {
-            unread.insert(i, !reading.text.chars().any(char::is_alphanumeric));
+            // One letter or digit names no one; it is what the recogniser
+            // makes of Doppler speckle.
+            let signs = reading.text.chars().filter(|c| c.is_alphanumeric()).count();
+            unread.insert(i, signs < 2);
             let leak = self.matcher.and_then(|m| m.find_in_text(&reading.text));
             if let Some(kind) = leak {
                 d.leaks.push(kind);
