@@ -63,6 +63,7 @@ pub fn run(cfg: Config) -> Result<()> {
     )?);
     let series = crate::pipeline::series::assembler::Assembler::start(
         rt.clone(),
+        spool.clone(),
         holding.clone(),
         router.clone(),
     )?;

@@ -49,15 +49,17 @@ impl Quarantine {
         made.map(|()| id)
     }
 
-    /// Rename a complete temp entry into place (an entry already there is
-    /// the same object: the temp one goes) and make that durable.
+    /// Rename a complete temp entry into place (a whole entry already there
+    /// is the same object: the temp one goes) and make that durable. An
+    /// entry missing either file (a purge or an older version interrupted)
+    /// is replaced: keeping it would drop this object.
     fn place(&self, tmp: &Path, d: &Path) -> Result<()> {
-        if d.join("reason.txt").exists() {
+        if d.join("reason.txt").exists() && d.join("object.dcm").exists() {
             std::fs::remove_dir_all(tmp)?;
             return Ok(());
         }
         if d.exists() {
-            // Left incomplete by an older version: replaced.
+            // Left incomplete: replaced.
             std::fs::remove_dir_all(d)?;
         }
         std::fs::rename(tmp, d).with_context(|| format!("cannot rename into {}", d.display()))?;
@@ -87,9 +89,13 @@ impl Quarantine {
         Ok(std::fs::read_to_string(self.entry(id)?.join("reason.txt"))?)
     }
 
-    /// Delete one object and its reason.
+    /// Delete one object and its reason. The entry is first renamed out of
+    /// the listing, so a purge cut short leaves no half entry under its id.
     pub fn purge(&self, id: &str) -> Result<()> {
-        Ok(std::fs::remove_dir_all(self.entry(id)?)?)
+        let d = self.entry(id)?;
+        let gone = self.dir.join(format!(".{id}.purge{}", std::process::id()));
+        std::fs::rename(&d, &gone)?;
+        Ok(std::fs::remove_dir_all(gone)?)
     }
 
     /// (id, first line of reason) for every quarantined object.
@@ -135,6 +141,14 @@ mod tests {
         q.put(b"object", "third", "test").unwrap();
         assert_eq!(q.list().unwrap(), vec![(id.clone(), "third".to_string())]);
         assert_eq!(q.object(&id).unwrap(), b"object");
+        // A purge cut short after deleting the object but not the reason:
+        // the same object quarantined again must be stored, not dropped.
+        std::fs::remove_file(q.dir().join(&id).join("object.dcm")).unwrap();
+        assert_eq!(q.put(b"object", "fourth", "test").unwrap(), id);
+        assert_eq!(q.object(&id).unwrap(), b"object");
+        q.purge(&id).unwrap();
+        assert!(q.list().unwrap().is_empty());
+        assert!(!q.dir().join(&id).exists());
         // Nowhere to write: an error, and nothing listed.
         let bad = Quarantine::new("/proc/deidgate-no-such-dir");
         assert!(bad.put(b"x", "r", "t").is_err());

@@ -142,6 +142,13 @@ impl Spool {
         self.wal.as_ref().map_or(Ok(()), |w| w.mark_done(ids))
     }
 
+    /// Whether the instance `id` would be replayed after a crash now: a
+    /// spool-log record whose done mark is not yet known to be durable.
+    /// (A `ready/` file moved elsewhere leaves nothing to replay.)
+    pub fn is_live(&self, id: &str) -> bool {
+        self.wal.as_ref().is_some_and(|w| w.is_live(id))
+    }
+
     /// After the done marks are flushed: delete the `ready/` files and the
     /// log segments nothing needs any more.
     pub fn remove_done(&self, ids: &[String]) -> Result<()> {

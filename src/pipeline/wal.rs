@@ -360,6 +360,16 @@ impl Wal {
         Ok(())
     }
 
+    /// Whether `id` is a record not yet forgotten: its done mark may not be
+    /// durable yet, so a crash would replay it.
+    pub fn is_live(&self, id: &str) -> bool {
+        self.live
+            .lock()
+            .expect("wal live lock")
+            .records
+            .contains_key(id)
+    }
+
     /// Ids of the records not yet done.
     pub fn live_ids(&self) -> Vec<String> {
         let live = self.live.lock().expect("wal live lock");

@@ -5,7 +5,7 @@
 //! key store, a series that arrived split across replicas is quarantined
 //! whole instead (see [`super::split`]).
 
-use super::complete::is_complete;
+use super::complete::claimable;
 use super::holding::Holding;
 use super::process::process_series;
 use super::split::{key_of_claimed, Split};
@@ -13,6 +13,7 @@ use crate::keystore::KeyStore;
 use crate::pipeline::instance::{FileOutcome, Stage};
 use crate::pipeline::quarantine::Quarantine;
 use crate::pipeline::router::Router;
+use crate::pipeline::spool::Spool;
 use crate::runtime::Runtime;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub struct Assembler {
 
 struct State {
     rt: Arc<Runtime>,
+    spool: Arc<Spool>,
     holding: Arc<Holding>,
     router: Arc<Router>,
     staging: PathBuf,
@@ -37,8 +39,11 @@ struct State {
 }
 
 impl Assembler {
+    /// `spool`: a series is not claimed while one of its members would
+    /// still be replayed from the spool log after a crash.
     pub fn start(
         rt: Arc<Runtime>,
+        spool: Arc<Spool>,
         holding: Arc<Holding>,
         router: Arc<Router>,
     ) -> Result<Assembler> {
@@ -47,6 +52,7 @@ impl Assembler {
         let st = State {
             quarantine: Quarantine::new(rt.quarantine_dir()),
             rt,
+            spool,
             holding,
             router,
             staging,
@@ -88,7 +94,7 @@ impl State {
         }
         let now = SystemTime::now();
         for s in self.holding.open_series()? {
-            if is_complete(&s, quiet, now) {
+            if claimable(&s, quiet, now, |id| self.spool.is_live(id)) {
                 tracing::info!(series = %s.key, instances = s.instances, frames = s.frames, slices = s.distinct, "head MR series complete");
                 let dir = self.holding.claim(&s.key)?;
                 self.series(&dir)?;

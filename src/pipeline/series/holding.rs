@@ -50,6 +50,8 @@ pub struct OpenSeries {
     pub expected: Option<usize>,
     /// Arrival time of the newest instance (file modification time).
     pub last: SystemTime,
+    /// The spool ids of the held instances (file names up to the first `~`).
+    pub ids: Vec<String>,
 }
 
 fn sync_dir(d: &Path) -> Result<()> {
@@ -123,8 +125,11 @@ impl Holding {
         let dst = dir.join(held_name(id, head));
         match std::fs::rename(src, &dst) {
             Ok(()) => {}
+            // A replayed record may find its earlier copy here: that copy is
+            // replaced by rename, never truncated and rewritten in place (a
+            // kill mid-write would leave a torn member under a good name).
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                crate::pipeline::output::write_synced(&dst, bytes)?;
+                crate::pipeline::output::write_durable(&dst, bytes)?;
             }
             Err(e) => {
                 return Err(e).with_context(|| {
@@ -151,6 +156,7 @@ impl Holding {
                 distinct: 0,
                 expected: None,
                 last: SystemTime::UNIX_EPOCH,
+                ids: Vec::new(),
             };
             // Frames per slice key (the most any copy has).
             let mut slices = std::collections::HashMap::<String, usize>::new();
@@ -161,6 +167,7 @@ impl Holding {
                 };
                 s.instances += 1;
                 s.frames += frames;
+                s.ids.extend(name.split('~').next().map(String::from));
                 match slice {
                     Some(k) => {
                         let n = slices.entry(k.to_string()).or_default();
@@ -265,6 +272,7 @@ mod tests {
             (open[0].instances, open[0].frames, open[0].distinct),
             (2, 2, 2)
         );
+        assert_eq!(open[0].ids, ["a", "b"]);
         assert_eq!(open[0].expected, Some(2));
         let head = head("0c");
         let c = h.claim("2.25.1").unwrap();
@@ -286,6 +294,35 @@ mod tests {
         assert_eq!(h.open_series().unwrap()[0].instances, 1);
         let late = h.claim("2.25.1").unwrap();
         assert_eq!(Holding::members(&late).unwrap()[0].bytes, b"c");
+    }
+
+    #[test]
+    fn a_replayed_copy_replaces_the_held_one_by_rename() {
+        let tmp = tempfile::tempdir().unwrap();
+        let h = Holding::open(tmp.path()).unwrap();
+        let head = HeadInstance {
+            key: "2.25.3".into(),
+            frames: 1,
+            expected: None,
+            slice: "0a".into(),
+        };
+        let none = tmp.path().join("none.dcm");
+        h.hold("a", &none, b"first", &head).unwrap();
+        let dir = tmp.path().join("series/open/2.25.3");
+        let held = std::fs::read_dir(&dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        // A second name for the held file's inode: an in-place rewrite (which
+        // a kill could tear) would change what it reads.
+        let other = tmp.path().join("other-name");
+        std::fs::hard_link(&held, &other).unwrap();
+        h.hold("a", &none, b"again", &head).unwrap();
+        assert_eq!(std::fs::read(&held).unwrap(), b"again");
+        assert_eq!(std::fs::read(&other).unwrap(), b"first");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temp left");
     }
 
     fn hold(h: &Holding, dir: &Path, id: &str, slice: &str) {
