@@ -93,6 +93,25 @@ struct FrameWriter<W: Write> {
 }
 
 impl<W: Write> FrameWriter<W> {
+    /// The file header (magic, salt, key-derivation parameters); frames follow.
+    fn start(mut out: W, passphrase: &str) -> Result<Self> {
+        check_passphrase(passphrase)?;
+        let mut salt = [0u8; 16];
+        OsRng.fill_bytes(&mut salt);
+        let params = Params::default();
+        out.write_all(MAGIC)?;
+        out.write_all(&salt)?;
+        for v in [params.m_cost(), params.t_cost(), params.p_cost()] {
+            out.write_all(&v.to_le_bytes())?;
+        }
+        Ok(FrameWriter {
+            out,
+            cipher: derive(passphrase, &salt, params)?,
+            buf: Vec::new(),
+            index: 0,
+        })
+    }
+
     fn line(&mut self, line: &Line) -> Result<()> {
         serde_json::to_writer(&mut self.buf, line)?;
         self.buf.push(b'\n');
@@ -117,23 +136,9 @@ pub fn write(
     store: &SledKeyStore,
     secrets: &Secrets,
     passphrase: &str,
-    mut out: impl Write,
+    out: impl Write,
 ) -> Result<Summary> {
-    check_passphrase(passphrase)?;
-    let mut salt = [0u8; 16];
-    OsRng.fill_bytes(&mut salt);
-    let params = Params::default();
-    out.write_all(MAGIC)?;
-    out.write_all(&salt)?;
-    for v in [params.m_cost(), params.t_cost(), params.p_cost()] {
-        out.write_all(&v.to_le_bytes())?;
-    }
-    let mut w = FrameWriter {
-        out,
-        cipher: derive(passphrase, &salt, params)?,
-        buf: Vec::new(),
-        index: 0,
-    };
+    let mut w = FrameWriter::start(out, passphrase)?;
     w.line(&Line::Header {
         version: 1,
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -218,8 +223,9 @@ fn read_lines(mut input: impl Read, passphrase: &str) -> Result<Vec<Line>> {
     }
 }
 
-/// Restores a backup into a NEW data directory: writes `secrets_path` (same
-/// pseudonym key, fresh encryption key) and fills the key store at `dir`.
+/// Restores a backup into a NEW data directory: fills the key store at
+/// `dir`, then writes `secrets_path` (same pseudonym key, fresh encryption
+/// key) once the store is flushed and its audit log verifies.
 pub fn restore(
     input: impl Read,
     passphrase: &str,
@@ -234,7 +240,8 @@ pub fn restore(
     }
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         bail!(
-            "{} is not empty: restore only into a new data directory",
+            "{} is not empty: restore only into a new data directory (a restore cut short \
+             leaves a store without its secrets file: delete that folder and run it again)",
             dir.display()
         );
     }
@@ -258,7 +265,8 @@ pub fn restore(
     let mut enc = [0u8; 32];
     OsRng.fill_bytes(&mut enc);
     let secrets = Secrets::from_keys(key, enc);
-    secrets.write_new(secrets_path)?;
+    // The secrets file is written last: a restore cut short leaves a store
+    // no gateway can open (no secrets), never a partial one it would serve.
     let store = SledKeyStore::open(dir, &secrets)?;
     let mut summary = Summary::default();
     for line in &lines[1..lines.len() - 1] {
@@ -291,6 +299,7 @@ pub fn restore(
         .audit()
         .verify()
         .map_err(|e| anyhow!("restored audit log does not verify: {e}"))?;
+    secrets.write_new(secrets_path)?;
     Ok(summary)
 }
 
@@ -363,5 +372,43 @@ mod tests {
             restore(&file[..], pass, &sp, &kd).is_err(),
             "refuses to overwrite"
         );
+    }
+
+    #[test]
+    fn a_restore_that_fails_midway_writes_no_secrets_file() {
+        let pass = "correct horse battery staple";
+        let mut file = Vec::new();
+        let mut w = FrameWriter::start(&mut file, pass).unwrap();
+        let lines = [
+            Line::Header {
+                version: 1,
+                created: "2026-12-07T00:00:00Z".into(),
+                pseudonym_key: hex::encode([7u8; 32]),
+                key_id: "k".into(),
+            },
+            Line::Raw {
+                tree: USERS_TREE.into(),
+                key: hex::encode("alice"),
+                value: hex::encode("{}"),
+            },
+            Line::Raw {
+                tree: "no-such-tree".into(),
+                key: "00".into(),
+                value: "00".into(),
+            },
+            Line::End { records: 2 },
+        ];
+        for l in &lines {
+            w.line(l).unwrap();
+        }
+        w.frame(true).unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let (sp, kd) = (dst.path().join("secrets.toml"), dst.path().join("ks"));
+        let err = restore(&file[..], pass, &sp, &kd).unwrap_err();
+        assert!(err.to_string().contains("unknown tree"), "{err}");
+        // Half imported: no secrets, so no gateway can open this store.
+        assert!(!sp.exists());
+        let again = restore(&file[..], pass, &sp, &kd).unwrap_err();
+        assert!(again.to_string().contains("delete that folder"), "{again}");
     }
 }

@@ -242,7 +242,10 @@ pub(super) fn bury(
         match link_or_copy(&original.path, &job.path) {
             Ok(()) => linked = true,
             Err(e) => {
-                tracing::warn!(sop = %job.sop_instance, error = %e, "the dead-lettered file could not be kept")
+                // The record keeps pointing at the outbox copy, which stays
+                // (and is kept at start): the instance is not lost.
+                tracing::warn!(sop = %job.sop_instance, error = %e, "the dead-lettered file stays in the outbox");
+                job.path = original.path.clone();
             }
         }
     }
@@ -463,6 +466,9 @@ pub fn clean_at_start(queue: &Queue, outbox: &Path, dead_dir: &Path) -> Result<(
         }
     }
     let mut kept: HashSet<OsString> = HashSet::new();
+    // A dead letter whose file could not be moved out of the outbox keeps
+    // it there.
+    let mut in_use = queued.clone();
     for d in queue.dead_letters() {
         let Some(name) = d.job.path.file_name() else {
             continue;
@@ -478,8 +484,9 @@ pub fn clean_at_start(queue: &Queue, outbox: &Path, dead_dir: &Path) -> Result<(
         }
         kept.insert(name.to_os_string());
         kept.extend(reason_path(&d.job.path).file_name().map(OsString::from));
+        in_use.insert(name.to_os_string());
     }
-    Ok((sweep(outbox, &queued), sweep(dead_dir, &kept)))
+    Ok((sweep(outbox, &in_use), sweep(dead_dir, &kept)))
 }
 
 /// Remove the plain files directly in `dir` whose names are not in `keep`.
@@ -626,6 +633,20 @@ mod tests {
         let d = q.dead_letter_of("2.25.2").unwrap().unwrap();
         assert!(d.job.path.exists() && reason_path(&d.job.path).exists());
         assert!(outbox.join("sub").is_dir());
+    }
+
+    #[test]
+    fn a_dead_letter_that_cannot_leave_the_outbox_keeps_its_file_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_db, q, dest, outbox) = setup(tmp.path());
+        let job = queued(&q, &outbox, "2.25.3");
+        // Something in the way of the dead-letter copy: it cannot be made.
+        std::fs::create_dir_all(dest.dead_dir.join(job.path.file_name().unwrap())).unwrap();
+        assert!(bury(&dest, &q, &job, "x").unwrap());
+        let d = q.dead_letter_of("2.25.3").unwrap().unwrap();
+        assert_eq!(d.job.path, job.path, "the record points at the outbox copy");
+        clean_at_start(&q, &outbox, &dest.dead_dir).unwrap();
+        assert_eq!(std::fs::read(&job.path).unwrap(), b"2.25.3");
     }
 
     #[test]

@@ -78,8 +78,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
 
 /// Remove temp files that [`write_atomic`] left under `root` when its
 /// process was killed between create and rename (`.NAME.tmpPID`, PID no
-/// longer running). Their content was never acknowledged as written: the
-/// spool or outbox entry that produced them is replayed. Returns the count.
+/// longer running), and temp folders of the same name (a quarantine entry
+/// being written, or being purged). Their content was never acknowledged
+/// as written: the spool or outbox entry that produced them is replayed;
+/// a purge was asked for. They may hold PHI, so they do not stay. Returns
+/// the count.
 pub fn remove_stale_temps(root: &Path) -> usize {
     let stale = |name: &str| {
         let Some(pid) = name
@@ -94,14 +97,25 @@ pub fn remove_stale_temps(root: &Path) -> usize {
             && unsafe { libc::kill(pid, 0) } != 0
             && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
     };
-    walkdir::WalkDir::new(root)
+    let mut removed = 0;
+    let mut walk = walkdir::WalkDir::new(root)
+        .min_depth(1)
         .follow_links(false)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .filter(|e| e.file_name().to_str().is_some_and(stale))
-        .filter(|e| std::fs::remove_file(e.path()).is_ok())
-        .count()
+        .into_iter();
+    while let Some(e) = walk.next() {
+        let Ok(e) = e else { continue };
+        if !e.file_name().to_str().is_some_and(stale) {
+            continue;
+        }
+        let gone = if e.file_type().is_dir() {
+            walk.skip_current_dir();
+            std::fs::remove_dir_all(e.path()).is_ok()
+        } else {
+            e.file_type().is_file() && std::fs::remove_file(e.path()).is_ok()
+        };
+        removed += gone as usize;
+    }
+    removed
 }
 
 /// Flush the file system that holds `path` (syncfs(2)): every file written
@@ -165,7 +179,12 @@ mod tests {
         for f in [&dead, &mine, &kept] {
             std::fs::write(f, b"x").unwrap();
         }
-        assert_eq!(remove_stale_temps(d.path()), 1);
+        // A quarantine entry a killed writer left half made (PHI inside).
+        let dead_dir = d.path().join("q/.0123abcd.tmp2147483000");
+        std::fs::create_dir_all(&dead_dir).unwrap();
+        std::fs::write(dead_dir.join("object.dcm"), b"x").unwrap();
+        assert_eq!(remove_stale_temps(d.path()), 2);
         assert!(!dead.exists() && mine.exists() && kept.exists());
+        assert!(!dead_dir.exists() && d.path().join("q").exists());
     }
 }

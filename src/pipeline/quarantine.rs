@@ -93,7 +93,11 @@ impl Quarantine {
     /// the listing, so a purge cut short leaves no half entry under its id.
     pub fn purge(&self, id: &str) -> Result<()> {
         let d = self.entry(id)?;
-        let gone = self.dir.join(format!(".{id}.purge{}", std::process::id()));
+        // A temp name: a purge cut short is finished at the next start
+        // (`output::remove_stale_temps`).
+        let gone = self
+            .dir
+            .join(format!(".{id}.purge.tmp{}", std::process::id()));
         std::fs::rename(&d, &gone)?;
         Ok(std::fs::remove_dir_all(gone)?)
     }
