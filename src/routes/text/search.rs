@@ -288,36 +288,23 @@ fn static_layer(f: &Frames, range: Option<(i64, i64)>) -> Vec<u8> {
 
 /// Overlapping rectangles joined until none overlap; sorted, so the same
 /// boxes in any order give the same result.
-pub fn merge(mut rects: Vec<Rect>) -> Vec<Rect> {
-    rects.retain(|r| r.area() > 0);
-    loop {
-        let mut joined = false;
-        let mut out: Vec<Rect> = Vec::with_capacity(rects.len());
-        for r in rects {
-            match out.iter_mut().find(|o| o.overlaps(&r)) {
-                Some(o) => {
-                    *o = o.union(&r);
-                    joined = true;
-                }
-                None => out.push(r),
-            }
-        }
-        rects = out;
-        if !joined {
-            break;
-        }
-    }
-    rects.sort_by_key(|r| (r.y0, r.x0, r.y1, r.x1));
-    rects
+pub fn merge(rects: Vec<Rect>) -> Vec<Rect> {
+    join_where(rects, |a, b| a.overlaps(b))
 }
 
 /// The boxes to fill: overlapping boxes are joined only where their
 /// bounding box adds at most a tenth to the pixels they cover together,
 /// and otherwise both stay (overlapping). Joining every overlap would let a
 /// column of labels and a band of text that touch at a corner become one
-/// rectangle over the image between them. Sorted first, so the same boxes
-/// in any order give the same result.
-pub fn join_fills(mut rects: Vec<Rect>) -> Vec<Rect> {
+/// rectangle over the image between them. The same boxes in any order give
+/// the same result.
+pub fn join_fills(rects: Vec<Rect>) -> Vec<Rect> {
+    join_where(rects, |a, b| a.overlaps(b) && joins_tightly(a, b))
+}
+
+/// Rectangles replaced by their bounding box while `joins` says so for a
+/// pair; sorted first and last.
+fn join_where(mut rects: Vec<Rect>, joins: impl Fn(&Rect, &Rect) -> bool) -> Vec<Rect> {
     let key = |r: &Rect| (r.y0, r.x0, r.y1, r.x1);
     rects.retain(|r| r.area() > 0);
     rects.sort_by_key(key);
@@ -326,10 +313,7 @@ pub fn join_fills(mut rects: Vec<Rect>) -> Vec<Rect> {
         let mut joined = false;
         let mut out: Vec<Rect> = Vec::with_capacity(rects.len());
         for r in rects {
-            match out
-                .iter_mut()
-                .find(|o| o.overlaps(&r) && joins_tightly(o, &r))
-            {
+            match out.iter_mut().find(|o| joins(o, &r)) {
                 Some(o) => {
                     *o = o.union(&r);
                     joined = true;
