@@ -20,8 +20,8 @@ pub struct TextConfig {
     /// SOP classes whose every image is searched, whatever the modality.
     pub sop_classes: Vec<String>,
     /// Pixels added around every detected box before it is filled (at
-    /// least; boxes also grow by half their height sideways and a quarter
-    /// up and down).
+    /// least; boxes also grow by their height sideways, a glyph or two,
+    /// and a quarter of it up and down).
     pub margin: u32,
     /// The longest side the detector works at; larger images are shrunk to
     /// it. Radiographs' labels are 10–20 px high at native size, so the
