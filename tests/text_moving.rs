@@ -84,6 +84,7 @@ fn an_unread_box_over_moving_doppler_is_left_and_text_is_filled() {
             line(text_box, 1),
             line(letter, 1),
         ],
+        grey_range: None,
     };
     // What the route measures on the frames, given here.
     let moving = |r: Rect| r != fixed_doppler;

@@ -78,6 +78,12 @@ fn held_name(id: &str, head: &HeadInstance) -> String {
     )
 }
 
+/// The spool id a held file's name starts with.
+fn held_id(name: &str) -> &str {
+    let stem = name.strip_suffix(".dcm").unwrap_or(name);
+    stem.split('~').next().unwrap_or_default()
+}
+
 /// (frames, expected, slice key) from a held file's name; `None` for a
 /// name that is not a held instance.
 fn parse_name(name: &str) -> Option<(usize, Option<usize>, Option<&str>)> {
@@ -167,7 +173,7 @@ impl Holding {
                 };
                 s.instances += 1;
                 s.frames += frames;
-                s.ids.extend(name.split('~').next().map(String::from));
+                s.ids.push(held_id(&name).to_string());
                 match slice {
                     Some(k) => {
                         let n = slices.entry(k.to_string()).or_default();
@@ -223,8 +229,8 @@ impl Holding {
         files
             .into_iter()
             .map(|p| {
-                let id = p.file_stem().unwrap_or_default().to_string_lossy();
-                let id = id.split('~').next().unwrap_or_default().to_string();
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                let id = held_id(&name);
                 Ok(Member {
                     origin: format!("scp spool {id} (head MR series)"),
                     bytes: std::fs::read(&p)

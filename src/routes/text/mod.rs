@@ -141,13 +141,7 @@ impl TextRoute {
             .reader
             .as_ref()
             .map(|_| Matcher::new(Identifiers::collect(obj, &self.profile)));
-        // The grey range once, and only if a box needs the check.
-        let range = std::cell::OnceCell::new();
-        let grey = matches!(f.colour, frames::Colour::Grey { .. });
-        let moving = |r: frames::Rect| {
-            let range = grey.then(|| *range.get_or_init(|| f.grey_range()));
-            motion::moving(&f, r, range)
-        };
+        let moving = |r: frames::Rect| motion::moving(&f, r, found.grey_range);
         let policy = policy::Policy {
             reader: self.reader.as_ref(),
             keep: &self.keep,

@@ -39,13 +39,9 @@ pub struct Line {
 pub struct Search {
     pub images: Vec<Vec<u8>>,
     pub lines: Vec<Line>,
-}
-
-impl Search {
-    /// The fill boxes of every line, joined ([`join_fills`]).
-    pub fn boxes(&self) -> Vec<Rect> {
-        join_fills(self.lines.iter().map(|l| l.fill).collect())
-    }
+    /// The stored grey range the images were rendered over (`None` for
+    /// colour), kept for later looks at the frames.
+    pub grey_range: Option<(i64, i64)>,
 }
 
 /// The text lines of `f`: the sampled frames and (for longer cines) the
@@ -85,7 +81,11 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
             image: n,
         }));
     }
-    Ok(Search { images, lines })
+    Ok(Search {
+        images,
+        lines,
+        grey_range: range,
+    })
 }
 
 /// The second pass: the parts of `rgb` with bright ground searched again
