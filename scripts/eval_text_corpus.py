@@ -8,7 +8,9 @@ fonts and Pillow.
 Layout of OUT:
   corpus/NNNN.dcm      the DICOM files handed to the gateway and the peer
   gt/NNNN.json         ground truth: source, kind, lines (text, box, font, ...)
-  gt/NNNN.npz          per line: its stroke alpha (uint8, cropped to its box)
+  gt/NNNN.npz          per line: its stroke alpha (uint8, cropped to its box);
+                       "src_text": the source's own text (uint8 F x H x W, 1 = text),
+                       from eval_text_source_text.json, moved as the image is
   sources.json         sources used, sources skipped (and why)
 """
 import copy
@@ -46,6 +48,20 @@ CLEAN_PREFIX = ("derived/head_mr_t1_sag_lowres/",)
 
 def is_clean_source(rel):
     return rel in CLEAN_SOURCES or rel.startswith(CLEAN_PREFIX)
+
+
+# Boxes of each source's own text, drawn by eye (see the file's "_about").
+SOURCE_TEXT = {k: v for k, v in json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                             "eval_text_source_text.json"))).items()
+               if not k.startswith("_")}
+
+
+def source_text_mask(rel, shape):
+    """-> float32 H x W, 1 inside the source's own text boxes (all 0 for a clean source)."""
+    m = np.zeros(shape[:2], np.float32)
+    for x0, y0, x1, y1 in SOURCE_TEXT.get(rel, []):
+        m[y0:y1, x0:x1] = 1.0
+    return m
 
 
 FONT_FILES = {
@@ -524,6 +540,7 @@ def build(data, out, n, seed, log=print):
         else:
             src = r.choice(by_group["photo"])
         img, info = src["img"], dict(src["info"])
+        stext = source_text_mask(src["rel"], img.shape)  # follows every move of img below
         colour = info["colour"]
         bits = 8
         mono1 = False
@@ -535,21 +552,23 @@ def build(data, out, n, seed, log=print):
                 pass
         elif base_kind == "multi-frame":
             sop, modality = US_MULTI, "US"
-            img = fit_size(img, 640)
+            img, stext = fit_size(img, 640), fit_size(stext, 640)
         elif base_kind == "CR/DX":
-            img = fit_size(img, 1024)
+            img, stext = fit_size(img, 1024), fit_size(stext, 1024)
             bits = info["bits"] if (encoding != "jpeg-baseline") else 8
             mono1 = info.get("mono1", False) and r.random() < 0.7
         elif base_kind == "SC/OT":
             if src["group"] in ("ct", "mr") and src["ds"].SOPClassUID != SC_IMAGE:
+                assert not stext.any(), "screen captures are made of sources without text"
                 img = screen_capture(r, img)
+                stext = np.zeros(img.shape[:2], np.float32)
             sop, modality = SC_IMAGE, "OT"
             if not colour:
                 bits = 12 if (r.random() < 0.25 and encoding != "jpeg-baseline") else 8
             if not colour and r.random() < 0.3 and encoding != "jpeg-baseline":
                 pass
         else:  # photo
-            img = fit_size(img, 1024)
+            img, stext = fit_size(img, 1024), fit_size(stext, 1024)
             if modality not in ("XC", "OT", "SC", "ES"):
                 modality = "OT"
         if encoding == "jpeg-baseline":
@@ -578,10 +597,13 @@ def build(data, out, n, seed, log=print):
                 ln["frames"] = list(range(a, b))
                 partial_done += 1
         frames = []
+        src_text = []
         amp_x, amp_y = r.randint(3, 8), r.randint(0, 4)
         for f in range(nframes):
             bg = move_content(img, f, nframes, amp_x, amp_y) if nframes > 1 else img
             frames.append(compose(bg, bands, placed, colour, f if nframes > 1 else None))
+            st = move_content(stext, f, nframes, amp_x, amp_y) if nframes > 1 else stext
+            src_text.append(st > 0)
         # ---- DICOM
         ds = new_dataset(src["ds"], idx, seed, sop, modality, phi, r)
         set_pixels(ds, frames, colour, bits, mono1)
@@ -609,7 +631,7 @@ def build(data, out, n, seed, log=print):
             "bands": [list(b) for b in bands],
             "lines": [],
         }
-        masks = {}
+        masks = {"src_text": np.stack(src_text).astype(np.uint8)}
         for j, ln in enumerate(placed):
             mh, mw = ln["mask"].shape
             gt["lines"].append({

@@ -282,14 +282,25 @@ def score_file(corpus_path, gt_path, out_path, ocr_input=False):
                 x0, y0, x1, y1 = b
                 keep[max(0, y0 - FB_MARGIN):y1 + FB_MARGIN, max(0, x0 - FB_MARGIN):x1 + FB_MARGIN] = True
         outside = ~keep
-        changed = blanked = 0
+        src_text = masks["src_text"].astype(bool) if "src_text" in masks.files else None
+        changed = blanked = changed_own = blanked_own = total_own = 0
         for f in range(F):
             ch = (dist(inp[f], out[f]) > TOL) & outside
+            bl = ch & flat(out[f]) & ~flat(inp[f])
             changed += int(ch.sum())
-            blanked += int((ch & flat(out[f]) & ~flat(inp[f])).sum())
+            blanked += int(bl.sum())
+            if src_text is not None:
+                own = outside & ~dilate(src_text[f], FB_MARGIN)
+                changed_own += int((ch & own).sum())
+                blanked_own += int((bl & own).sum())
+                total_own += int(own.sum())
         res["fb_changed"] = changed
         res["fb_blanked"] = blanked
         res["fb_total"] = int(outside.sum()) * F
+        if src_text is not None:
+            res["fb_changed_own"] = changed_own
+            res["fb_blanked_own"] = blanked_own
+            res["fb_total_own"] = total_own
     res["frames"] = F
     res["pixels"] = H * W * F
     return res
