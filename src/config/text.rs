@@ -56,6 +56,13 @@ pub struct TextConfig {
     /// detector's own resize): on a 2k radiograph it costs a quarter of the
     /// first pass instead of as much again, and light labels there are large.
     pub second_pass_max_side: usize,
+    /// Look again, closer, at each line on lit ground and at each box too
+    /// big to be a line: cropped with room around it, its levels stretched
+    /// over the crop's own range, enlarged (`routes::text::zoom`). Faint
+    /// grey text over a radiograph is often boxed only where it stands out,
+    /// or merged with the texture around it. Single images and short cines
+    /// only (longer cines have their static layer).
+    pub zoom: bool,
     /// More frames than this: quarantine (the cost would stall a worker;
     /// more than 1 GiB of decoded pixels is refused whatever the count).
     pub max_frames: usize,
@@ -119,6 +126,7 @@ impl Default for TextConfig {
             scan_frames: 8,
             second_pass: true,
             second_pass_max_side: 1024,
+            zoom: true,
             max_frames: 1000,
             blank_outside_us_regions: false,
             after: ["chest", "photo", "mri"].map(String::from).to_vec(),

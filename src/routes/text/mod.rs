@@ -18,7 +18,9 @@ pub mod policy;
 pub mod sealed;
 pub mod search;
 pub mod select;
+pub mod strokes;
 pub mod us_regions;
+pub mod zoom;
 
 use super::{Cleaned, Outcome, PixelRoute, RouteStatus};
 use crate::config::text_keep::KeepList;

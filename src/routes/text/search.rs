@@ -7,6 +7,7 @@
 
 use super::bright;
 use super::frames::{Frames, Rect};
+use super::{strokes, zoom};
 use crate::config::TextConfig;
 use crate::models::text::reader::crop_rgb;
 use crate::models::text::TextDetector;
@@ -60,7 +61,8 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
         .into_iter()
         .map(|i| f.render(f.frame(i), range))
         .collect();
-    if f.frames > scan_frames {
+    let has_static_layer = f.frames > scan_frames;
+    if has_static_layer {
         images.push(static_layer(f, range));
     }
     let mut lines = Vec::new();
@@ -71,9 +73,12 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
             let more = second_pass(det, rgb, f.width, f.height, enlarge, cfg)?;
             boxes = add_new_lines(boxes, more, margin);
         }
-        let (found, implausible): (Vec<Rect>, Vec<Rect>) = boxes
+        let (mut found, implausible): (Vec<Rect>, Vec<Rect>) = boxes
             .into_iter()
             .partition(|r| is_line(r, f.height, cfg.max_line_height));
+        if cfg.zoom && !has_static_layer {
+            found = look_closer(det, rgb, f, found, &implausible, cfg)?;
+        }
         tracing::debug!(image = n, boxes = ?found, ?implausible, "text boxes");
         lines.extend(found.into_iter().map(|r| Line {
             found: r.clip(f.width, f.height),
@@ -163,6 +168,46 @@ fn search_region(
             _ => return Ok(found),
         }
     }
+}
+
+/// `found` and the new lines a closer look ([`zoom`]) at its lines on lit
+/// ground and at the `implausible` boxes finds; lines new in that look are
+/// looked at once more (a line found in a blob is often a part of one);
+/// every line on lit ground then widened over the strokes that continue it
+/// ([`strokes`]).
+fn look_closer(
+    det: &TextDetector,
+    rgb: &[u8],
+    f: &Frames,
+    mut found: Vec<Rect>,
+    implausible: &[Rect],
+    cfg: &TextConfig,
+) -> anyhow::Result<Vec<Rect>> {
+    let (mut seeds, mut blobs) = (found.clone(), implausible.to_vec());
+    for _round in 0..2 {
+        let mut more = Vec::new();
+        for place in zoom::places(rgb, f.width, f.height, &seeds, &blobs) {
+            more.extend(zoom::look(det, rgb, f.width, &place)?);
+        }
+        more.retain(|r| is_line(r, f.height, cfg.max_line_height));
+        let before = found.len();
+        found = add_new_lines(found, more, cfg.margin as usize);
+        seeds = found[before..].to_vec();
+        blobs = Vec::new();
+        if seeds.is_empty() {
+            break;
+        }
+    }
+    for r in found.iter_mut() {
+        if zoom::on_lit_ground(rgb, f.width, f.height, r) {
+            let wider = strokes::extended(rgb, f.width, f.height, *r);
+            if wider != *r {
+                tracing::debug!(from = ?*r, to = ?wider, "line widened over its strokes");
+            }
+            *r = wider;
+        }
+    }
+    Ok(found)
 }
 
 /// The first pass's boxes and those of the second that are new: a box that
