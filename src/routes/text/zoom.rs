@@ -1,8 +1,9 @@
 //! A closer look where the detector is least sure of its boxes: lines on
 //! lit ground (radiograph content, a photo, ultrasound tissue), where it
-//! often boxes only the part of a faint line that stands out ("1950" of
-//! "17.02.1950" in grey over a rib), and boxes too big to be a line, where
-//! a line and the texture around it became one blob that `is_line` rejects.
+//! often boxes only the part of a faint line that stands out, and boxes too
+//! big to be a line, where a line and the texture around it became one blob
+//! that `is_line` rejects (a grey ID line over a cat's abdomen, inside a
+//! 507 × 312 px box).
 //! Each place is cropped with room around it, the anatomy's shading taken
 //! out (each pixel less the mean around it), enlarged towards 24 px text
 //! and searched again. Cines skip this: their static layer already shows
@@ -12,10 +13,13 @@ use super::frames::Rect;
 use crate::models::text::reader::crop_rgb;
 use crate::models::text::TextDetector;
 
-/// At most this many places are looked at per image (the largest first are
-/// not preferred: places keep the detector's order), bounding the cost on a
-/// radiograph whose ribs give many boxes.
+/// At most this many places are looked at per image (the first in reading
+/// order), bounding the cost on a radiograph whose ribs give many boxes.
 pub const MAX_LOOKS: usize = 12;
+
+/// The detector's input for one place is at most this long (a big joined
+/// place is searched shrunk, never at more than about two frames' cost).
+const MAX_SIDE: usize = 1280;
 
 /// The share of a line's surroundings that must be lit for a closer look:
 /// text on black ground (ultrasound and screen bands) is boxed whole.
@@ -141,7 +145,7 @@ pub fn look(det: &TextDetector, rgb: &[u8], w: usize, place: &Place) -> anyhow::
         v
     };
     Ok(det
-        .detect_within(&big, bw, bh, bw.max(bh).max(32))?
+        .detect_within(&big, bw, bh, bw.max(bh).clamp(32, MAX_SIDE))?
         .into_iter()
         .map(|b| Rect {
             x0: a.x0 + b.x0 as usize / s,
