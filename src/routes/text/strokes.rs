@@ -25,7 +25,7 @@ const COLUMN_SHARE: f32 = 0.3;
 /// below it: texture (ribs, trabeculae, speckle) runs on across all three.
 pub fn extended(rgb: &[u8], w: usize, h: usize, r: Rect) -> Rect {
     let lh = r.y1 - r.y0;
-    if lh < 4 || r.x1 <= r.x0 || r.y1 > h {
+    if lh < 4 || r.x1 <= r.x0 || r.y1 > h || r.x1 > w {
         return r;
     }
     let x0 = r.x0.saturating_sub(REACH * lh);
@@ -167,6 +167,13 @@ mod tests {
         }
         let e = extended(&rgb, w, h, Rect::at(125, 12, 145, 28));
         assert!(e.x0 >= 110, "walked into the texture: {e:?}");
+    }
+
+    #[test]
+    fn a_box_past_the_image_edge_is_left_as_it_is() {
+        let rgb = image(&[(60, 150)]);
+        let r = Rect::at(150, 12, 205, 28);
+        assert_eq!(extended(&rgb, 200, 40, r), r);
     }
 
     #[test]
