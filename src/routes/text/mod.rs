@@ -15,6 +15,7 @@ pub mod bright;
 pub mod frames;
 pub mod motion;
 pub mod policy;
+pub mod rects;
 pub mod sealed;
 pub mod search;
 pub mod select;
@@ -154,15 +155,15 @@ impl TextRoute {
         let decision = policy
             .decide(&found, f.width)
             .map_err(|e| format!("text route: the text recogniser failed: {e:#}"))?;
-        let mut boxes = search::join_fills(decision.fill);
+        let mut boxes = rects::join_fills(decision.fill);
         if self.cfg.blank_outside_us_regions {
             if let Some(inside) = us_regions::regions(obj) {
                 boxes.extend(us_regions::outside(&inside, f.width, f.height));
-                boxes = search::join_fills(boxes);
+                boxes = rects::join_fills(boxes);
             }
         }
         let frames = f.frames;
-        let area = search::covered(&boxes, f.width, f.height);
+        let area = rects::covered(&boxes, f.width, f.height);
         let share = area as f64 / (f.width * f.height) as f64 * 100.0;
         let (read, kept, leaks) = (decision.read, decision.kept, decision.leaks);
         let unread_moving = decision.unread_moving;

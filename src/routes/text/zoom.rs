@@ -10,6 +10,7 @@
 //! fixed text apart from the moving content.
 
 use super::frames::Rect;
+use super::rects::merge;
 use crate::models::text::reader::crop_rgb;
 use crate::models::text::TextDetector;
 
@@ -61,7 +62,21 @@ pub fn places(rgb: &[u8], w: usize, h: usize, lines: &[Rect], implausible: &[Rec
             text_height: 12,
         });
     }
-    join(out).into_iter().take(MAX_LOOKS).collect()
+    // Overlapping places joined, each keeping the smallest text height of
+    // those it holds; in reading order, so any order of boxes gives the same.
+    merge(out.iter().map(|p| p.area).collect())
+        .into_iter()
+        .take(MAX_LOOKS)
+        .map(|area| Place {
+            area,
+            text_height: out
+                .iter()
+                .filter(|p| area.contains(&p.area))
+                .map(|p| p.text_height)
+                .min()
+                .unwrap_or(12),
+        })
+        .collect()
 }
 
 /// One place to look at and the height of the text expected there.
@@ -69,31 +84,6 @@ pub fn places(rgb: &[u8], w: usize, h: usize, lines: &[Rect], implausible: &[Rec
 pub struct Place {
     pub area: Rect,
     pub text_height: usize,
-}
-
-/// Overlapping places joined (the smaller text height kept), in a fixed
-/// order so the same boxes in any order give the same places.
-fn join(mut places: Vec<Place>) -> Vec<Place> {
-    places.retain(|p| p.area.area() > 0);
-    places.sort_by_key(|p| (p.area.y0, p.area.x0, p.area.y1, p.area.x1, p.text_height));
-    loop {
-        let mut joined = false;
-        let mut out: Vec<Place> = Vec::with_capacity(places.len());
-        for p in places {
-            match out.iter_mut().find(|o| o.area.overlaps(&p.area)) {
-                Some(o) => {
-                    o.area = o.area.union(&p.area);
-                    o.text_height = o.text_height.min(p.text_height);
-                    joined = true;
-                }
-                None => out.push(p),
-            }
-        }
-        places = out;
-        if !joined {
-            return places;
-        }
-    }
 }
 
 /// Whether at least half of the band around `r` (half its height out on
