@@ -16,6 +16,8 @@
 #   EVAL_DIR=target/eval-text
 #   REUSE_CORPUS=1     keep EVAL_DIR/corpus and gt from an earlier run with the
 #                      same N and SEED (only outputs and scores are redone)
+#   TEXT_EXTRA='zoom = false'   more lines for the gateway's [text] section
+#                      (to measure a setting against the default)
 #
 # Writes EVAL_DIR/{corpus,gt,out-deidgate,out-presidio,...} and the report
 # EVAL_DIR/report.md, which is printed at the end. The corpus holds only
@@ -97,6 +99,7 @@ data_dir = "$DATA"
 [text]
 enabled = true
 weights = "$REPO_ROOT/models/text"
+${TEXT_EXTRA:-}
 EOF
 echo "== deidgate anonymize ($DEIDGATE_BIN)"
 cut -d' ' -f1 /proc/loadavg >"$EVAL_DIR/load-before-deidgate.txt"
