@@ -57,8 +57,10 @@ pub struct TextConfig {
     /// first pass instead of as much again, and light labels there are large.
     pub second_pass_max_side: usize,
     /// Look again, closer, at each line on lit ground and at each box too
-    /// big to be a line: cropped with room around it, its levels stretched
-    /// over the crop's own range, enlarged (`routes::text::zoom`). Faint
+    /// big to be a line: cropped with room around it, the shading taken out
+    /// (each pixel less the mean around it), enlarged (`routes::text::zoom`);
+    /// lines on lit ground are then widened over the strokes that continue
+    /// them (`routes::text::strokes`). Faint
     /// grey text over a radiograph is often boxed only where it stands out,
     /// or merged with the texture around it. Single images and short cines
     /// only (longer cines have their static layer).

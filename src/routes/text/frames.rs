@@ -232,6 +232,16 @@ impl Rect {
         }
     }
 
+    /// Moved right by `dx` and down by `dy` (a crop's box into the image).
+    pub fn shifted(self, dx: usize, dy: usize) -> Rect {
+        Rect {
+            x0: self.x0 + dx,
+            y0: self.y0 + dy,
+            x1: self.x1 + dx,
+            y1: self.y1 + dy,
+        }
+    }
+
     pub fn overlaps(&self, o: &Rect) -> bool {
         self.x0 < o.x1 && o.x0 < self.x1 && self.y0 < o.y1 && o.y0 < self.y1
     }

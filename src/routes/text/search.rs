@@ -154,12 +154,7 @@ fn search_region(
         let crop = crop_rgb(mapped, w, (r.x0, r.y0, r.x1, r.y1));
         let found: Vec<Rect> = detect(det, &crop, cw, ch, enlarge, max_side.max(32))?
             .into_iter()
-            .map(|b| Rect {
-                x0: b.x0 + r.x0,
-                y0: b.y0 + r.y0,
-                x1: b.x1 + r.x0,
-                y1: b.y1 + r.y0,
-            })
+            .map(|b| b.shifted(r.x0, r.y0))
             .collect();
         match bright::widened(r, &found, w, h) {
             Some(wider) if tries < bright::MAX_WIDENINGS => {
@@ -188,7 +183,11 @@ fn look_closer(
     for _round in 0..2 {
         let mut more = Vec::new();
         for place in zoom::places(rgb, f.width, f.height, &seeds, &blobs) {
-            more.extend(zoom::look(det, rgb, f.width, &place)?);
+            let (view, cw, ch, s) = zoom::view(rgb, f.width, &place);
+            let max_side = (cw.max(ch) * s).clamp(32, zoom::MAX_SIDE);
+            let (x0, y0) = (place.area.x0, place.area.y0);
+            let found = detect(det, &view, cw, ch, s, max_side)?;
+            more.extend(found.into_iter().map(|b| b.shifted(x0, y0)));
         }
         more.retain(|r| is_line(r, f.height, cfg.max_line_height));
         let before = found.len();

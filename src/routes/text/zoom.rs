@@ -12,7 +12,6 @@
 use super::frames::Rect;
 use super::rects::merge;
 use crate::models::text::reader::crop_rgb;
-use crate::models::text::TextDetector;
 
 /// At most this many places are looked at per image (the first in reading
 /// order), bounding the cost on a radiograph whose ribs give many boxes.
@@ -20,7 +19,7 @@ pub const MAX_LOOKS: usize = 12;
 
 /// The detector's input for one place is at most this long (a big joined
 /// place is searched shrunk, never at more than about two frames' cost).
-const MAX_SIDE: usize = 1280;
+pub const MAX_SIDE: usize = 1280;
 
 /// The share of a line's surroundings that must be lit for a closer look:
 /// text on black ground (ultrasound and screen bands) is boxed whole.
@@ -112,38 +111,16 @@ pub fn luminance(p: &[u8]) -> u32 {
     (299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32) / 1000
 }
 
-/// The boxes the detector finds in `place` of `rgb` (`w` wide), shown as
-/// its [`detail`] and enlarged towards [`TARGET_TEXT`] (1–3 times), in
-/// image pixels.
-pub fn look(det: &TextDetector, rgb: &[u8], w: usize, place: &Place) -> anyhow::Result<Vec<Rect>> {
+/// What the detector is shown of `place` in `rgb` (`w` wide): the crop as
+/// its [`detail`], the crop's width and height, and how many times to
+/// enlarge it (towards [`TARGET_TEXT`], 1–3 times).
+pub fn view(rgb: &[u8], w: usize, place: &Place) -> (Vec<u8>, usize, usize, usize) {
     let a = place.area;
     let (cw, ch) = (a.x1 - a.x0, a.y1 - a.y0);
     let crop = crop_rgb(rgb, w, (a.x0, a.y0, a.x1, a.y1));
     let grey = detail(&crop, cw, ch, place.text_height.clamp(4, 24));
     let s = TARGET_TEXT.div_ceil(place.text_height.max(1)).clamp(1, 3);
-    let (bw, bh) = (cw * s, ch * s);
-    let big: Vec<u8> = if s == 1 {
-        grey
-    } else {
-        let mut v = Vec::with_capacity(bw * bh * 3);
-        for y in 0..bh {
-            for x in 0..bw {
-                let g = grey[((y / s) * cw + x / s) * 3];
-                v.extend_from_slice(&[g, g, g]);
-            }
-        }
-        v
-    };
-    Ok(det
-        .detect_within(&big, bw, bh, bw.max(bh).clamp(32, MAX_SIDE))?
-        .into_iter()
-        .map(|b| Rect {
-            x0: a.x0 + b.x0 as usize / s,
-            y0: a.y0 + b.y0 as usize / s,
-            x1: a.x0 + (b.x1 as usize).div_ceil(s),
-            y1: a.y0 + (b.y1 as usize).div_ceil(s),
-        })
-        .collect())
+    (grey, cw, ch, s)
 }
 
 /// The crop as grey RGB: each pixel's luminance less the mean of the
