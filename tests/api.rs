@@ -560,3 +560,26 @@ fn cli_commands_reach_a_running_gateway_through_its_admin_socket() {
     assert!(actors[0].starts_with("cli:"), "{actors:?}");
     assert!(records.iter().all(|r| !r.to_string().contains(PLANTED_ID)));
 }
+
+/// The test harness's own start: a port that another process took between
+/// `write_config` choosing it and the gateway binding it (as a concurrent
+/// test's peer can) must not pass for a running gateway. Before the harness
+/// waited for the gateway's own "listening" line, its connect check reached
+/// the other listener and the test failed minutes later (CI-style flake of
+/// 7 Dec: "cannot listen on 127.0.0.1:33851: Address already in use").
+#[test]
+fn a_gateway_whose_port_was_taken_starts_on_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "");
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().port();
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let port_line = toml.lines().find(|l| l.starts_with("port = ")).unwrap();
+    std::fs::write(&config, toml.replace(port_line, &format!("port = {taken}"))).unwrap();
+    let mut g = Gateway::start_configured(tmp.path(), &config);
+    assert_ne!(g.port, taken, "{}", g.log());
+    assert!(g.alive(), "{}", g.log());
+    let o = g.echo("ECHOSCU", "DEIDGATE");
+    assert!(o.status.success(), "{}", text(&o));
+    drop(squatter);
+}

@@ -85,6 +85,9 @@ pub fn add_user(config: &Path, name: &str, roles: &[&str]) -> String {
 /// Generous: debug builds on a busy machine. Only ever a bound on polling.
 pub const DEADLINE: Duration = Duration::from_secs(300);
 
+/// What `deidgate serve` logs once its DICOM listener is bound.
+const LISTENING: &str = "serve: listening address=";
+
 /// A running `deidgate serve`, killed when dropped.
 pub struct Gateway {
     pub child: Child,
@@ -103,22 +106,60 @@ impl Gateway {
 
     /// Start with a config written by [`write_config`] (after, say, users
     /// were added with the CLI, which needs the key store unlocked).
+    ///
+    /// The port [`write_config`] chose was free when it looked, but another
+    /// test's process can take it before the gateway binds it (the gateway
+    /// then exits, and a connect test would reach that other process). So
+    /// this waits for the gateway's own "listening" line, logged once its
+    /// DICOM listener is bound, and on "cannot listen" starts again on
+    /// another free port, up to three times.
     pub fn start_configured(dir: &Path, config: &Path) -> Gateway {
-        let text = std::fs::read_to_string(config).unwrap();
-        let port = text
-            .lines()
-            .find_map(|l| l.strip_prefix("port = ")?.trim().parse().ok())
-            .expect("config has a port");
-        let child = spawn(config, &dir.join("gateway.log"));
-        let mut g = Gateway {
-            child,
-            port,
-            data: dir.join("data"),
-            config: config.to_path_buf(),
-            log: dir.join("gateway.log"),
-        };
-        g.wait_ready();
-        g
+        let log = dir.join("gateway.log");
+        for attempt in 0.. {
+            let text = std::fs::read_to_string(config).unwrap();
+            let port: u16 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("port = ")?.trim().parse().ok())
+                .expect("config has a port");
+            // Lines of earlier runs in the same log do not count.
+            let seen = |what: &str| {
+                strip_ansi(&std::fs::read_to_string(&log).unwrap_or_default())
+                    .matches(what)
+                    .count()
+            };
+            let (listening_before, refused_before) = (seen(LISTENING), seen("cannot listen on"));
+            let child = spawn(config, &log);
+            let mut g = Gateway {
+                child,
+                port,
+                data: dir.join("data"),
+                config: config.to_path_buf(),
+                log: log.clone(),
+            };
+            let t = Instant::now();
+            while g.alive() && seen(LISTENING) == listening_before {
+                assert!(
+                    t.elapsed() < DEADLINE,
+                    "deidgate never listened:\n{}",
+                    g.log()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let taken = !g.alive() && seen("cannot listen on") > refused_before;
+            if taken && attempt < 3 {
+                let free = TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port();
+                let moved = text.replace(&format!("port = {port}\n"), &format!("port = {free}\n"));
+                std::fs::write(config, moved).unwrap();
+                continue;
+            }
+            g.wait_ready();
+            return g;
+        }
+        unreachable!()
     }
 
     pub fn wait_ready(&mut self) {
