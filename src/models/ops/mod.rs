@@ -7,6 +7,8 @@
 //!   over a GEMM ([`gemm`]), [`depthwise`], [`conv_direct`] for thin layers
 //!   — and [`conv_transpose`]) with bias and activation fused ([`act`]), and
 //!   on CUDA candle's convolutions. The NHWC layout itself is [`nhwc`].
+//!   A conv over a nearest-upsampled map runs at the map's own size
+//!   ([`upsampled_conv`]).
 //! - PyTorch-style pooling ([`pool`]) and MTCNN's dense layers
 //!   ([`dense_rows`]).
 //! - The differentiable resampling and smoothing of the chest deformation
@@ -32,6 +34,7 @@ pub mod grid_sample;
 pub mod nhwc;
 pub mod pool;
 pub mod tensor;
+pub mod upsampled_conv;
 
 pub use act::Act;
 pub use bn::BatchNorm;

@@ -32,6 +32,7 @@ use rayon::prelude::*;
 
 use super::fmap::Fmap;
 use super::lcnet::Lcnet;
+use super::lifted::Lifted;
 use super::se::SqueezeExcite;
 use super::weights::Weights;
 use crate::models::ops::nhwc::{concat_channels, Nhwc};
@@ -105,6 +106,9 @@ pub struct DbNet {
     head_conv: Conv,
     head_up1: Conv,
     head_up2: Conv,
+    /// The stride-4 end split so that no upsampled map is built (`None`:
+    /// the plain forward, for the candle reference).
+    lifted: Option<Lifted>,
 }
 
 impl DbNet {
@@ -141,6 +145,7 @@ impl DbNet {
             head_conv: ws.conv("head.conv1", 1, false, Some("head.bn1"), None, Act::Relu)?,
             head_up1: ws.up("head.conv2", Some("head.bn2"), Act::Relu)?,
             head_up2: ws.up("head.conv3", None, Act::Sigmoid)?,
+            lifted: Some(Lifted::load(&ws)?),
         })
     }
 
@@ -163,7 +168,15 @@ impl DbNet {
             head_conv: self.head_conv.candle_reference(),
             head_up1: self.head_up1.candle_reference(),
             head_up2: self.head_up2.candle_reference(),
+            lifted: None,
         }
+    }
+
+    /// The same network with the stride-4 end built as the graph has it
+    /// (every upsampled map), on the fast convs (for tests and timing).
+    pub fn without_lifting(mut self) -> Self {
+        self.lifted = None;
+        self
     }
 
     /// Text probability (1×H×W) for a normalised 3×H×W input.
@@ -182,6 +195,17 @@ impl DbNet {
             }
             Ok(())
         })?;
+        let y = match &self.lifted {
+            Some(lifted) => self.neck_head_lifted(lifted, &feats)?,
+            None => self.neck_head_plain(&feats)?,
+        };
+        let y = self.head_up1.forward_nhwc(&y)?;
+        Ok(Fmap::from_nhwc(&self.head_up2.forward_nhwc(&y)?))
+    }
+
+    /// Neck and the head's first conv, as the graph has them: every
+    /// upsampled map built.
+    fn neck_head_plain(&self, feats: &[Nhwc]) -> Result<Nhwc> {
         // Top-down: level 3 (stride 32) down to level 0 (stride 4).
         let mut ins: Vec<Nhwc> = feats
             .iter()
@@ -209,8 +233,29 @@ impl DbNet {
             );
         }
         let cat = concat_channels(&ups.iter().collect::<Vec<_>>())?;
-        let y = self.head_conv.forward_nhwc(&cat)?;
-        let y = self.head_up1.forward_nhwc(&y)?;
-        Ok(Fmap::from_nhwc(&self.head_up2.forward_nhwc(&y)?))
+        Ok(self.head_conv.forward_nhwc(&cat)?)
+    }
+
+    /// The same through [`Lifted`]: levels 3 to 1 as above, level 0 and the
+    /// head's first conv without building the stride-4 maps.
+    fn neck_head_lifted(&self, lifted: &Lifted, feats: &[Nhwc]) -> Result<Nhwc> {
+        ensure!(feats.len() == 4, "four feature levels expected");
+        let mut ins: Vec<Nhwc> = feats[1..]
+            .iter()
+            .zip(&self.ins_conv[1..])
+            .map(|(f, l)| l.forward(f))
+            .collect::<Result<_>>()?;
+        for j in (0..2).rev() {
+            let up = upsample_nearest(&ins[j + 1], 2);
+            add_into(&mut ins[j], &up)?;
+        }
+        let mut p2 = lifted.level0(&self.ins_conv[0].se, &feats[0], &ins[0])?;
+        self.inp_conv[0].se.forward(&mut p2)?;
+        let ps: Vec<Nhwc> = ins
+            .iter()
+            .zip(&self.inp_conv[1..])
+            .map(|(f, l)| l.forward(f))
+            .collect::<Result<_>>()?;
+        lifted.head(&p2, [&ps[2], &ps[1], &ps[0]])
     }
 }

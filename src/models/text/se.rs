@@ -43,19 +43,25 @@ impl SqueezeExcite {
 
     pub(crate) fn forward(&self, x: &mut Nhwc) -> Result<()> {
         ensure!(x.c == self.c, "SE expects {} channels, got {}", self.c, x.c);
-        let mut pooled = vec![0f64; self.c];
-        for px in x.data.chunks_exact(x.c) {
-            pooled.iter_mut().zip(px).for_each(|(s, v)| *s += *v as f64);
-        }
-        let n = (x.h * x.w) as f64;
-        let pooled: Vec<f32> = pooled.iter().map(|s| (s / n) as f32).collect();
+        let gates = self.gates(&channel_means(x));
+        let c = x.c;
+        x.data.par_chunks_mut(c * 256).for_each(|rows| {
+            for px in rows.chunks_exact_mut(c) {
+                px.iter_mut().zip(&gates).for_each(|(v, g)| *v *= g);
+            }
+        });
+        Ok(())
+    }
+
+    /// The factor each channel is scaled by, given the channels' means.
+    pub(crate) fn gates(&self, pooled: &[f32]) -> Vec<f32> {
         let hidden: Vec<f32> = (0..self.r)
             .map(|o| {
                 let row = &self.w1[o * self.c..(o + 1) * self.c];
-                (row.iter().zip(&pooled).map(|(w, v)| w * v).sum::<f32>() + self.b1[o]).max(0.0)
+                (row.iter().zip(pooled).map(|(w, v)| w * v).sum::<f32>() + self.b1[o]).max(0.0)
             })
             .collect();
-        let gates: Vec<f32> = (0..self.c)
+        (0..self.c)
             .map(|o| {
                 let row = &self.w2[o * self.r..(o + 1) * self.r];
                 let z = row.iter().zip(&hidden).map(|(w, v)| w * v).sum::<f32>() + self.b2[o];
@@ -66,13 +72,16 @@ impl SqueezeExcite {
                     g
                 }
             })
-            .collect();
-        let c = x.c;
-        x.data.par_chunks_mut(c * 256).for_each(|rows| {
-            for px in rows.chunks_exact_mut(c) {
-                px.iter_mut().zip(&gates).for_each(|(v, g)| *v *= g);
-            }
-        });
-        Ok(())
+            .collect()
     }
+}
+
+/// Each channel's mean over the map (summed in f64).
+pub(crate) fn channel_means(x: &Nhwc) -> Vec<f32> {
+    let mut pooled = vec![0f64; x.c];
+    for px in x.data.chunks_exact(x.c) {
+        pooled.iter_mut().zip(px).for_each(|(s, v)| *s += *v as f64);
+    }
+    let n = (x.n * x.h * x.w) as f64;
+    pooled.iter().map(|s| (s / n) as f32).collect()
 }
