@@ -311,6 +311,7 @@ mod tests {
             (5, 7, 3, 2, 1, 6, 5),   // overlapping taps
             (4, 3, 4, 2, 1, 5, 6),
             (3, 4, 3, 1, 1, 7, 7),
+            (4, 5, 3, 3, 0, 4, 5), // kernel = stride: patches tile the output
         ] {
             let x = rand(&[2, ci, h, w], &dev);
             let wt = rand(&[ci, co, k, k], &dev);

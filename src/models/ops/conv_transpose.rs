@@ -5,7 +5,10 @@
 //! outputs, so one GEMM `(pixels × c_in) · (c_in × kh·kw·c_out)` computes
 //! all contributions at once, and a gather pass sums, for each output pixel,
 //! the few contributions that land on it (no scatter, so the pass runs in
-//! parallel over output rows without write conflicts).
+//! parallel over output rows without write conflicts). When the kernel is
+//! the stride (2×2 / 2, no padding) each output pixel has exactly one
+//! contribution, and each output row is one GEMM of an input row written
+//! in place ([`ConvTranspose2dNhwc::forward_tiled`]).
 
 use super::act::bias_act;
 use super::gemm::sgemm;
@@ -97,6 +100,9 @@ impl ConvTranspose2dNhwc {
                 x.c
             ),
         };
+        if self.tiles() {
+            return Ok(self.forward_tiled(x, oh, ow));
+        }
         let taps = self.kh * self.kw * self.c_out;
         let pixels = x.n * x.h * x.w;
         // Contributions of every input pixel: (pixels) × (ky, kx, co).
@@ -139,6 +145,39 @@ impl ConvTranspose2dNhwc {
                 bias_act(orow, &self.bias, &self.act);
             });
         Ok(Nhwc::new(x.n, oh, ow, c, out))
+    }
+}
+
+impl ConvTranspose2dNhwc {
+    /// Whether the kernel's patches tile the output without overlap.
+    fn tiles(&self) -> bool {
+        self.kh == self.stride
+            && self.kw == self.stride
+            && self.padding == 0
+            && self.dilation == 1
+            && self.output_padding == 0
+    }
+
+    /// [`Self::forward`] for a kernel that tiles the output: output row
+    /// `s·iy + ky` is input row `iy` times the `ky` columns of the weights,
+    /// laid out `(kx, co)` per input pixel, which is the output row's order.
+    fn forward_tiled(&self, x: &Nhwc, oh: usize, ow: usize) -> Nhwc {
+        let (s, c) = (self.stride, self.c_out);
+        let taps = self.kh * self.kw * c;
+        let n = self.kw * c;
+        let mut out = vec![0f32; x.n * oh * ow * c];
+        out.par_chunks_mut(ow * c)
+            .enumerate()
+            .for_each(|(ny, orow)| {
+                let (b, oy) = (ny / oh, ny % oh);
+                let (iy, ky) = (oy / s, oy % s);
+                let row = (b * x.h + iy) * x.w * self.c_in;
+                let a = &x.data[row..row + x.w * self.c_in];
+                let w = &self.wmat[ky * n..];
+                sgemm(x.w, n, self.c_in, a, self.c_in, w, taps, orow, n, false);
+                bias_act(orow, &self.bias, &self.act);
+            });
+        Nhwc::new(x.n, oh, ow, c, out)
     }
 }
 
