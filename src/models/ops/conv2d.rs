@@ -16,10 +16,10 @@ use super::act::bias_act;
 use super::conv_direct;
 use super::conv_layout::{Conv2dNhwc, ConvSpec};
 use super::depthwise;
-use super::gemm::sgemm;
+use super::gemm::{assume_written, par_written, sgemm_uninit};
 use super::nhwc::Nhwc;
 use candle_core::{bail, Result};
-use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 impl Conv2dNhwc {
     /// One weight per tap and channel, no channel mixing.
@@ -71,28 +71,28 @@ impl Conv2dNhwc {
             .min(total.div_ceil(2 * threads))
             .max(MIN_TILE_ROWS)
             .min(total.max(1));
-        let mut out = vec![0f32; total * self.c_out];
-        out.par_chunks_mut(tile * self.c_out)
-            .enumerate()
-            .for_each_init(Vec::new, |cols: &mut Vec<f32>, (t, dst)| {
-                let start = t * tile;
-                let m = dst.len() / self.c_out;
-                for grp in 0..g {
-                    let w = &self.wmat[grp * row * cout_g..(grp + 1) * row * cout_g];
-                    let dst = &mut dst[grp * cout_g..];
-                    if pointwise {
-                        let a = &x.data[start * self.c_in..(start + m) * self.c_in];
-                        sgemm(
-                            m, cout_g, row, a, self.c_in, w, cout_g, dst, self.c_out, false,
-                        );
-                    } else {
-                        cols.resize(m * row, 0.0);
-                        self.im2col(x, oh, ow, grp, start, &mut cols[..m * row]);
-                        sgemm(m, cout_g, row, cols, row, w, cout_g, dst, self.c_out, false);
-                    }
+        let init = Vec::new;
+        let write = |cols: &mut Vec<f32>, t: usize, dst: &mut [MaybeUninit<f32>]| {
+            let start = t * tile;
+            let m = dst.len() / self.c_out;
+            for grp in 0..g {
+                let w = &self.wmat[grp * row * cout_g..(grp + 1) * row * cout_g];
+                let dst = &mut dst[grp * cout_g..];
+                if pointwise {
+                    let a = &x.data[start * self.c_in..(start + m) * self.c_in];
+                    sgemm_uninit(m, cout_g, row, a, self.c_in, w, cout_g, dst, self.c_out);
+                } else {
+                    cols.resize(m * row, 0.0);
+                    self.im2col(x, oh, ow, grp, start, &mut cols[..m * row]);
+                    sgemm_uninit(m, cout_g, row, cols, row, w, cout_g, dst, self.c_out);
                 }
-                bias_act(dst, &self.bias, &self.act);
-            });
+            }
+            // SAFETY: the groups' GEMMs wrote columns `grp·cout_g..` of
+            // every row, all `c_out` of them.
+            bias_act(unsafe { assume_written(dst) }, &self.bias, &self.act);
+        };
+        // SAFETY: `write` fills every float of its tile (above).
+        let out = unsafe { par_written(total * self.c_out, tile * self.c_out, init, write) };
         Nhwc::new(x.n, oh, ow, self.c_out, out)
     }
 

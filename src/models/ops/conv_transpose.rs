@@ -11,11 +11,12 @@
 //! in place ([`ConvTranspose2dNhwc::forward_tiled`]).
 
 use super::act::bias_act;
-use super::gemm::sgemm;
+use super::gemm::{assume_written, par_written, sgemm, sgemm_uninit};
 use super::nhwc::Nhwc;
 use super::Act;
 use candle_core::{bail, Result};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// A transposed convolution (groups = 1) with fused bias and activation.
 #[derive(Clone, Debug)]
@@ -165,18 +166,18 @@ impl ConvTranspose2dNhwc {
         let (s, c) = (self.stride, self.c_out);
         let taps = self.kh * self.kw * c;
         let n = self.kw * c;
-        let mut out = vec![0f32; x.n * oh * ow * c];
-        out.par_chunks_mut(ow * c)
-            .enumerate()
-            .for_each(|(ny, orow)| {
-                let (b, oy) = (ny / oh, ny % oh);
-                let (iy, ky) = (oy / s, oy % s);
-                let row = (b * x.h + iy) * x.w * self.c_in;
-                let a = &x.data[row..row + x.w * self.c_in];
-                let w = &self.wmat[ky * n..];
-                sgemm(x.w, n, self.c_in, a, self.c_in, w, taps, orow, n, false);
-                bias_act(orow, &self.bias, &self.act);
-            });
+        let write = |_: &mut (), ny: usize, orow: &mut [MaybeUninit<f32>]| {
+            let (b, oy) = (ny / oh, ny % oh);
+            let (iy, ky) = (oy / s, oy % s);
+            let row = (b * x.h + iy) * x.w * self.c_in;
+            let a = &x.data[row..row + x.w * self.c_in];
+            let w = &self.wmat[ky * n..];
+            sgemm_uninit(x.w, n, self.c_in, a, self.c_in, w, taps, orow, n);
+            // SAFETY: the row is `x.w` runs of `n` floats, all written.
+            bias_act(unsafe { assume_written(orow) }, &self.bias, &self.act);
+        };
+        // SAFETY: `write` fills every float of its output row (above).
+        let out = unsafe { par_written(x.n * oh * ow * c, ow * c, || (), write) };
         Nhwc::new(x.n, oh, ow, c, out)
     }
 }

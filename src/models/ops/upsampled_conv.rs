@@ -9,10 +9,11 @@
 //! the upsampled map, up to float summation order, at 1/f² of the
 //! multiplications, and the upsampled map is never built.
 
-use super::gemm::sgemm;
+use super::gemm::{par_written, sgemm_uninit};
 use super::nhwc::Nhwc;
 use candle_core::{bail, Result};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The conv's weights laid out for [`UpsampledConv::add_to`].
 #[derive(Clone, Debug)]
@@ -72,14 +73,13 @@ impl UpsampledConv {
         }
         let (k, co) = (self.k, self.c_out);
         let cols = k * k * co;
-        let mut prod = vec![0f32; x.n * x.h * x.w * cols];
-        prod.par_chunks_mut(TILE_ROWS * cols)
-            .enumerate()
-            .for_each(|(t, dst)| {
-                let (start, m) = (t * TILE_ROWS, dst.len() / cols);
-                let a = &x.data[start * x.c..(start + m) * x.c];
-                sgemm(m, cols, x.c, a, x.c, &self.taps, cols, dst, cols, false);
-            });
+        let write = |_: &mut (), t: usize, dst: &mut [MaybeUninit<f32>]| {
+            let (start, m) = (t * TILE_ROWS, dst.len() / cols);
+            let a = &x.data[start * x.c..(start + m) * x.c];
+            sgemm_uninit(m, cols, x.c, a, x.c, &self.taps, cols, dst, cols);
+        };
+        // SAFETY: each tile is `m` whole rows of `cols`, all written.
+        let prod = unsafe { par_written(x.n * x.h * x.w * cols, TILE_ROWS * cols, || (), write) };
         // Where each output column's taps land: `(kx, coarse column)`, the
         // same for every row.
         let p = k / 2;
@@ -153,18 +153,36 @@ impl Sums<'_> {
     fn add_row_portable(&self, row: &mut [f32]) {
         let (k, co, cols) = (self.k, self.co, self.cols);
         let mut acc = vec![0f32; co];
+        let mut last: Option<&Vec<(usize, usize)>> = None;
         for (o, land) in row.chunks_exact_mut(co).zip(self.landing) {
-            acc.fill(0.0);
-            for &(ky, src) in self.rows {
-                for &(kx, cx) in land {
-                    let at = cx * cols + (ky * k + kx) * co;
-                    acc.iter_mut()
-                        .zip(&src[at..at + co])
-                        .for_each(|(a, q)| *a += q);
+            // Neighbours inside one coarse pixel land on the same products.
+            if last != Some(land) {
+                acc.fill(0.0);
+                for &(ky, src) in self.rows {
+                    for &(kx, cx) in land {
+                        let at = cx * cols + (ky * k + kx) * co;
+                        add(&mut acc, &src[at..at + co]);
+                    }
                 }
+                last = Some(land);
             }
-            o.iter_mut().zip(&acc).for_each(|(v, a)| *v += a);
+            add(o, &acc);
         }
+    }
+}
+
+/// `acc += v`, eight lanes at a time.
+#[inline(always)]
+fn add(acc: &mut [f32], v: &[f32]) {
+    let mut a = acc.chunks_exact_mut(8);
+    let mut b = v.chunks_exact(8);
+    for (a, b) in (&mut a).zip(&mut b) {
+        for i in 0..8 {
+            a[i] += b[i];
+        }
+    }
+    for (a, b) in a.into_remainder().iter_mut().zip(b.remainder()) {
+        *a += b;
     }
 }
 
