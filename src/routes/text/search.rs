@@ -137,33 +137,49 @@ fn second_pass(
 /// The boxes in region `r` of `mapped` (`w × h`), searched at `ratio` of
 /// the enlarged size. A line cut by the region's edge runs on outside it
 /// (often into darker ground, where the first pass may have found only a
-/// part): the region is widened on that side and searched again.
+/// part): the region is widened on that side, and the rows of the cut
+/// lines are searched again across the wider region
+/// ([`bright::cut_band`]); their boxes replace those found there before.
 fn search_region(
     det: &TextDetector,
     mapped: &[u8],
     w: usize,
     h: usize,
-    mut r: Rect,
+    r: Rect,
     enlarge: usize,
     ratio: f64,
 ) -> anyhow::Result<Vec<Rect>> {
-    let mut tries = 0;
-    loop {
-        let (cw, ch) = (r.x1 - r.x0, r.y1 - r.y0);
-        let max_side = ((cw.max(ch) * enlarge) as f64 * ratio).ceil() as usize;
-        let crop = crop_rgb(mapped, w, (r.x0, r.y0, r.x1, r.y1));
-        let found: Vec<Rect> = detect(det, &crop, cw, ch, enlarge, max_side.max(32))?
-            .into_iter()
-            .map(|b| b.shifted(r.x0, r.y0))
-            .collect();
-        match bright::widened(r, &found, w, h) {
-            Some(wider) if tries < bright::MAX_WIDENINGS => {
-                r = wider;
-                tries += 1;
-            }
-            _ => return Ok(found),
-        }
+    let mut found = search_crop(det, mapped, w, r, enlarge, ratio)?;
+    let mut reach = r;
+    for _ in 0..bright::MAX_WIDENINGS {
+        let Some(wider) = bright::widened(reach, &found, w, h) else {
+            break;
+        };
+        let band = bright::cut_band(reach, wider, &found, w, h);
+        let again = search_crop(det, mapped, w, band, enlarge, ratio)?;
+        found.retain(|b| !band.contains(b));
+        found.extend(again);
+        reach = wider;
     }
+    Ok(found)
+}
+
+/// The boxes in `r` of `mapped` (`w` wide), in image pixels.
+fn search_crop(
+    det: &TextDetector,
+    mapped: &[u8],
+    w: usize,
+    r: Rect,
+    enlarge: usize,
+    ratio: f64,
+) -> anyhow::Result<Vec<Rect>> {
+    let (cw, ch) = (r.x1 - r.x0, r.y1 - r.y0);
+    let max_side = ((cw.max(ch) * enlarge) as f64 * ratio).ceil() as usize;
+    let crop = crop_rgb(mapped, w, (r.x0, r.y0, r.x1, r.y1));
+    Ok(detect(det, &crop, cw, ch, enlarge, max_side.max(32))?
+        .into_iter()
+        .map(|b| b.shifted(r.x0, r.y0))
+        .collect())
 }
 
 /// `found` and the new lines a closer look ([`zoom`]) at its lines on lit
