@@ -70,24 +70,43 @@ fn row_portable(conv: &Conv2dNhwc, x: &Nhwc, oh: usize, ny: usize, orow: &mut [f
         p,
         d,
     };
-    for (ox, dst) in orow.chunks_exact_mut(c).enumerate() {
-        // Kernel columns whose input column `ox·s + kx·d − p` is inside.
+    // Kernel columns whose input column `ox·s + kx·d − p` is inside, for
+    // each output column.
+    let inside = |ox: usize| {
         let base = ox * s;
         let lo = p.saturating_sub(base).div_ceil(d);
         let hi = conv.kw.min((x.w + p).saturating_sub(base).div_ceil(d));
-        let kx = lo..hi.max(lo);
+        (lo, hi.max(lo))
+    };
+    let ow = orow.len() / c;
+    let full = (0, conv.kw);
+    let mut ox = 0;
+    while ox < ow {
+        // Four pixels whose taps are all inside, eight channels at a time:
+        // each weight vector is loaded once for the four.
+        if c.is_multiple_of(8) && ox + 4 <= ow && inside(ox) == full && inside(ox + 3) == full {
+            let dst = &mut orow[ox * c..(ox + 4) * c];
+            for cb in (0..c).step_by(8) {
+                taps.four(ox * s, s, cb, dst);
+            }
+            ox += 4;
+            continue;
+        }
+        let (lo, hi) = inside(ox);
+        let dst = &mut orow[ox * c..(ox + 1) * c];
         let mut cb = 0;
         while cb + 32 <= c {
-            taps.block::<32>(base, kx.clone(), cb, dst);
+            taps.block::<32>(ox * s, lo..hi, cb, dst);
             cb += 32;
         }
         while cb + 8 <= c {
-            taps.block::<8>(base, kx.clone(), cb, dst);
+            taps.block::<8>(ox * s, lo..hi, cb, dst);
             cb += 8;
         }
         for ch in cb..c {
-            taps.block::<1>(base, kx.clone(), ch, dst);
+            taps.block::<1>(ox * s, lo..hi, ch, dst);
         }
+        ox += 1;
     }
 }
 
@@ -127,6 +146,32 @@ impl Taps<'_> {
             }
         }
         dst[cb..cb + B].copy_from_slice(&acc);
+    }
+
+    /// Channels `cb..cb + 8` of four pixels `s` input columns apart, the
+    /// first at `base`, every kernel column inside the image; `dst` holds
+    /// the four pixels. The same sums, in the same order, as [`Self::block`].
+    #[inline(always)]
+    fn four(&self, base: usize, s: usize, cb: usize, dst: &mut [f32]) {
+        let c = self.c;
+        let mut acc = [[0f32; 8]; 4];
+        for &(ky, line) in self.rows {
+            for k in 0..self.kw {
+                let w: &[f32; 8] = self.wmat[(ky * self.kw + k) * c + cb..][..8]
+                    .try_into()
+                    .unwrap();
+                let ix = base + k * self.d - self.p;
+                for (q, a) in acc.iter_mut().enumerate() {
+                    let v: &[f32; 8] = line[(ix + q * s) * c + cb..][..8].try_into().unwrap();
+                    for j in 0..8 {
+                        a[j] += v[j] * w[j];
+                    }
+                }
+            }
+        }
+        for (q, a) in acc.iter().enumerate() {
+            dst[q * c + cb..q * c + cb + 8].copy_from_slice(a);
+        }
     }
 }
 
