@@ -85,6 +85,11 @@ pub(super) fn prelu(v: f32, a: f32) -> f32 {
 /// the SSE2 version at 7 % of the text route).
 pub fn bias_act(data: &mut [f32], bias: &[f32], act: &Act) {
     #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F.
+        unsafe { bias_act_avx512(data, bias, act) };
+        return;
+    }
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2.
         unsafe { bias_act_avx2(data, bias, act) };
@@ -96,6 +101,12 @@ pub fn bias_act(data: &mut [f32], bias: &[f32], act: &Act) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn bias_act_avx2(data: &mut [f32], bias: &[f32], act: &Act) {
+    bias_act_portable(data, bias, act)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn bias_act_avx512(data: &mut [f32], bias: &[f32], act: &Act) {
     bias_act_portable(data, bias, act)
 }
 

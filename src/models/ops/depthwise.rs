@@ -34,6 +34,11 @@ pub(super) fn forward(conv: &Conv2dNhwc, x: &Nhwc, oh: usize, ow: usize) -> Nhwc
 /// Output row `ny` (image `ny / oh`, row `ny % oh`), before bias.
 fn row(conv: &Conv2dNhwc, x: &Nhwc, oh: usize, ny: usize, orow: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F.
+        unsafe { row_avx512(conv, x, oh, ny, orow) };
+        return;
+    }
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2.
         unsafe { row_avx2(conv, x, oh, ny, orow) };
@@ -45,6 +50,12 @@ fn row(conv: &Conv2dNhwc, x: &Nhwc, oh: usize, ny: usize, orow: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn row_avx2(conv: &Conv2dNhwc, x: &Nhwc, oh: usize, ny: usize, orow: &mut [f32]) {
+    row_portable(conv, x, oh, ny, orow)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn row_avx512(conv: &Conv2dNhwc, x: &Nhwc, oh: usize, ny: usize, orow: &mut [f32]) {
     row_portable(conv, x, oh, ny, orow)
 }
 
@@ -86,8 +97,14 @@ fn row_portable(conv: &Conv2dNhwc, x: &Nhwc, oh: usize, ny: usize, orow: &mut [f
         // each weight vector is loaded once for the four.
         if c.is_multiple_of(8) && ox + 4 <= ow && inside(ox) == full && inside(ox + 3) == full {
             let dst = &mut orow[ox * c..(ox + 4) * c];
-            for cb in (0..c).step_by(8) {
-                taps.four(ox * s, s, cb, dst);
+            if c.is_multiple_of(16) {
+                for cb in (0..c).step_by(16) {
+                    taps.four::<16>(ox * s, s, cb, dst);
+                }
+            } else {
+                for cb in (0..c).step_by(8) {
+                    taps.four::<8>(ox * s, s, cb, dst);
+                }
             }
             ox += 4;
             continue;
@@ -148,29 +165,29 @@ impl Taps<'_> {
         dst[cb..cb + B].copy_from_slice(&acc);
     }
 
-    /// Channels `cb..cb + 8` of four pixels `s` input columns apart, the
+    /// Channels `cb..cb + L` of four pixels `s` input columns apart, the
     /// first at `base`, every kernel column inside the image; `dst` holds
     /// the four pixels. The same sums, in the same order, as [`Self::block`].
     #[inline(always)]
-    fn four(&self, base: usize, s: usize, cb: usize, dst: &mut [f32]) {
+    fn four<const L: usize>(&self, base: usize, s: usize, cb: usize, dst: &mut [f32]) {
         let c = self.c;
-        let mut acc = [[0f32; 8]; 4];
+        let mut acc = [[0f32; L]; 4];
         for &(ky, line) in self.rows {
             for k in 0..self.kw {
-                let w: &[f32; 8] = self.wmat[(ky * self.kw + k) * c + cb..][..8]
+                let w: &[f32; L] = self.wmat[(ky * self.kw + k) * c + cb..][..L]
                     .try_into()
                     .unwrap();
                 let ix = base + k * self.d - self.p;
                 for (q, a) in acc.iter_mut().enumerate() {
-                    let v: &[f32; 8] = line[(ix + q * s) * c + cb..][..8].try_into().unwrap();
-                    for j in 0..8 {
+                    let v: &[f32; L] = line[(ix + q * s) * c + cb..][..L].try_into().unwrap();
+                    for j in 0..L {
                         a[j] += v[j] * w[j];
                     }
                 }
             }
         }
         for (q, a) in acc.iter().enumerate() {
-            dst[q * c + cb..q * c + cb + 8].copy_from_slice(a);
+            dst[q * c + cb..q * c + cb + L].copy_from_slice(a);
         }
     }
 }

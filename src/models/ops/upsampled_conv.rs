@@ -135,6 +135,11 @@ impl Sums<'_> {
     /// summed first in `(ky, kx)` order (so the same bits on every CPU).
     fn add_row(&self, row: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            unsafe { self.add_row_avx512(row) };
+            return;
+        }
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2.
             unsafe { self.add_row_avx2(row) };
@@ -146,6 +151,12 @@ impl Sums<'_> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn add_row_avx2(&self, row: &mut [f32]) {
+        self.add_row_portable(row)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn add_row_avx512(&self, row: &mut [f32]) {
         self.add_row_portable(row)
     }
 
