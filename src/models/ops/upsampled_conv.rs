@@ -135,15 +135,17 @@ impl Sums<'_> {
     /// summed first in `(ky, kx)` order (so the same bits on every CPU).
     fn add_row(&self, row: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F.
-            unsafe { self.add_row_avx512(row) };
-            return;
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
-            unsafe { self.add_row_avx2(row) };
-            return;
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F.
+                unsafe { self.add_row_avx512(row) };
+                return;
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                unsafe { self.add_row_avx2(row) };
+                return;
+            }
         }
         self.add_row_portable(row)
     }
