@@ -11,7 +11,7 @@
 //! in place ([`ConvTranspose2dNhwc::forward_tiled`]).
 
 use super::act::bias_act;
-use super::gemm::{assume_written, par_written, sgemm, sgemm_uninit};
+use super::gemm::{assume_written, par_written, rows_times, sgemm_uninit};
 use super::nhwc::Nhwc;
 use super::Act;
 use candle_core::{bail, Result};
@@ -107,20 +107,10 @@ impl ConvTranspose2dNhwc {
         let taps = self.kh * self.kw * self.c_out;
         let pixels = x.n * x.h * x.w;
         // Contributions of every input pixel: (pixels) × (ky, kx, co).
-        let mut contrib = vec![0f32; pixels * taps];
         let tile = (TILE_ROWS)
             .min(pixels.div_ceil(2 * rayon::current_num_threads().max(1)))
             .max(16);
-        contrib
-            .par_chunks_mut(tile * taps)
-            .enumerate()
-            .for_each(|(t, dst)| {
-                let m = dst.len() / taps;
-                let a = &x.data[t * tile * self.c_in..(t * tile + m) * self.c_in];
-                sgemm(
-                    m, taps, self.c_in, a, self.c_in, &self.wmat, taps, dst, taps, false,
-                );
-            });
+        let contrib = rows_times(&x.data, self.c_in, &self.wmat, taps, tile);
         let (s, p, d, c) = (self.stride, self.padding, self.dilation, self.c_out);
         let mut out = vec![0f32; x.n * oh * ow * c];
         out.par_chunks_mut(ow * c)

@@ -159,6 +159,21 @@ pub unsafe fn par_written<S>(
     v
 }
 
+/// Every row of `a` (`k` floats each) times `b` (`k × n`, row-major): the
+/// `rows × n` product, row-major, in parallel tiles of `tile_rows` rows
+/// (the per-pixel, per-tap products the transposed and upsampled
+/// convolutions then gather).
+pub fn rows_times(a: &[f32], k: usize, b: &[f32], n: usize, tile_rows: usize) -> Vec<f32> {
+    let rows = a.len() / k.max(1);
+    let tile = tile_rows.max(1);
+    let write = |_: &mut (), t: usize, dst: &mut [MaybeUninit<f32>]| {
+        let (start, m) = (t * tile, dst.len() / n);
+        sgemm_uninit(m, n, k, &a[start * k..(start + m) * k], k, b, n, dst, n);
+    };
+    // SAFETY: each piece is `m` whole rows of `n`, all written by the GEMM.
+    unsafe { par_written(rows * n, tile * n, || (), write) }
+}
+
 /// `piece` as floats, once every one of them has been written.
 ///
 /// # Safety

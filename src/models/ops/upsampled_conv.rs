@@ -9,11 +9,10 @@
 //! the upsampled map, up to float summation order, at 1/f² of the
 //! multiplications, and the upsampled map is never built.
 
-use super::gemm::{par_written, sgemm_uninit};
+use super::gemm::rows_times;
 use super::nhwc::Nhwc;
 use candle_core::{bail, Result};
 use rayon::prelude::*;
-use std::mem::MaybeUninit;
 
 /// The conv's weights laid out for [`UpsampledConv::add_to`].
 #[derive(Clone, Debug)]
@@ -73,13 +72,7 @@ impl UpsampledConv {
         }
         let (k, co) = (self.k, self.c_out);
         let cols = k * k * co;
-        let write = |_: &mut (), t: usize, dst: &mut [MaybeUninit<f32>]| {
-            let (start, m) = (t * TILE_ROWS, dst.len() / cols);
-            let a = &x.data[start * x.c..(start + m) * x.c];
-            sgemm_uninit(m, cols, x.c, a, x.c, &self.taps, cols, dst, cols);
-        };
-        // SAFETY: each tile is `m` whole rows of `cols`, all written.
-        let prod = unsafe { par_written(x.n * x.h * x.w * cols, TILE_ROWS * cols, || (), write) };
+        let prod = rows_times(&x.data, x.c, &self.taps, cols, TILE_ROWS);
         // Where each output column's taps land: `(kx, coarse column)`, the
         // same for every row.
         let p = k / 2;

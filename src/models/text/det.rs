@@ -206,21 +206,7 @@ impl DbNet {
     /// Neck and the head's first conv, as the graph has them: every
     /// upsampled map built.
     fn neck_head_plain(&self, feats: &[Nhwc]) -> Result<Nhwc> {
-        // Top-down: level 3 (stride 32) down to level 0 (stride 4).
-        let mut ins: Vec<Nhwc> = feats
-            .iter()
-            .zip(&self.ins_conv)
-            .map(|(f, l)| l.forward(f))
-            .collect::<Result<_>>()?;
-        for j in (0..3).rev() {
-            let up = upsample_nearest(&ins[j + 1], 2);
-            add_into(&mut ins[j], &up)?;
-        }
-        let ps: Vec<Nhwc> = ins
-            .iter()
-            .zip(&self.inp_conv)
-            .map(|(f, l)| l.forward(f))
-            .collect::<Result<_>>()?;
+        let ps = self.level_outputs(&self.top_down(feats, 0)?, 0)?;
         // Concatenate [p5↑8, p4↑4, p3↑2, p2] along channels.
         let ups: Vec<Nhwc> = (0..4)
             .rev()
@@ -239,23 +225,34 @@ impl DbNet {
     /// The same through [`Lifted`]: levels 3 to 1 as above, level 0 and the
     /// head's first conv without building the stride-4 maps.
     fn neck_head_lifted(&self, lifted: &Lifted, feats: &[Nhwc]) -> Result<Nhwc> {
+        let ins = self.top_down(feats, 1)?;
+        let mut p2 = lifted.level0(&self.ins_conv[0].se, &feats[0], &ins[0])?;
+        self.inp_conv[0].se.forward(&mut p2)?;
+        let ps = self.level_outputs(&ins, 1)?;
+        lifted.head(&p2, [&ps[2], &ps[1], &ps[0]])
+    }
+
+    /// Levels `from..4` of the top-down sum: each level's conv and
+    /// squeeze-excite, plus the level above it upsampled ×2.
+    fn top_down(&self, feats: &[Nhwc], from: usize) -> Result<Vec<Nhwc>> {
         ensure!(feats.len() == 4, "four feature levels expected");
-        let mut ins: Vec<Nhwc> = feats[1..]
+        let mut ins: Vec<Nhwc> = feats[from..]
             .iter()
-            .zip(&self.ins_conv[1..])
+            .zip(&self.ins_conv[from..])
             .map(|(f, l)| l.forward(f))
             .collect::<Result<_>>()?;
-        for j in (0..2).rev() {
+        for j in (0..ins.len() - 1).rev() {
             let up = upsample_nearest(&ins[j + 1], 2);
             add_into(&mut ins[j], &up)?;
         }
-        let mut p2 = lifted.level0(&self.ins_conv[0].se, &feats[0], &ins[0])?;
-        self.inp_conv[0].se.forward(&mut p2)?;
-        let ps: Vec<Nhwc> = ins
-            .iter()
-            .zip(&self.inp_conv[1..])
+        Ok(ins)
+    }
+
+    /// The 24-channel outputs of levels `from..` (`ins` from [`Self::top_down`]).
+    fn level_outputs(&self, ins: &[Nhwc], from: usize) -> Result<Vec<Nhwc>> {
+        ins.iter()
+            .zip(&self.inp_conv[from..])
             .map(|(f, l)| l.forward(f))
-            .collect::<Result<_>>()?;
-        lifted.head(&p2, [&ps[2], &ps[1], &ps[0]])
+            .collect()
     }
 }
