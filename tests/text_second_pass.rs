@@ -6,12 +6,8 @@
 
 mod common;
 
-use common::gateway::*;
 use common::text_lines::fixture;
 use common::*;
-use dicom_core::value::PrimitiveValue;
-use dicom_core::{DataElement, VR};
-use dicom_dictionary_std::tags;
 use dicom_pixeldata::PixelDecoder;
 use std::path::{Path, PathBuf};
 
@@ -26,7 +22,7 @@ const ON_DOPPLER: (usize, usize) = (150, 200);
 fn stamped(dir: &Path, at: (usize, usize)) -> (PathBuf, Vec<(usize, usize)>) {
     let (mask, lines) = fixture();
     let line = lines.iter().find(|l| l.text.contains("4471920")).unwrap();
-    let mut obj = dicom_object::open_file(data_dir().join("dicom/us/US1_UNCR.dcm")).unwrap();
+    let obj = dicom_object::open_file(data_dir().join("dicom/us/US1_UNCR.dcm")).unwrap();
     let mut px = obj.decode_pixel_data().unwrap().data().to_vec();
     let w = 640;
     let mut ink = Vec::new();
@@ -42,36 +38,8 @@ fn stamped(dir: &Path, at: (usize, usize)) -> (PathBuf, Vec<(usize, usize)>) {
             }
         }
     }
-    obj.put(DataElement::new(
-        tags::PIXEL_DATA,
-        VR::OB,
-        PrimitiveValue::from(px),
-    ));
-    let p = dir.join("us_white_text.dcm");
-    obj.write_to_file(&p).unwrap();
+    let p = ink::write_with_pixels(obj, px, &dir.join("us_white_text.dcm"));
     (p, ink)
-}
-
-/// Share of `ink` pixels whose colour the output kept.
-fn ink_kept(input: &Path, output: &Path, ink: &[(usize, usize)]) -> f64 {
-    let frame = |p: &Path| {
-        let o = dicom_object::open_file(p).unwrap();
-        o.decode_pixel_data().unwrap().data().to_vec()
-    };
-    let (a, b) = (frame(input), frame(output));
-    let at = |x: usize, y: usize| (y * 640 + x) * 3..(y * 640 + x) * 3 + 3;
-    let kept = ink
-        .iter()
-        .filter(|&&(x, y)| a[at(x, y)] == b[at(x, y)])
-        .count();
-    kept as f64 / ink.len() as f64
-}
-
-/// The one output of `deidgate anonymize` on `input` with `toml`.
-fn anonymize(dir: &Path, input: &Path, toml: &str) -> PathBuf {
-    let run = anonymize_logged(dir, input, toml);
-    run.output
-        .unwrap_or_else(|| panic!("quarantined: {}", run.reasons))
 }
 
 #[test]
@@ -84,9 +52,9 @@ fn white_text_over_bright_content_is_found_by_the_second_pass() {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("models/text")
         )
     };
-    let one = anonymize(&tmp.path().join("one-pass"), &input, &toml(false));
-    let two = anonymize(&tmp.path().join("two-pass"), &input, &toml(true));
-    let (kept_one, kept_two) = (ink_kept(&input, &one, &ink), ink_kept(&input, &two, &ink));
+    let one = ink::anonymize(&tmp.path().join("one-pass"), &input, &toml(false));
+    let two = ink::anonymize(&tmp.path().join("two-pass"), &input, &toml(true));
+    let (kept_one, kept_two) = (ink::kept(&input, &one, &ink), ink::kept(&input, &two, &ink));
     eprintln!("ink kept: one pass {kept_one:.3}, two passes {kept_two:.3}");
     // The first pass alone leaves most of the line (else this test proves
     // nothing); both passes fill all of it.
@@ -111,8 +79,8 @@ fn white_text_over_colour_doppler_is_found_by_its_least_channel() {
         "[chest]\nenabled = false\n[text]\nweights = {:?}\n",
         Path::new(env!("CARGO_MANIFEST_DIR")).join("models/text")
     );
-    let out = anonymize(&tmp.path().join("out"), &input, &toml);
-    let kept = ink_kept(&input, &out, &ink);
+    let out = ink::anonymize(&tmp.path().join("out"), &input, &toml);
+    let kept = ink::kept(&input, &out, &ink);
     eprintln!("ink kept over Doppler: {kept:.3}");
     // Without the least-channel look (bright-ground second pass only) the
     // output kept all of this line's ink (measured 7 Dec).

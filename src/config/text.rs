@@ -65,6 +65,11 @@ pub struct TextConfig {
     /// or merged with the texture around it. Single images and short cines
     /// only (longer cines have their static layer).
     pub zoom: bool,
+    /// Look again, enlarged, at rows of glyphs too small for the detector at
+    /// the scale it searched the image (under about 10 px; a 7 px name in
+    /// the band of an 800 × 600 ultrasound) where they stand on flat ground
+    /// (`routes::text::small`).
+    pub small_text: bool,
     /// More frames than this: quarantine (the cost would stall a worker;
     /// more than 1 GiB of decoded pixels is refused whatever the count).
     pub max_frames: usize,
@@ -129,6 +134,7 @@ impl Default for TextConfig {
             second_pass: true,
             second_pass_max_side: 1024,
             zoom: true,
+            small_text: true,
             max_frames: 1000,
             blank_outside_us_regions: false,
             after: ["chest", "photo", "mri"].map(String::from).to_vec(),

@@ -4,6 +4,7 @@
 
 pub mod gateway;
 pub mod http;
+pub mod ink;
 pub mod peers;
 pub mod pg;
 pub mod text_lines;

@@ -19,6 +19,7 @@ pub mod rects;
 pub mod sealed;
 pub mod search;
 pub mod select;
+pub mod small;
 pub mod strokes;
 pub mod us_regions;
 pub mod zoom;

@@ -8,7 +8,7 @@
 use super::bright;
 use super::frames::{Frames, Rect};
 use super::rects::merge;
-use super::{strokes, zoom};
+use super::{small, strokes, zoom};
 use crate::config::TextConfig;
 use crate::models::text::reader::crop_rgb;
 use crate::models::text::TextDetector;
@@ -79,6 +79,10 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
             .partition(|r| is_line(r, f.height, cfg.max_line_height));
         if cfg.zoom && !has_static_layer {
             found = look_closer(det, rgb, f, found, &implausible, cfg)?;
+        }
+        if cfg.small_text {
+            let seen = enlarge as f64 * (full as f64 / (long * enlarge) as f64).min(1.0);
+            found = look_at_small_text(det, rgb, f, found, seen, cfg)?;
         }
         tracing::debug!(image = n, boxes = ?found, ?implausible, "text boxes");
         lines.extend(found.into_iter().map(|r| Line {
@@ -224,6 +228,33 @@ fn look_closer(
         }
     }
     Ok(found)
+}
+
+/// `found` and the lines too small for the detector at the scale it saw the
+/// image that an enlarged look at rows of small glyphs on flat ground
+/// finds ([`small`]).
+fn look_at_small_text(
+    det: &TextDetector,
+    rgb: &[u8],
+    f: &Frames,
+    found: Vec<Rect>,
+    seen: f64,
+    cfg: &TextConfig,
+) -> anyhow::Result<Vec<Rect>> {
+    let margin = cfg.margin as usize;
+    let fills: Vec<Rect> = found.iter().map(|&r| grow_line(r, margin)).collect();
+    let mut more = Vec::new();
+    for place in small::places(rgb, f.width, f.height, seen, &fills) {
+        let a = place.area;
+        let (cw, ch) = (a.x1 - a.x0, a.y1 - a.y0);
+        let crop = crop_rgb(rgb, f.width, (a.x0, a.y0, a.x1, a.y1));
+        let max_side = (cw.max(ch) * place.scale).clamp(32, zoom::MAX_SIDE);
+        let boxes = detect(det, &crop, cw, ch, place.scale, max_side)?;
+        tracing::debug!(?place, ?boxes, "small text looked at");
+        more.extend(boxes.into_iter().map(|b| b.shifted(a.x0, a.y0)));
+    }
+    more.retain(|r| is_line(r, f.height, cfg.max_line_height));
+    Ok(add_new_lines(found, more, margin))
 }
 
 /// The first pass's boxes and those of the second that are new: a box that

@@ -156,7 +156,7 @@ fn shading_removed(rgb: &[u8], w: usize, h: usize, radius: usize) -> Vec<f32> {
 
 /// The mean over the `(2r+1)²` square around each pixel (clipped at the
 /// edges), from a summed-area table.
-fn box_mean(v: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
+pub fn box_mean(v: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
     let mut sat = vec![0f64; (w + 1) * (h + 1)];
     for y in 0..h {
         let mut row = 0f64;

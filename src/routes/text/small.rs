@@ -1,0 +1,235 @@
+//! Text too small for the detector at the scale it searched the image:
+//! below about 10 px of ink the network sees a smudge (a 7 px hospital name
+//! in the black band of an 800 × 600 ultrasound, 0097 of the corpus, which
+//! it finds at twice the size). Enlarging every image costs four times the
+//! search, so only the places that look like a row of small glyphs on even
+//! ground are enlarged and searched again: groups of pixels that stand out
+//! of their surroundings, joined along the row, a few pixels high, at least
+//! twice as wide, the ground round them flat (a band, a label, a screen's
+//! background; never speckle or anatomy, whose grain is everywhere).
+
+use super::frames::Rect;
+use super::rects::merge;
+use super::zoom::{box_mean, luminance};
+use crate::models::components::Components;
+
+/// At most this many places are looked at per image (the first in reading
+/// order).
+pub const MAX_LOOKS: usize = 8;
+
+/// A pixel is ink when it is this many levels (of 255) off the mean of the
+/// square [`RADIUS`] round it: small light-on-dark or dark-on-light text
+/// clears it by far, JPEG ringing and noise on a flat band do not.
+const INK: f32 = 48.0;
+const RADIUS: usize = 6;
+
+/// Ink is joined along the row across gaps of up to this many pixels (the
+/// space between small letters and words).
+const JOIN: usize = 3;
+
+/// Groups whose ink is at most this many pixels high, at the scale the
+/// detector saw the image, are too small for it; larger text it finds.
+const MAX_SEEN_HEIGHT: usize = 10;
+
+/// The ground round a group (its box grown by two pixels, ink left out) is
+/// flat when its luminance varies by at most this much (standard deviation).
+const FLAT: f32 = 12.0;
+
+/// The text height the enlargement aims at (letters, not boxes).
+const TARGET: usize = 20;
+
+/// One place to search enlarged, and how many times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub area: Rect,
+    pub scale: usize,
+}
+
+/// The places in `rgb` (`w × h`, which the detector saw at `seen` times
+/// its size) where a row of glyphs too small for it stands on flat ground
+/// outside every box in `filled`.
+pub fn places(rgb: &[u8], w: usize, h: usize, seen: f64, filled: &[Rect]) -> Vec<Place> {
+    let lum: Vec<f32> = rgb.chunks_exact(3).map(|p| luminance(p) as f32).collect();
+    let mean = box_mean(&lum, w, h, RADIUS);
+    let mut out: Vec<(Rect, usize)> = Vec::new();
+    // Light glyphs and dark glyphs apart: between light strokes the ground
+    // is as far below the mean as the strokes are above it.
+    for sign in [1.0f32, -1.0] {
+        let ink: Vec<bool> = lum
+            .iter()
+            .zip(&mean)
+            .map(|(v, m)| sign * (v - m) >= INK)
+            .collect();
+        for b in groups(&joined_along_rows(&ink, w, h), w, h) {
+            let (bw, bh) = (b.x1 - b.x0, b.y1 - b.y0);
+            if bh < 3 || bh as f64 * seen > MAX_SEEN_HEIGHT as f64 || bw < 2 * bh || bw < 10 {
+                continue;
+            }
+            if filled.iter().any(|f| f.overlaps(&b)) {
+                continue;
+            }
+            let share = count(&ink, w, &b) as f32 / b.area() as f32;
+            if !(0.1..=0.8).contains(&share) || !flat_ground(&lum, &ink, w, h, &b) {
+                continue;
+            }
+            let area = Rect {
+                x0: b.x0.saturating_sub(2 * bh),
+                y0: b.y0.saturating_sub(bh),
+                x1: b.x1 + 2 * bh,
+                y1: b.y1 + bh,
+            }
+            .clip(w, h);
+            out.push((area, bh));
+        }
+    }
+    merge(out.iter().map(|p| p.0).collect())
+        .into_iter()
+        .take(MAX_LOOKS)
+        .map(|area| {
+            let least = out
+                .iter()
+                .filter(|p| area.contains(&p.0))
+                .map(|p| p.1)
+                .min()
+                .unwrap_or(MAX_SEEN_HEIGHT);
+            Place {
+                area,
+                scale: TARGET.div_ceil(least.max(1)).clamp(2, 4),
+            }
+        })
+        .collect()
+}
+
+/// `set` with gaps of up to [`JOIN`] pixels between set pixels of a row
+/// filled.
+fn joined_along_rows(set: &[bool], w: usize, h: usize) -> Vec<bool> {
+    let mut joined = set.to_vec();
+    for y in 0..h {
+        let mut last: Option<usize> = None;
+        for x in 0..w {
+            if !set[y * w + x] {
+                continue;
+            }
+            if let Some(l) = last {
+                if x - l > 1 && x - l <= JOIN + 1 {
+                    joined[y * w + l + 1..y * w + x].fill(true);
+                }
+            }
+            last = Some(x);
+        }
+    }
+    joined
+}
+
+/// Bounding boxes of the 4-connected groups of set pixels.
+fn groups(set: &[bool], w: usize, h: usize) -> Vec<Rect> {
+    let c = Components::of(set, [w, h, 1]);
+    let mut out = vec![
+        Rect {
+            x0: w,
+            y0: h,
+            x1: 0,
+            y1: 0
+        };
+        c.count as usize
+    ];
+    for (i, &l) in c.label.iter().enumerate() {
+        if l > 0 {
+            let (x, y) = (i % w, i / w);
+            let b = &mut out[l as usize - 1];
+            *b = Rect {
+                x0: b.x0.min(x),
+                y0: b.y0.min(y),
+                x1: b.x1.max(x + 1),
+                y1: b.y1.max(y + 1),
+            };
+        }
+    }
+    out
+}
+
+fn count(set: &[bool], w: usize, r: &Rect) -> usize {
+    (r.y0..r.y1)
+        .map(|y| {
+            set[y * w + r.x0..y * w + r.x1]
+                .iter()
+                .filter(|&&s| s)
+                .count()
+        })
+        .sum()
+}
+
+/// Whether the ground round `b` is flat: the ring from one to three pixels
+/// out (a glyph's anti-aliased edge reaches a pixel beyond its ink), ink of
+/// other glyphs left out.
+fn flat_ground(lum: &[f32], ink: &[bool], w: usize, h: usize, b: &Rect) -> bool {
+    let (inner, outer) = (b.grow(1), b.grow(3).clip(w, h));
+    let (mut n, mut s, mut s2) = (0f64, 0f64, 0f64);
+    for y in outer.y0..outer.y1 {
+        for x in outer.x0..outer.x1 {
+            let i = y * w + x;
+            if ink[i] || (inner.x0..inner.x1).contains(&x) && (inner.y0..inner.y1).contains(&y) {
+                continue;
+            }
+            let v = lum[i] as f64;
+            (n, s, s2) = (n + 1.0, s + v, s2 + v * v);
+        }
+    }
+    if n < 8.0 {
+        return false;
+    }
+    let var = (s2 / n - (s / n).powi(2)).max(0.0);
+    var.sqrt() as f32 <= FLAT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `w × h` image of `ground` with 1-px upright strokes of `ink`,
+    /// `height` high from row `y`, every other column of `x0..x1`.
+    fn strokes(w: usize, h: usize, ground: u8, ink: u8, y: usize, height: usize) -> Vec<u8> {
+        let mut rgb = vec![ground; w * h * 3];
+        for yy in y..y + height {
+            for x in (40..100).step_by(2) {
+                rgb[(yy * w + x) * 3..(yy * w + x) * 3 + 3].fill(ink);
+            }
+        }
+        rgb
+    }
+
+    #[test]
+    fn a_row_of_small_glyphs_on_a_dark_band_is_a_place() {
+        let rgb = strokes(200, 60, 8, 220, 40, 7);
+        let p = places(&rgb, 200, 60, 1.0, &[]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].area.contains(&Rect::at(40, 40, 99, 47)), "{p:?}");
+        assert_eq!(p[0].scale, 3);
+    }
+
+    #[test]
+    fn text_the_detector_saw_large_enough_or_already_found_is_not() {
+        let rgb = strokes(200, 60, 8, 220, 40, 7);
+        // Searched twice enlarged: 14 px to the detector.
+        assert!(places(&rgb, 200, 60, 2.0, &[]).is_empty());
+        // Inside a box already found.
+        assert!(places(&rgb, 200, 60, 1.0, &[Rect::at(30, 30, 120, 55)]).is_empty());
+        // Too tall for small text.
+        let tall = strokes(200, 60, 8, 220, 20, 16);
+        assert!(places(&tall, 200, 60, 1.0, &[]).is_empty());
+    }
+
+    #[test]
+    fn glyphs_over_grainy_ground_are_not_a_place() {
+        // Speckle: every pixel ±30 levels at random round 100.
+        let mut rgb = strokes(200, 60, 100, 250, 40, 7);
+        let mut s = 7u32;
+        for px in rgb.chunks_exact_mut(3) {
+            s = s.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            if px[0] == 100 {
+                px.fill((70 + (s >> 16) % 61) as u8);
+            }
+        }
+        assert!(places(&rgb, 200, 60, 1.0, &[]).is_empty());
+    }
+}
