@@ -265,6 +265,9 @@ def cmd_report(work, names):
 
     row("**line recall, all lines** (quarantined files count as not removed)", lambda n: rr(n))
     row("line recall, forwarded files only", lambda n: rr(n, fwd=True))
+    row("of the removed, lines under one flat fill where the OCR read something of the crop's padding",
+        lambda n: str(sum(1 for _, v in lines_of(systems[n][1], lambda g, v: True)
+                          if v.get("read_outside_fill"))))
     row("lines not leaked (removed, or file quarantined)",
         lambda n: pct(recall(n)[0] + quarantined_lines(n), nvis))
     row("files forwarded / quarantined / failed",
@@ -406,7 +409,9 @@ def cmd_report(work, names):
         "the line is drawn in (any fill over the line drives it to 0, half a line covered leaves ~50 %); and (b) "
         "Tesseract 5 `--psm 7` on the output crop at the line box (padded, ×3, stretched over the crop and over its "
         "non-flat pixels, both polarities) reads nothing with similarity ≥ 0.5 (share of the line's letters and digits "
-        "found in order in the reading) and no token of ≥ 4 characters of the line. Outputs are "
+        "found in order in the reading) and no token of ≥ 4 characters of the line, unless every stroke of the line "
+        "and the 2-px ring round them are one value in the output (one flat fill: the reading then comes from the "
+        "crop's padding, e.g. the ground's own faint texture stretched to full range, counted in its own row). Outputs are "
         "matched to inputs by InstanceNumber; quarantined files give no output (counted as not removed in the "
         "first recall row, as not leaked in the third).")
     L.append(

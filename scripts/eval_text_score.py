@@ -13,7 +13,11 @@ A line counts as REMOVED only when both hold, in every frame it is drawn in:
      reads nothing that
      fuzzy-matches the line: similarity (share of the line's alphanumerics
      found in order in the reading) < 0.5, and no token of the line with >= 4
-     characters inside the reading.
+     characters inside the reading. A reading does not count when the line's
+     strokes and their ring are all one value in the output (one flat fill):
+     nothing of the line is left to read, and the reading comes from the
+     crop's padding (0101: the MR's faint ground texture above the fill,
+     stretched to full range, read as "EEE EOE"). Such lines are counted.
 False blanking: share of pixels whose value changed by more than TOL outside
 every ground-truth line box (and label box) grown by 4 px ("changed"), and
 the part of those that the output turned into a flat fill that was not flat in
@@ -107,6 +111,16 @@ def dilate(mask, r):
             xs, xd = (slice(dx, W), slice(0, W - dx)) if dx >= 0 else (slice(0, W + dx), slice(-dx, W))
             out[yd, xd] |= mask[ys, xs]
     return out
+
+
+def under_one_fill(frame_out, box, alpha):
+    """Whether the line's strokes and the 2-px ring round them are one value
+    in the output (a flat fill over all of it)."""
+    x0, y0, x1, y1 = box
+    m = dilate(alpha.astype(np.float32) / 255.0 >= 0.5, 2)
+    v = frame_out[y0:y1, x0:x1][m]
+    v = v.reshape(v.shape[0], -1)
+    return bool(v.size) and float((v.max(axis=0) - v.min(axis=0)).max()) <= 1.5 / 255.0
 
 
 def residual(frame_in, frame_out, box, alpha):
@@ -259,6 +273,7 @@ def score_file(corpus_path, gt_path, out_path, ocr_input=False):
             if r >= RESIDUAL_MAX:
                 v.update(removed=False, ocr_read=None, sim=None, why="strokes remain")
             else:
+                v["under_one_fill"] = all(under_one_fill(out[f], box, alpha) for f in frames)
                 ims = []
                 for f in sorted({frames[worst], frames[0]}):
                     ims += crop_images(out[f], box, ln["height"])
@@ -273,7 +288,12 @@ def score_file(corpus_path, gt_path, out_path, ocr_input=False):
         if key == "in":
             v["legible_in"], v["sim_in"] = read, sim
         else:
-            v.update(removed=not read, ocr_read=read, sim=sim, why="OCR reads it" if read else "",
+            # A reading over a line whose strokes and ring lie under one flat
+            # fill comes from the crop's padding (the ground's own texture,
+            # stretched), not from the line: nothing of it is left to read.
+            outside = read and v["under_one_fill"]
+            v.update(removed=not read or outside, ocr_read=read, sim=sim,
+                     read_outside_fill=outside, why="OCR reads it" if read and not outside else "",
                      ocr_text=" | ".join(x for x in rd if x)[:80])
     if out is not None:
         keep = np.zeros((H, W), bool)
