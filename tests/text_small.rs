@@ -1,10 +1,9 @@
-//! The text route's look at small text (`[text] small_text`): a line 4 px
-//! high and 3 px per letter (the corpus's 0097 had 7 px and 2.7 px: a
-//! hospital name squeezed into a band's corner) in the black band of a real
-//! 1024 × 768 ultrasound, too small
-//! for the detector at the image's own size (the image is not enlarged:
-//! it is larger than `enlarge_below`), is found once its place is searched
-//! enlarged, and filled.
+//! The text route's look at small text (`[text] small_text`): a line too
+//! small for the detector at the image's own size (the image is larger than
+//! `enlarge_below`, so not enlarged) is found once its place is searched
+//! enlarged, and filled. Clear text on a band (a hospital name squeezed
+//! into a corner: 0097 of the corpus, 7 px and 2.7 px per letter) and faint
+//! grey text on a radiograph's lung (0030: 8 px, a few levels darker).
 
 mod common;
 
@@ -50,9 +49,36 @@ const LEVEL: f32 = 170.0;
 
 #[test]
 fn a_line_too_small_for_the_detector_is_found_enlarged() {
+    // 4 px high and 3 px per letter, in the black band of a real 1024 x 768
+    // ultrasound.
     let tmp = tempfile::tempdir().unwrap();
     let (input, ink) = stamped(tmp.path(), "GARCIA LOPEZ, MARIA", (600, 740));
     ink::assert_the_look_removes_it("small-text look", tmp.path(), &input, &ink, |on| {
         ink::text_toml(&format!("small_text = {on}\n"))
+    });
+}
+
+#[test]
+fn a_faint_small_line_on_a_radiograph_is_found_enlarged() {
+    // 8 px letters 5 % of the displayed range darker than the lung under
+    // them, where the corpus's 0030 had its 8 px bitmap line (3 % darker;
+    // the real chest radiograph RG1, shrunk twice as the corpus does). At
+    // 3 % with anti-aliased strokes over the lung's grain (ground spread 6
+    // levels, strokes 8 below it) the look does not find it.
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, ink) = ink::radiograph_stamped(
+        tmp.path(),
+        "dicom/cr_dx/RG1_UNCR.dcm",
+        2,
+        "ST. MARY HOSPITAL",
+        (446, 488),
+        1,
+        ink::Paint::Darker(0.05),
+    );
+    ink::assert_the_look_removes_it("small-text look", tmp.path(), &input, &ink, |on| {
+        format!(
+            "[chest]\nenabled = false\n{}",
+            ink::text_toml(&format!("small_text = {on}\n"))
+        )
     });
 }

@@ -68,7 +68,9 @@ pub struct TextConfig {
     /// Look again, enlarged, at rows of glyphs too small for the detector at
     /// the scale it searched the image (under about 10 px; a 7 px name in
     /// the band of an 800 × 600 ultrasound) where they stand on flat ground
-    /// (`routes::text::small`).
+    /// (`routes::text::small`); in single grey images also the three most
+    /// distinct rows of faint glyphs on lit ground (a grey label a few levels
+    /// darker than a radiograph's lung).
     pub small_text: bool,
     /// More frames than this: quarantine (the cost would stall a worker;
     /// more than 1 GiB of decoded pixels is refused whatever the count).

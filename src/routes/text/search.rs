@@ -244,14 +244,27 @@ fn look_at_small_text(
     let margin = cfg.margin as usize;
     let fills: Vec<Rect> = found.iter().map(|&r| grow_line(r, margin)).collect();
     let mut more = Vec::new();
-    for place in small::places(rgb, f.width, f.height, seen, &fills) {
+    let grey = matches!(f.colour, super::frames::Colour::Grey { .. });
+    let faint = grey && f.frames == 1;
+    for place in small::places(rgb, f.width, f.height, seen, &fills, faint) {
         let a = place.area;
         let (cw, ch) = (a.x1 - a.x0, a.y1 - a.y0);
-        let crop = crop_rgb(rgb, f.width, (a.x0, a.y0, a.x1, a.y1));
+        let mut crop = crop_rgb(rgb, f.width, (a.x0, a.y0, a.x1, a.y1));
+        if place.faint {
+            crop = zoom::detail(&crop, cw, ch, (ch / 3).clamp(4, 24));
+        }
         let max_side = (cw.max(ch) * place.scale).clamp(32, zoom::MAX_SIDE);
         let boxes = detect(det, &crop, cw, ch, place.scale, max_side)?;
         tracing::debug!(?place, ?boxes, "small text looked at");
-        more.extend(boxes.into_iter().map(|b| b.shifted(a.x0, a.y0)));
+        more.extend(boxes.into_iter().map(|b| {
+            let b = b.shifted(a.x0, a.y0);
+            // Faint text on lit ground: often found a word at a time.
+            if place.faint {
+                strokes::extended(rgb, f.width, f.height, b)
+            } else {
+                b
+            }
+        }));
     }
     more.retain(|r| is_line(r, f.height, cfg.max_line_height));
     Ok(add_new_lines(found, more, margin))

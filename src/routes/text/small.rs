@@ -35,58 +35,127 @@ const MAX_SEEN_HEIGHT: usize = 10;
 /// flat when its luminance varies by at most this much (standard deviation).
 const FLAT: f32 = 12.0;
 
+/// A row holds at least this many separate glyphs: a line of text is
+/// letters side by side, an edge or a vessel is one long stroke.
+const MIN_GLYPHS: usize = 3;
+
 /// The text height the enlargement aims at (letters, not boxes).
 const TARGET: usize = 20;
 
-/// One place to search enlarged, and how many times.
+/// Faint rows: ink at least this many levels off the local mean, on ground
+/// at least [`LIT`] bright, standing out of it by [`DISTINCT`] times the
+/// ground's own spread (a grey label printed on a radiograph's lung; 0030
+/// of the corpus, an 8 px bitmap font 7 levels darker than the lung).
+/// Radiograph texture gives many such rows, and ranks close to real text
+/// (0030's line came first of three at 4.0 against 3.3): at most
+/// [`MAX_FAINT`] are looked at, three times enlarged at most, each with
+/// [`FAINT_REACH`] heights of room each side (the part found is often a
+/// word of the line), and only in single grey images (radiographs, where
+/// grey labels are printed; a photo's texture gave 99 such rows).
+const FAINT_INK: f32 = 5.0;
+const LIT: f32 = 40.0;
+const DISTINCT: f32 = 3.0;
+pub const MAX_FAINT: usize = 3;
+const FAINT_REACH: usize = 6;
+
+/// One place to search enlarged, and how many times. `faint`: its glyphs
+/// barely stand out of lit ground, and the detector is shown the crop with
+/// the shading taken out and the contrast stretched ([`super::zoom`]'s
+/// detail view).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Place {
     pub area: Rect,
     pub scale: usize,
+    pub faint: bool,
+}
+
+/// A row of glyph-like ink: its box, its height, how far its ink stands
+/// from the ground round it, and that ground's mean and spread.
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    b: Rect,
+    contrast: f32,
+    ground: f32,
+    spread: f32,
 }
 
 /// The places in `rgb` (`w × h`, which the detector saw at `seen` times
 /// its size) where a row of glyphs too small for it stands on flat ground
-/// outside every box in `filled`.
-pub fn places(rgb: &[u8], w: usize, h: usize, seen: f64, filled: &[Rect]) -> Vec<Place> {
+/// outside every box in `filled`: clear ones (at most [`MAX_LOOKS`], in
+/// reading order) and, with `faint`, faint ones on lit ground (at most
+/// [`MAX_FAINT`], the most distinct first).
+pub fn places(
+    rgb: &[u8],
+    w: usize,
+    h: usize,
+    seen: f64,
+    filled: &[Rect],
+    faint: bool,
+) -> Vec<Place> {
     let lum: Vec<f32> = rgb.chunks_exact(3).map(|p| luminance(p) as f32).collect();
     let mean = box_mean(&lum, w, h, RADIUS);
-    let mut out: Vec<(Rect, usize)> = Vec::new();
-    // Light glyphs and dark glyphs apart: between light strokes the ground
-    // is as far below the mean as the strokes are above it.
-    for sign in [1.0f32, -1.0] {
-        let ink: Vec<bool> = lum
-            .iter()
-            .zip(&mean)
-            .map(|(v, m)| sign * (v - m) >= INK)
-            .collect();
-        for b in groups(&joined_along_rows(&ink, w, h), w, h) {
-            let (bw, bh) = (b.x1 - b.x0, b.y1 - b.y0);
-            if bh < 3 || bh as f64 * seen > MAX_SEEN_HEIGHT as f64 || bw < 2 * bh || bw < 10 {
-                continue;
-            }
-            if filled.iter().any(|f| f.overlaps(&b)) {
-                continue;
-            }
-            let share = count(&ink, w, &b) as f32 / b.area() as f32;
-            if !(0.1..=0.8).contains(&share) || !flat_ground(&lum, &ink, w, h, &b) {
-                continue;
-            }
+    let small = |r: &Row| {
+        let (bw, bh) = (r.b.x1 - r.b.x0, r.b.y1 - r.b.y0);
+        bh >= 3 && bh as f64 * seen <= MAX_SEEN_HEIGHT as f64 && bw >= 2 * bh && bw >= 10
+    };
+    let clear: Vec<Row> = rows(&lum, &mean, w, h, INK)
+        .into_iter()
+        .filter(|r| small(r) && r.spread <= FLAT && !filled.iter().any(|f| f.overlaps(&r.b)))
+        .collect();
+    let mut out = to_places(&clear, w, h, 2, MAX_LOOKS, false);
+    if !faint {
+        return out;
+    }
+    let mut rows_faint: Vec<Row> = rows(&lum, &mean, w, h, FAINT_INK)
+        .into_iter()
+        .filter(|r| {
+            small(r)
+                && r.contrast < INK
+                && r.ground >= LIT
+                && r.spread * DISTINCT <= r.contrast
+                && !filled.iter().any(|f| f.overlaps(&r.b))
+                && !out.iter().any(|p| p.area.overlaps(&r.b))
+        })
+        .collect();
+    // The most distinct first; ties in reading order (a stable sort of rows
+    // found in reading order), so the choice does not depend on timing.
+    rows_faint.sort_by(|a, b| {
+        (b.contrast / b.spread.max(0.5)).total_cmp(&(a.contrast / a.spread.max(0.5)))
+    });
+    rows_faint.truncate(MAX_FAINT);
+    out.extend(to_places(&rows_faint, w, h, FAINT_REACH, MAX_FAINT, true));
+    out
+}
+
+/// `rows` grown (`reach` heights sideways, one up and down), overlapping
+/// ones joined, at most `max` of them, each enlarged towards [`TARGET`].
+fn to_places(
+    rows: &[Row],
+    w: usize,
+    h: usize,
+    reach: usize,
+    max: usize,
+    faint: bool,
+) -> Vec<Place> {
+    let grown: Vec<(Rect, usize)> = rows
+        .iter()
+        .map(|r| {
+            let bh = r.b.y1 - r.b.y0;
             let area = Rect {
-                x0: b.x0.saturating_sub(2 * bh),
-                y0: b.y0.saturating_sub(bh),
-                x1: b.x1 + 2 * bh,
-                y1: b.y1 + bh,
+                x0: r.b.x0.saturating_sub(reach * bh),
+                y0: r.b.y0.saturating_sub(bh),
+                x1: r.b.x1 + reach * bh,
+                y1: r.b.y1 + bh,
             }
             .clip(w, h);
-            out.push((area, bh));
-        }
-    }
-    merge(out.iter().map(|p| p.0).collect())
+            (area, bh)
+        })
+        .collect();
+    merge(grown.iter().map(|p| p.0).collect())
         .into_iter()
-        .take(MAX_LOOKS)
+        .take(max)
         .map(|area| {
-            let least = out
+            let least = grown
                 .iter()
                 .filter(|p| area.contains(&p.0))
                 .map(|p| p.1)
@@ -94,10 +163,51 @@ pub fn places(rgb: &[u8], w: usize, h: usize, seen: f64, filled: &[Rect]) -> Vec
                 .unwrap_or(MAX_SEEN_HEIGHT);
             Place {
                 area,
-                scale: TARGET.div_ceil(least.max(1)).clamp(2, 4),
+                scale: TARGET
+                    .div_ceil(least.max(1))
+                    .clamp(2, if faint { 3 } else { 4 }),
+                faint,
             }
         })
         .collect()
+}
+
+/// The rows of ink at least `threshold` levels off the local mean, light
+/// and dark apart (between light strokes the ground is as far below the
+/// mean as the strokes are above it), with a glyph-like share of ink.
+fn rows(lum: &[f32], mean: &[f32], w: usize, h: usize, threshold: f32) -> Vec<Row> {
+    let mut out = Vec::new();
+    for sign in [1.0f32, -1.0] {
+        let ink: Vec<bool> = lum
+            .iter()
+            .zip(mean)
+            .map(|(v, m)| sign * (v - m) >= threshold)
+            .collect();
+        let glyphs = Components::of(&ink, [w, h, 1]).label;
+        for b in groups(&joined_along_rows(&ink, w, h), w, h) {
+            let share = count(&ink, w, &b) as f32 / b.area() as f32;
+            if !(0.1..=0.8).contains(&share) || distinct(&glyphs, w, &b) < MIN_GLYPHS {
+                continue;
+            }
+            let Some((ground, spread)) = ground(lum, &ink, w, h, &b) else {
+                continue;
+            };
+            let mut off: Vec<f32> = (b.y0..b.y1)
+                .flat_map(|y| (b.x0..b.x1).map(move |x| y * w + x))
+                .filter(|&i| ink[i])
+                .map(|i| (lum[i] - ground).abs())
+                .collect();
+            let mid = off.len() / 2;
+            let contrast = *off.select_nth_unstable_by(mid, f32::total_cmp).1;
+            out.push(Row {
+                b,
+                contrast,
+                ground,
+                spread,
+            });
+        }
+    }
+    out
 }
 
 /// `set` with gaps of up to [`JOIN`] pixels between set pixels of a row
@@ -148,6 +258,17 @@ fn groups(set: &[bool], w: usize, h: usize) -> Vec<Rect> {
     out
 }
 
+/// How many different glyphs (separate groups of ink) lie in `r`.
+fn distinct(labels: &[u32], w: usize, r: &Rect) -> usize {
+    let mut seen: Vec<u32> = (r.y0..r.y1)
+        .flat_map(|y| labels[y * w + r.x0..y * w + r.x1].iter().copied())
+        .filter(|&l| l > 0)
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len()
+}
+
 fn count(set: &[bool], w: usize, r: &Rect) -> usize {
     (r.y0..r.y1)
         .map(|y| {
@@ -159,10 +280,11 @@ fn count(set: &[bool], w: usize, r: &Rect) -> usize {
         .sum()
 }
 
-/// Whether the ground round `b` is flat: the ring from one to three pixels
-/// out (a glyph's anti-aliased edge reaches a pixel beyond its ink), ink of
-/// other glyphs left out.
-fn flat_ground(lum: &[f32], ink: &[bool], w: usize, h: usize, b: &Rect) -> bool {
+/// The mean and standard deviation of the ground round `b`: the ring from
+/// one to three pixels out (a glyph's anti-aliased edge reaches a pixel
+/// beyond its ink), ink of other glyphs left out. `None` when too little
+/// of it is ground.
+fn ground(lum: &[f32], ink: &[bool], w: usize, h: usize, b: &Rect) -> Option<(f32, f32)> {
     let (inner, outer) = (b.grow(1), b.grow(3).clip(w, h));
     let (mut n, mut s, mut s2) = (0f64, 0f64, 0f64);
     for y in outer.y0..outer.y1 {
@@ -176,10 +298,10 @@ fn flat_ground(lum: &[f32], ink: &[bool], w: usize, h: usize, b: &Rect) -> bool 
         }
     }
     if n < 8.0 {
-        return false;
+        return None;
     }
     let var = (s2 / n - (s / n).powi(2)).max(0.0);
-    var.sqrt() as f32 <= FLAT
+    Some(((s / n) as f32, var.sqrt() as f32))
 }
 
 #[cfg(test)]
@@ -201,7 +323,7 @@ mod tests {
     #[test]
     fn a_row_of_small_glyphs_on_a_dark_band_is_a_place() {
         let rgb = strokes(200, 60, 8, 220, 40, 7);
-        let p = places(&rgb, 200, 60, 1.0, &[]);
+        let p = places(&rgb, 200, 60, 1.0, &[], false);
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].area.contains(&Rect::at(40, 40, 99, 47)), "{p:?}");
         assert_eq!(p[0].scale, 3);
@@ -211,12 +333,12 @@ mod tests {
     fn text_the_detector_saw_large_enough_or_already_found_is_not() {
         let rgb = strokes(200, 60, 8, 220, 40, 7);
         // Searched twice enlarged: 14 px to the detector.
-        assert!(places(&rgb, 200, 60, 2.0, &[]).is_empty());
+        assert!(places(&rgb, 200, 60, 2.0, &[], false).is_empty());
         // Inside a box already found.
-        assert!(places(&rgb, 200, 60, 1.0, &[Rect::at(30, 30, 120, 55)]).is_empty());
+        assert!(places(&rgb, 200, 60, 1.0, &[Rect::at(30, 30, 120, 55)], false).is_empty());
         // Too tall for small text.
         let tall = strokes(200, 60, 8, 220, 20, 16);
-        assert!(places(&tall, 200, 60, 1.0, &[]).is_empty());
+        assert!(places(&tall, 200, 60, 1.0, &[], false).is_empty());
     }
 
     #[test]
@@ -230,6 +352,6 @@ mod tests {
                 px.fill((70 + (s >> 16) % 61) as u8);
             }
         }
-        assert!(places(&rgb, 200, 60, 1.0, &[]).is_empty());
+        assert!(places(&rgb, 200, 60, 1.0, &[], false).is_empty());
     }
 }

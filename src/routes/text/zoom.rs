@@ -133,7 +133,7 @@ pub fn view(rgb: &[u8], w: usize, place: &Place) -> (Vec<u8>, usize, usize, usiz
 /// 99th percentile of the differences spans half the range, around mid-grey.
 /// Anatomy's slow shading goes; strokes, faint or not, stand out on an even
 /// ground. A crop with no detail (differences under two levels) stays flat.
-fn detail(rgb: &[u8], w: usize, h: usize, radius: usize) -> Vec<u8> {
+pub fn detail(rgb: &[u8], w: usize, h: usize, radius: usize) -> Vec<u8> {
     let diff = shading_removed(rgb, w, h, radius);
     let mut mags: Vec<f32> = diff.iter().map(|d| d.abs()).collect();
     let k = (mags.len() * 99 / 100).min(mags.len().saturating_sub(1));
