@@ -81,9 +81,11 @@ struct Row {
 
 /// The places in `rgb` (`w × h`, which the detector saw at `seen` times
 /// its size) where a row of glyphs too small for it stands on flat ground
-/// outside every box in `filled`: clear ones (at most [`MAX_LOOKS`], in
-/// reading order) and, with `faint`, faint ones on lit ground (at most
-/// [`MAX_FAINT`], the most distinct first).
+/// that `filled` does not already cover: clear ones not wholly inside one of
+/// its boxes (at most [`MAX_LOOKS`], in reading order: a small line just
+/// above a large one is often boxed with it, and that box's fill cuts its
+/// letters in half) and, with `faint`, faint ones on lit ground clear of
+/// all its boxes (at most [`MAX_FAINT`], the most distinct first).
 pub fn places(
     rgb: &[u8],
     w: usize,
@@ -100,7 +102,7 @@ pub fn places(
     };
     let clear: Vec<Row> = rows(&lum, &mean, w, h, INK)
         .into_iter()
-        .filter(|r| small(r) && r.spread <= FLAT && !filled.iter().any(|f| f.overlaps(&r.b)))
+        .filter(|r| small(r) && r.spread <= FLAT && !filled.iter().any(|f| f.contains(&r.b)))
         .collect();
     let mut out = to_places(&clear, w, h, 2, MAX_LOOKS, false);
     if !faint {
@@ -336,6 +338,12 @@ mod tests {
         assert!(places(&rgb, 200, 60, 2.0, &[], false).is_empty());
         // Inside a box already found.
         assert!(places(&rgb, 200, 60, 1.0, &[Rect::at(30, 30, 120, 55)], false).is_empty());
+        // Partly under a box found (the fill of a larger line below it): a
+        // place all the same.
+        assert_eq!(
+            places(&rgb, 200, 60, 1.0, &[Rect::at(30, 44, 120, 60)], false).len(),
+            1
+        );
         // Too tall for small text.
         let tall = strokes(200, 60, 8, 220, 20, 16);
         assert!(places(&tall, 200, 60, 1.0, &[], false).is_empty());
