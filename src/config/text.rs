@@ -43,7 +43,9 @@ pub struct TextConfig {
     pub max_line_height: f32,
     /// Frames searched in a multi-frame object: evenly spaced, first and
     /// last included; with more frames than this, the static layer of all
-    /// frames (pixels equal in every frame) is searched too.
+    /// frames (pixels equal in every frame) is searched too, and the other
+    /// frames are checked for labels the searched ones lack
+    /// (`routes::text::transient`).
     pub scan_frames: usize,
     /// Search the parts of every image with bright ground a second time,
     /// inverted with the highlights darkened first, and the parts with

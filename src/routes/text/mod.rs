@@ -21,6 +21,7 @@ pub mod search;
 pub mod select;
 pub mod small;
 pub mod strokes;
+pub mod transient;
 pub mod us_regions;
 pub mod zoom;
 

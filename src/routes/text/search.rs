@@ -8,7 +8,7 @@
 use super::bright;
 use super::frames::{Frames, Rect};
 use super::rects::merge;
-use super::{small, strokes, zoom};
+use super::{small, strokes, transient, zoom};
 use crate::config::TextConfig;
 use crate::models::text::reader::crop_rgb;
 use crate::models::text::TextDetector;
@@ -91,11 +91,62 @@ pub fn find(f: &Frames, det: &TextDetector, cfg: &TextConfig) -> anyhow::Result<
             image: n,
         }));
     }
+    if has_static_layer {
+        let searched = sampled(f.frames, scan_frames);
+        look_at_unsearched_frames(det, f, range, &searched, cfg, &mut images, &mut lines)?;
+    }
     Ok(Search {
         images,
         lines,
         grey_range: range,
     })
+}
+
+/// The lines a check of the frames not searched finds ([`transient`]):
+/// each place searched enlarged towards 20 px letters in its own frame,
+/// whose rendering joins `images` when a line is found there.
+fn look_at_unsearched_frames(
+    det: &TextDetector,
+    f: &Frames,
+    range: Option<(i64, i64)>,
+    searched: &[usize],
+    cfg: &TextConfig,
+    images: &mut Vec<Vec<u8>>,
+    lines: &mut Vec<Line>,
+) -> anyhow::Result<()> {
+    let margin = cfg.margin as usize;
+    let mut rendered: Option<(usize, usize)> = None; // (frame, index in images)
+    for place in transient::places(f, range, searched) {
+        let rgb = f.render(f.frame(place.frame), range);
+        let a = place.area;
+        let (cw, ch) = (a.x1 - a.x0, a.y1 - a.y0);
+        let crop = crop_rgb(&rgb, f.width, (a.x0, a.y0, a.x1, a.y1));
+        let s = 20usize.div_ceil(place.text_height.max(1)).clamp(1, 3);
+        let max_side = (cw.max(ch) * s).clamp(32, zoom::MAX_SIDE);
+        let boxes: Vec<Rect> = detect(det, &crop, cw, ch, s, max_side)?
+            .into_iter()
+            .map(|b| b.shifted(a.x0, a.y0))
+            .filter(|r| is_line(r, f.height, cfg.max_line_height))
+            .collect();
+        tracing::debug!(?place, ?boxes, "frame not searched checked");
+        if boxes.is_empty() {
+            continue;
+        }
+        let image = match rendered {
+            Some((frame, n)) if frame == place.frame => n,
+            _ => {
+                images.push(rgb);
+                rendered = Some((place.frame, images.len() - 1));
+                images.len() - 1
+            }
+        };
+        lines.extend(boxes.into_iter().map(|r| Line {
+            found: r.clip(f.width, f.height),
+            fill: grow_line(r, margin).clip(f.width, f.height),
+            image,
+        }));
+    }
+    Ok(())
 }
 
 /// The second pass: the parts of `rgb` with bright ground searched again

@@ -129,6 +129,18 @@ pub fn places(
     out
 }
 
+/// The boxes of the rows of clear glyph-like ink on flat ground in `rgb`
+/// (`w × h`), of any size (the check of frames not searched, [`super::transient`]).
+pub fn clear_rows(rgb: &[u8], w: usize, h: usize) -> Vec<Rect> {
+    let lum: Vec<f32> = rgb.chunks_exact(3).map(|p| luminance(p) as f32).collect();
+    let mean = box_mean(&lum, w, h, RADIUS);
+    rows(&lum, &mean, w, h, INK)
+        .into_iter()
+        .filter(|r| r.spread <= FLAT)
+        .map(|r| r.b)
+        .collect()
+}
+
 /// `rows` grown (`reach` heights sideways, one up and down), overlapping
 /// ones joined, at most `max` of them, each enlarged towards [`TARGET`].
 fn to_places(
