@@ -119,15 +119,10 @@ fn look_at_unsearched_frames(
     for place in transient::places(f, range, searched) {
         let rgb = f.render(f.frame(place.frame), range);
         let a = place.area;
-        let (cw, ch) = (a.x1 - a.x0, a.y1 - a.y0);
         let crop = crop_rgb(&rgb, f.width, (a.x0, a.y0, a.x1, a.y1));
         let s = 20usize.div_ceil(place.text_height.max(1)).clamp(1, 3);
-        let max_side = (cw.max(ch) * s).clamp(32, zoom::MAX_SIDE);
-        let boxes: Vec<Rect> = detect(det, &crop, cw, ch, s, max_side)?
-            .into_iter()
-            .map(|b| b.shifted(a.x0, a.y0))
-            .filter(|r| is_line(r, f.height, cfg.max_line_height))
-            .collect();
+        let mut boxes = search_view(det, &crop, a, s)?;
+        boxes.retain(|r| is_line(r, f.height, cfg.max_line_height));
         tracing::debug!(?place, ?boxes, "frame not searched checked");
         if boxes.is_empty() {
             continue;
@@ -219,6 +214,18 @@ fn search_region(
     Ok(found)
 }
 
+/// The boxes in `view` (what the detector is shown of `area`: a crop, as
+/// it is or mapped), searched `s` times enlarged and at most
+/// [`zoom::MAX_SIDE`] long, in image pixels.
+fn search_view(det: &TextDetector, view: &[u8], area: Rect, s: usize) -> anyhow::Result<Vec<Rect>> {
+    let (cw, ch) = (area.x1 - area.x0, area.y1 - area.y0);
+    let max_side = (cw.max(ch) * s).clamp(32, zoom::MAX_SIDE);
+    Ok(detect(det, view, cw, ch, s, max_side)?
+        .into_iter()
+        .map(|b| b.shifted(area.x0, area.y0))
+        .collect())
+}
+
 /// The boxes in `r` of `mapped` (`w` wide), in image pixels.
 fn search_crop(
     det: &TextDetector,
@@ -254,11 +261,8 @@ fn look_closer(
     for _round in 0..2 {
         let mut more = Vec::new();
         for place in zoom::places(rgb, f.width, f.height, &seeds, &blobs) {
-            let (view, cw, ch, s) = zoom::view(rgb, f.width, &place);
-            let max_side = (cw.max(ch) * s).clamp(32, zoom::MAX_SIDE);
-            let (x0, y0) = (place.area.x0, place.area.y0);
-            let found = detect(det, &view, cw, ch, s, max_side)?;
-            more.extend(found.into_iter().map(|b| b.shifted(x0, y0)));
+            let (view, _, _, s) = zoom::view(rgb, f.width, &place);
+            more.extend(search_view(det, &view, place.area, s)?);
         }
         more.retain(|r| is_line(r, f.height, cfg.max_line_height));
         let before = found.len();
@@ -304,11 +308,9 @@ fn look_at_small_text(
         if place.faint {
             crop = zoom::detail(&crop, cw, ch, (ch / 3).clamp(4, 24));
         }
-        let max_side = (cw.max(ch) * place.scale).clamp(32, zoom::MAX_SIDE);
-        let boxes = detect(det, &crop, cw, ch, place.scale, max_side)?;
+        let boxes = search_view(det, &crop, a, place.scale)?;
         tracing::debug!(?place, ?boxes, "small text looked at");
         more.extend(boxes.into_iter().map(|b| {
-            let b = b.shifted(a.x0, a.y0);
             // Faint text on lit ground: often found a word at a time.
             if place.faint {
                 strokes::extended(rgb, f.width, f.height, b)

@@ -31,8 +31,9 @@ const JOIN: usize = 3;
 /// detector saw the image, are too small for it; larger text it finds.
 const MAX_SEEN_HEIGHT: usize = 10;
 
-/// The ground round a group (its box grown by two pixels, ink left out) is
-/// flat when its luminance varies by at most this much (standard deviation).
+/// The ground round a group (the ring one to three pixels out, ink left
+/// out) is flat when its luminance varies by at most this much (standard
+/// deviation).
 const FLAT: f32 = 12.0;
 
 /// A row holds at least this many separate glyphs: a line of text is
@@ -69,8 +70,8 @@ pub struct Place {
     pub faint: bool,
 }
 
-/// A row of glyph-like ink: its box, its height, how far its ink stands
-/// from the ground round it, and that ground's mean and spread.
+/// A row of glyph-like ink: its box, how far its ink stands from the
+/// ground round it (median), and that ground's mean and spread.
 #[derive(Clone, Copy, Debug)]
 struct Row {
     b: Rect,
@@ -94,8 +95,7 @@ pub fn places(
     filled: &[Rect],
     faint: bool,
 ) -> Vec<Place> {
-    let lum: Vec<f32> = rgb.chunks_exact(3).map(|p| luminance(p) as f32).collect();
-    let mean = box_mean(&lum, w, h, RADIUS);
+    let (lum, mean) = levels(rgb, w, h);
     let small = |r: &Row| {
         let (bw, bh) = (r.b.x1 - r.b.x0, r.b.y1 - r.b.y0);
         bh >= 3 && bh as f64 * seen <= MAX_SEEN_HEIGHT as f64 && bw >= 2 * bh && bw >= 10
@@ -119,8 +119,9 @@ pub fn places(
                 && !out.iter().any(|p| p.area.overlaps(&r.b))
         })
         .collect();
-    // The most distinct first; ties in reading order (a stable sort of rows
-    // found in reading order), so the choice does not depend on timing.
+    // The most distinct first; ties in the order found (light rows, then
+    // dark, each in scan order: a stable sort), so the choice is the same
+    // on every run.
     rows_faint.sort_by(|a, b| {
         (b.contrast / b.spread.max(0.5)).total_cmp(&(a.contrast / a.spread.max(0.5)))
     });
@@ -132,13 +133,32 @@ pub fn places(
 /// The boxes of the rows of clear glyph-like ink on flat ground in `rgb`
 /// (`w × h`), of any size (the check of frames not searched, [`super::transient`]).
 pub fn clear_rows(rgb: &[u8], w: usize, h: usize) -> Vec<Rect> {
-    let lum: Vec<f32> = rgb.chunks_exact(3).map(|p| luminance(p) as f32).collect();
-    let mean = box_mean(&lum, w, h, RADIUS);
+    let (lum, mean) = levels(rgb, w, h);
     rows(&lum, &mean, w, h, INK)
         .into_iter()
         .filter(|r| r.spread <= FLAT)
         .map(|r| r.b)
         .collect()
+}
+
+/// Each pixel's luminance, and its mean over the square [`RADIUS`] round it.
+fn levels(rgb: &[u8], w: usize, h: usize) -> (Vec<f32>, Vec<f32>) {
+    let lum: Vec<f32> = rgb.chunks_exact(3).map(|p| luminance(p) as f32).collect();
+    let mean = box_mean(&lum, w, h, RADIUS);
+    (lum, mean)
+}
+
+/// A row's box with room round it to search: `reach` of its heights
+/// sideways, one up and down, clipped to `w × h`.
+pub fn around(b: &Rect, reach: usize, w: usize, h: usize) -> Rect {
+    let bh = b.y1 - b.y0;
+    Rect {
+        x0: b.x0.saturating_sub(reach * bh),
+        y0: b.y0.saturating_sub(bh),
+        x1: b.x1 + reach * bh,
+        y1: b.y1 + bh,
+    }
+    .clip(w, h)
 }
 
 /// `rows` grown (`reach` heights sideways, one up and down), overlapping
@@ -153,17 +173,7 @@ fn to_places(
 ) -> Vec<Place> {
     let grown: Vec<(Rect, usize)> = rows
         .iter()
-        .map(|r| {
-            let bh = r.b.y1 - r.b.y0;
-            let area = Rect {
-                x0: r.b.x0.saturating_sub(reach * bh),
-                y0: r.b.y0.saturating_sub(bh),
-                x1: r.b.x1 + reach * bh,
-                y1: r.b.y1 + bh,
-            }
-            .clip(w, h);
-            (area, bh)
-        })
+        .map(|r| (around(&r.b, reach, w, h), r.b.y1 - r.b.y0))
         .collect();
     merge(grown.iter().map(|p| p.0).collect())
         .into_iter()

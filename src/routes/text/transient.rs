@@ -56,19 +56,7 @@ pub fn places(f: &Frames, range: Option<(i64, i64)>, searched: &[usize]) -> Vec<
             .collect();
         let grown: Vec<(Rect, usize)> = rows
             .iter()
-            .map(|b| {
-                let bh = b.y1 - b.y0;
-                (
-                    Rect {
-                        x0: b.x0.saturating_sub(2 * bh),
-                        y0: b.y0.saturating_sub(bh),
-                        x1: b.x1 + 2 * bh,
-                        y1: b.y1 + bh,
-                    }
-                    .clip(f.width, f.height),
-                    bh,
-                )
-            })
+            .map(|b| (small::around(b, 2, f.width, f.height), b.y1 - b.y0))
             .collect();
         for area in merge(grown.iter().map(|g| g.0).collect()) {
             // The same place in a later frame: searched once.
