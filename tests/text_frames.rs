@@ -70,13 +70,7 @@ fn cine(dir: &Path, text: &str, at: (usize, usize)) -> (PathBuf, Vec<(usize, usi
         VR::IS,
         PrimitiveValue::from(FRAMES.to_string()),
     ));
-    obj.put(DataElement::new(
-        tags::PIXEL_DATA,
-        VR::OB,
-        PrimitiveValue::from(px),
-    ));
-    let p = dir.join("cine_label.dcm");
-    obj.write_to_file(&p).unwrap();
+    let p = ink::write_with_pixels(obj, px, &dir.join("cine_label.dcm"));
     (p, ink)
 }
 
