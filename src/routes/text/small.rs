@@ -96,29 +96,26 @@ pub fn places(
     faint: bool,
 ) -> Vec<Place> {
     let (lum, mean) = levels(rgb, w, h);
-    let small = |r: &Row| {
-        let (bw, bh) = (r.b.x1 - r.b.x0, r.b.y1 - r.b.y0);
+    let small = |b: &Rect| {
+        let (bw, bh) = (b.x1 - b.x0, b.y1 - b.y0);
         bh >= 3 && bh as f64 * seen <= MAX_SEEN_HEIGHT as f64 && bw >= 2 * bh && bw >= 10
     };
-    let clear: Vec<Row> = rows(&lum, &mean, w, h, INK)
-        .into_iter()
-        .filter(|r| small(r) && r.spread <= FLAT && !filled.iter().any(|f| f.contains(&r.b)))
-        .collect();
+    let clear: Vec<Row> = rows(&lum, &mean, w, h, INK, |b| {
+        small(b) && !filled.iter().any(|f| f.contains(b))
+    })
+    .into_iter()
+    .filter(|r| r.spread <= FLAT)
+    .collect();
     let mut out = to_places(&clear, w, h, 2, MAX_LOOKS, false);
     if !faint {
         return out;
     }
-    let mut rows_faint: Vec<Row> = rows(&lum, &mean, w, h, FAINT_INK)
-        .into_iter()
-        .filter(|r| {
-            small(r)
-                && r.contrast < INK
-                && r.ground >= LIT
-                && r.spread * DISTINCT <= r.contrast
-                && !filled.iter().any(|f| f.overlaps(&r.b))
-                && !out.iter().any(|p| p.area.overlaps(&r.b))
-        })
-        .collect();
+    let mut rows_faint: Vec<Row> = rows(&lum, &mean, w, h, FAINT_INK, |b| {
+        small(b) && !filled.iter().any(|f| f.overlaps(b)) && !out.iter().any(|p| p.area.overlaps(b))
+    })
+    .into_iter()
+    .filter(|r| r.contrast < INK && r.ground >= LIT && r.spread * DISTINCT <= r.contrast)
+    .collect();
     // The most distinct first; ties in the order found (light rows, then
     // dark, each in scan order: a stable sort), so the choice is the same
     // on every run.
@@ -131,10 +128,11 @@ pub fn places(
 }
 
 /// The boxes of the rows of clear glyph-like ink on flat ground in `rgb`
-/// (`w × h`), of any size (the check of frames not searched, [`super::transient`]).
-pub fn clear_rows(rgb: &[u8], w: usize, h: usize) -> Vec<Rect> {
+/// (`w × h`) whose box `shape` accepts (the check of frames not searched,
+/// [`super::transient`]).
+pub fn clear_rows(rgb: &[u8], w: usize, h: usize, shape: impl Fn(&Rect) -> bool) -> Vec<Rect> {
     let (lum, mean) = levels(rgb, w, h);
-    rows(&lum, &mean, w, h, INK)
+    rows(&lum, &mean, w, h, INK, shape)
         .into_iter()
         .filter(|r| r.spread <= FLAT)
         .map(|r| r.b)
@@ -198,8 +196,17 @@ fn to_places(
 
 /// The rows of ink at least `threshold` levels off the local mean, light
 /// and dark apart (between light strokes the ground is as far below the
-/// mean as the strokes are above it), with a glyph-like share of ink.
-fn rows(lum: &[f32], mean: &[f32], w: usize, h: usize, threshold: f32) -> Vec<Row> {
+/// mean as the strokes are above it), with a glyph-like share of ink, whose
+/// box `shape` accepts (tested first: at a faint threshold a radiograph's
+/// texture gives thousands of groups, most of the wrong size).
+fn rows(
+    lum: &[f32],
+    mean: &[f32],
+    w: usize,
+    h: usize,
+    threshold: f32,
+    shape: impl Fn(&Rect) -> bool,
+) -> Vec<Row> {
     let mut out = Vec::new();
     for sign in [1.0f32, -1.0] {
         let ink: Vec<bool> = lum
@@ -207,10 +214,18 @@ fn rows(lum: &[f32], mean: &[f32], w: usize, h: usize, threshold: f32) -> Vec<Ro
             .zip(mean)
             .map(|(v, m)| sign * (v - m) >= threshold)
             .collect();
-        let glyphs = Components::of(&ink, [w, h, 1]).label;
+        // Labelled only once a group needs its glyphs counted.
+        let mut glyphs: Option<Vec<u32>> = None;
         for b in groups(&joined_along_rows(&ink, w, h), w, h) {
+            if !shape(&b) {
+                continue;
+            }
             let share = count(&ink, w, &b) as f32 / b.area() as f32;
-            if !(0.1..=0.8).contains(&share) || distinct(&glyphs, w, &b) < MIN_GLYPHS {
+            if !(0.1..=0.8).contains(&share) {
+                continue;
+            }
+            let labels = glyphs.get_or_insert_with(|| Components::of(&ink, [w, h, 1]).label);
+            if distinct(labels, w, &b) < MIN_GLYPHS {
                 continue;
             }
             let Some((ground, spread)) = ground(lum, &ink, w, h, &b) else {

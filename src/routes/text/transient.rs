@@ -41,19 +41,18 @@ pub fn places(f: &Frames, range: Option<(i64, i64)>, searched: &[usize]) -> Vec<
         let rgb = f.render(f.frame(i), range);
         let before = searched.iter().rev().find(|&&s| s < i).copied();
         let after = searched.iter().find(|&&s| s > i).copied();
-        let rows: Vec<Rect> = small::clear_rows(&rgb, f.width, f.height)
-            .into_iter()
-            .filter(|b| {
-                let (bw, bh) = (b.x1 - b.x0, b.y1 - b.y0);
-                (3..=MAX_HEIGHT).contains(&bh) && bw >= 2 * bh
-            })
-            .filter(|b| {
-                [before, after]
-                    .into_iter()
-                    .flatten()
-                    .all(|s| differs(f, i, s, b))
-            })
-            .collect();
+        let rows: Vec<Rect> = small::clear_rows(&rgb, f.width, f.height, |b| {
+            let (bw, bh) = (b.x1 - b.x0, b.y1 - b.y0);
+            (3..=MAX_HEIGHT).contains(&bh) && bw >= 2 * bh
+        })
+        .into_iter()
+        .filter(|b| {
+            [before, after]
+                .into_iter()
+                .flatten()
+                .all(|s| differs(f, i, s, b))
+        })
+        .collect();
         let grown: Vec<(Rect, usize)> = rows
             .iter()
             .map(|b| (small::around(b, 2, f.width, f.height), b.y1 - b.y0))
